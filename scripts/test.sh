@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Set up everything the tests need, from scratch, then run the linters and the tests.
+# CI runs exactly this (.ci/run). The first run compiles llama.cpp (about 8 minutes on
+# 2 cores); pip's wheel cache makes later runs fast.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python3 -m venv .venv
+.venv/bin/pip install --quiet --upgrade pip
+.venv/bin/pip install --quiet -e '.[test]'
+
+# The web page is tested in Debian's headless Chromium (no browser download).
+if ! command -v chromium >/dev/null 2>&1 && [ -f scripts/needs-chromium ]; then
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+fi
+
+.venv/bin/ruff check src tests bench
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,84 @@
+"""`mirador ask`: one query, answered progressively."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+
+import click
+
+from mirador.cli.render import JsonRenderer, TerminalRenderer, use_color
+from mirador.orchestration.events import Done, Event
+from mirador.orchestration.orchestrator import Orchestrator, Query
+from mirador.server.client import find_server
+from mirador.server.client import stream_answer as stream_from_server
+from mirador.settings import load_settings
+
+
+def split_stages(value: str | None) -> list[str] | None:
+    return [s.strip() for s in value.split(",") if s.strip()] if value else None
+
+
+@click.command()
+@click.argument("query", nargs=-1, required=True)
+@click.option("--stages", help="Comma-separated stages to run, overriding the routing "
+              "(e.g. quick_response,synthesis).")
+@click.option("--model", help="Run every stage on this model: a manifest id, ollama:TAG, "
+              "openai:NAME or a .gguf path.")
+@click.option("--chain", help="Run a named chain of personas (see 'mirador chains').")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the final answer.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON event per line, for scripts.")
+@click.option("--no-color", is_flag=True, help="No colours, even on a terminal.")
+@click.option("--local", is_flag=True, help="Answer in this process even when 'mirador serve' "
+              "is running (by default a running server answers, with its models warm).")
+def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: str | None,
+        quiet: bool, as_json: bool, no_color: bool, local: bool) -> None:
+    """Answer QUERY: a fast first answer, then deeper stages. Use - to read it from stdin."""
+    text = sys.stdin.read() if query == ("-",) else " ".join(query)
+    if not text.strip():
+        raise click.UsageError("the query is empty; give a question, e.g. mirador ask \"...\"")
+    settings = load_settings()
+    renderer = JsonRenderer() if as_json else TerminalRenderer(
+        color=use_color(settings.config.color, no_color, sys.stdout), quiet=quiet)
+    options = {"stages": split_stages(stages), "model": model, "chain": chain}
+    server = None if local else find_server(settings)
+    done = asyncio.run(_ask(settings, Query(text=text.strip()), renderer, options, server))
+    if done.status == "error":
+        if not as_json:
+            click.echo(f"mirador: error: {done.error}", err=True)
+        sys.exit(1)
+
+
+async def _ask(settings, query, renderer, options, server=None) -> Done:  # type: ignore[no-untyped-def]
+    from mirador.app import create_orchestrator
+
+    if server is not None:  # a running `mirador serve` answers, with its models already warm
+        return await show_events(stream_from_server(server, query, **options), renderer)
+
+    async with create_orchestrator(settings) as orchestrator:
+        return await stream_answer(orchestrator, query, renderer, **options)
+
+
+async def stream_answer(orchestrator: Orchestrator, query: Query, renderer,  # type: ignore[no-untyped-def]
+                        **options) -> Done:
+    """Show every event of one answer and return its `Done`."""
+    done: Done | None = None
+    async for event in orchestrator.process(query, **options):
+        renderer.show(event)
+        if isinstance(event, Done):
+            done = event
+    assert done is not None
+    return done
+
+
+async def show_events(events: AsyncIterator[Event],
+                      renderer: JsonRenderer | TerminalRenderer) -> Done:
+    """Show every event of a stream (from a server or in-process) and return its `Done`."""
+    done: Done | None = None
+    async for event in events:
+        renderer.show(event)
+        if isinstance(event, Done):
+            done = event
+    assert done is not None
+    return done

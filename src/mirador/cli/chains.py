@@ -1,0 +1,18 @@
+"""`mirador chains`: the named chains of personas Mirador can run."""
+
+from __future__ import annotations
+
+import click
+
+from mirador.models.manifest import load_manifest
+from mirador.settings import load_settings
+
+
+@click.command()
+def chains() -> None:
+    """List the chains; run one with: mirador ask --chain NAME "..."."""
+    manifest = load_manifest(load_settings().manifest_path)
+    for chain in manifest.chains:
+        click.echo(f"{chain.id:<24} {' → '.join(chain.steps)}")
+        if chain.description:
+            click.echo(f"{'':<24} {chain.description}")

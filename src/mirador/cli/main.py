@@ -1,0 +1,101 @@
+"""The `mirador` entry point: a click group whose commands are imported on demand.
+
+Keeping the command modules (and the model libraries behind them) out of
+start-up makes `mirador --help` and `mirador route` instant. This is the only
+place that turns Mirador's errors into exit codes and one-line messages;
+`MIRADOR_DEBUG=1` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from importlib import import_module
+from typing import Any
+
+import click
+
+EXIT_ERROR = 1
+EXIT_INTERRUPTED = 130
+
+_COMMANDS = {
+    "ask": ("mirador.cli.ask:ask", "Answer a query with progressive, staged streaming."),
+    "chat": ("mirador.cli.chat:chat", "Talk with Mirador interactively."),
+    "route": ("mirador.cli.route:route", "Show which stages a query would run, without running them."),
+    "models": ("mirador.cli.models:models", "List, check and manage models and personas."),
+    "chains": ("mirador.cli.chains:chains", "List the chains of personas that can answer."),
+    "memory": ("mirador.cli.memory:memory", "See, search, export and forget what is remembered."),
+    "rate": ("mirador.cli.rate:rate", "Rate an answer from 1 to 5 (the last one by default)."),
+    "why": ("mirador.cli.why:why", "Explain why an answer used the chain it did."),
+    "stats": ("mirador.cli.stats:stats", "What Mirador has learned from ratings."),
+    "serve": ("mirador.cli.serve:serve", "Run the local server (Ollama- and OpenAI-compatible)."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command runs."""
+
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str]], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self._lazy))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self._lazy:
+            module, _, attr = self._lazy[cmd_name][0].partition(":")
+            command: click.Command = getattr(import_module(module), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_text) for name, (_, help_text) in sorted(self._lazy.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, lazy=_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mirador")
+def cli() -> None:
+    """Mirador: a local-first personal AI orchestrator.
+
+    Answers stream at once from a small fast model, then deepen through
+    analysis and synthesis stages. Nothing leaves this machine.
+    """
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI, turning Mirador's errors into messages and exit codes."""
+    from mirador.errors import MiradorError
+
+    try:
+        cli.main(args=argv, prog_name="mirador", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+    except MiradorError as exc:
+        _report(exc)
+        sys.exit(EXIT_ERROR)
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for MIRADOR_DEBUG=1
+        _report(exc, bug=True)
+        sys.exit(EXIT_ERROR)
+
+
+def _report(exc: BaseException, bug: bool = False) -> None:
+    if os.environ.get("MIRADOR_DEBUG") == "1":
+        traceback.print_exception(exc)
+    elif bug:
+        print(f"mirador: internal error: {type(exc).__name__}: {exc}\n"
+              "Run again with MIRADOR_DEBUG=1 to see the traceback, and please report it.",
+              file=sys.stderr)
+    else:
+        print(f"mirador: error: {exc}", file=sys.stderr)

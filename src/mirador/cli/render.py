@@ -1,0 +1,103 @@
+"""Showing a progressive answer in a terminal, or as JSON lines for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from mirador.orchestration.events import Ack, Done, ErrorEvent, Event, StageEnd, StageStart, Token
+
+GREY, WHITE, CYAN, DIM, RED, RESET = "\x1b[90m", "\x1b[97m", "\x1b[36m", "\x1b[2m", "\x1b[31m", "\x1b[0m"
+
+
+def confidence_color(confidence: float) -> str:
+    """Below 0.7 grey, below 0.9 white, else cyan."""
+    if confidence < 0.7:
+        return GREY
+    if confidence < 0.9:
+        return WHITE
+    return CYAN
+
+
+def use_color(setting: str, no_color: bool, stream: TextIO) -> bool:
+    if no_color or setting == "never":
+        return False
+    return setting == "always" or stream.isatty()
+
+
+@dataclass
+class TerminalRenderer:
+    """Stage headers, tokens coloured by confidence, errors on stderr, a closing summary."""
+
+    color: bool = False
+    quiet: bool = False
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    _at_line_start: bool = True
+
+    def show(self, event: Event) -> None:
+        handler = getattr(self, f"_on_{event.type}", None)
+        if handler is not None:
+            handler(event)
+
+    def _paint(self, text: str, color: str) -> str:
+        return f"{color}{text}{RESET}" if self.color else text
+
+    def _write(self, text: str) -> None:
+        self.out.write(text)
+        self.out.flush()
+        if text:
+            self._at_line_start = text.endswith("\n")
+
+    def _on_ack(self, event: Ack) -> None:
+        if not self.quiet and self.err.isatty():
+            plan = " → ".join(event.stages)
+            self.err.write(self._paint(f"({event.complexity}: {plan})\n", DIM))
+
+    def _on_stage_start(self, event: StageStart) -> None:
+        if self.quiet:
+            return
+        if not self._at_line_start:
+            self._write("\n")
+        gap = "\n" if event.index else ""
+        header = f"── {event.stage} · {event.persona} on {event.model} · confidence {event.confidence:.2f} ──"
+        self._write(f"{gap}{self._paint(header, DIM)}\n")
+
+    def _on_token(self, event: Token) -> None:
+        if not self.quiet:
+            self._write(self._paint(event.text, confidence_color(event.confidence)))
+
+    def _on_error(self, event: ErrorEvent) -> None:
+        if not self._at_line_start and not self.quiet:
+            self._write("\n")
+        self.err.write(self._paint(f"[{event.status}] {event.message}\n", RED))
+        self.err.flush()
+
+    def _on_stage_end(self, event: StageEnd) -> None:
+        if not self.quiet and not self._at_line_start:
+            self._write("\n")
+
+    def _on_done(self, event: Done) -> None:
+        if self.quiet:
+            if event.answer:
+                self._write(event.answer.rstrip() + "\n")
+            return
+        if event.status == "error":
+            return
+        first = f", first token {event.ttft:.2f} s" if event.ttft is not None else ""
+        summary = f"({len(event.answers)} stages, {event.tokens} tokens, {event.seconds:.1f} s{first})"
+        if self.err.isatty():
+            self.err.write(self._paint(summary + "\n", DIM))
+
+
+@dataclass
+class JsonRenderer:
+    """One JSON object per line, each with a `type`."""
+
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+
+    def show(self, event: Event) -> None:
+        self.out.write(json.dumps(event.to_dict(), ensure_ascii=False) + "\n")
+        self.out.flush()

@@ -1,0 +1,98 @@
+"""Every error Mirador raises on purpose.
+
+Each message says what went wrong and what to do next. Only the CLI turns
+these into exit codes; the server turns them into JSON bodies.
+
+    MiradorError
+    ├── ConfigError            a settings or manifest file is wrong
+    ├── ModelError
+    │   ├── ModelNotFoundError a model or persona id that nobody declared
+    │   ├── ModelFileError     a GGUF that is missing, unreadable or corrupt
+    │   └── ModelLoadError     the runtime refused to load a model
+    ├── BackendError
+    │   └── BackendUnavailableError  a server that is down or unreachable
+    ├── StageError             one stage failed (the answer goes on without it)
+    ├── AllStagesFailedError   every stage failed: there is no answer
+    ├── LearningError
+    │   ├── LearningStoreError the ratings database is unreadable or from a newer Mirador
+    │   └── RatingError        a rating out of range, or for an answer that is not known
+    ├── MemoryStoreError       the memory store cannot be opened, read or written
+    │   ├── MemoryImportError  an import file has a bad line (named in the message)
+    │   └── EmbedderError      the embedding model cannot be loaded or run
+    └── MissingExtraError      an optional dependency is not installed
+"""
+
+from __future__ import annotations
+
+
+class MiradorError(Exception):
+    """Base of every error Mirador raises on purpose."""
+
+
+class ConfigError(MiradorError):
+    """A settings or manifest file is malformed or inconsistent."""
+
+
+class ModelError(MiradorError):
+    """A model could not be found, read or loaded."""
+
+
+class ModelNotFoundError(ModelError):
+    """A model or persona id is not declared anywhere."""
+
+
+class ModelFileError(ModelError):
+    """A model file is missing, unreadable or corrupt."""
+
+
+class ModelLoadError(ModelError):
+    """The runtime refused to load a model."""
+
+
+class BackendError(MiradorError):
+    """A backend failed while serving a request."""
+
+
+class BackendUnavailableError(BackendError):
+    """A backend server cannot be reached."""
+
+
+class StageError(MiradorError):
+    """One stage of a progressive answer failed."""
+
+
+class AllStagesFailedError(MiradorError):
+    """Every stage failed, so there is no answer at all."""
+
+
+class LearningError(MiradorError):
+    """Learning from ratings failed."""
+
+
+class LearningStoreError(LearningError):
+    """The ratings database cannot be read or was written by a newer Mirador."""
+
+
+class RatingError(LearningError):
+    """A rating is out of range or names an answer that is not known."""
+
+
+class MemoryStoreError(MiradorError):
+    """The memory store cannot be opened, read or written."""
+
+
+class MemoryImportError(MemoryStoreError):
+    """An import file is malformed; the message names the line."""
+
+
+class EmbedderError(MemoryStoreError):
+    """The embedding model cannot be loaded or run."""
+
+
+class MissingExtraError(MiradorError):
+    """An optional dependency is not installed."""
+
+    def __init__(self, package: str, extra: str) -> None:
+        super().__init__(
+            f"this needs the '{package}' package; install it with: pip install 'mirador[{extra}]'"
+        )

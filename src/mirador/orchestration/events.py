@@ -1,0 +1,107 @@
+"""The typed events of a progressive answer.
+
+`Orchestrator.process` yields, in order: one `Ack` at once, then for each
+stage a `StageStart`, its `Token`s, an `ErrorEvent` if it failed or timed out,
+and a `StageEnd`; finally one `Done`. Every event has a `type` and turns into
+a JSON-ready dict with `to_dict()`: the CLI's `--json` lines and the server's
+SSE events are exactly these dicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Literal
+
+StageStatus = Literal["ok", "timeout", "error", "cancelled"]
+
+
+@dataclass(frozen=True)
+class _Event:
+    type: ClassVar[str] = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **asdict(self)}
+
+
+@dataclass(frozen=True)
+class Ack(_Event):
+    """Sent before any model work: the plan for this answer."""
+
+    type: ClassVar[str] = "ack"
+    answer_id: str
+    query: str
+    complexity: str
+    stages: list[str]
+    chain: str | None = None
+
+
+@dataclass(frozen=True)
+class StageStart(_Event):
+    type: ClassVar[str] = "stage_start"
+    stage: str
+    model: str
+    persona: str
+    confidence: float
+    index: int
+
+
+@dataclass(frozen=True)
+class Token(_Event):
+    type: ClassVar[str] = "token"
+    text: str
+    stage: str
+    model: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class ErrorEvent(_Event):
+    """A stage failed or timed out; the answer goes on with the next stage."""
+
+    type: ClassVar[str] = "error"
+    stage: str
+    model: str
+    status: StageStatus
+    message: str
+
+
+@dataclass(frozen=True)
+class StageEnd(_Event):
+    type: ClassVar[str] = "stage_end"
+    stage: str
+    model: str
+    status: StageStatus
+    tokens: int
+    seconds: float
+    ttft: float | None
+    tokens_per_second: float | None
+    partial: bool = False  # the text stopped early (timeout, error, cancel)
+
+
+@dataclass(frozen=True)
+class StageAnswer:
+    text: str
+    status: StageStatus
+    model: str
+    partial: bool
+    tokens: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class Done(_Event):
+    """The end: the answer of each stage, the final answer and the totals."""
+
+    type: ClassVar[str] = "done"
+    answer_id: str
+    status: Literal["ok", "partial", "error"]
+    answer: str
+    final_stage: str | None
+    answers: dict[str, StageAnswer] = field(default_factory=dict)
+    seconds: float = 0.0
+    tokens: int = 0
+    ttft: float | None = None
+    error: str | None = None
+
+
+Event = Ack | StageStart | Token | ErrorEvent | StageEnd | Done

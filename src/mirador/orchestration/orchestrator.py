@@ -1,0 +1,348 @@
+"""The progressive streaming orchestrator.
+
+`Orchestrator.process(query)` acknowledges at once, then runs the planned
+stages one after another, streaming each stage's tokens as they come. Each
+later stage sees the query and what the earlier stages said. A stage that
+fails or times out is reported and skipped; its partial text is kept and
+marked. The answer is an error only when every stage failed.
+
+Memory and learning plug in through two narrow hooks: a `ContextSource`
+whose recall starts at once and feeds the later stages (the first stage
+never waits for it), and `AnswerSink`s told of every finished answer.
+
+    async with Orchestrator(load_settings()) as orchestrator:
+        async for event in orchestrator.process("What should I focus on today?"):
+            print(event.to_dict())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from mirador.backends import ChatRequest, Finished, Message, TextPiece
+from mirador.errors import ConfigError, MiradorError
+from mirador.models.manager import ModelManager
+from mirador.models.manifest import (
+    AUTO_CHAIN,
+    Manifest,
+    ModelEntry,
+    ResolvedPersona,
+    load_manifest,
+)
+from mirador.orchestration import prompts
+from mirador.orchestration.events import (
+    Ack,
+    Done,
+    ErrorEvent,
+    Event,
+    StageAnswer,
+    StageEnd,
+    StageStart,
+    StageStatus,
+    Token,
+)
+from mirador.orchestration.routing import Route, classify
+from mirador.orchestration.stages import ModelStage, select_stages
+from mirador.settings import Settings
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query and what surrounds it: the session's earlier turns and its namespace."""
+
+    text: str
+    session_id: str | None = None
+    namespace: str = "default"
+    history: tuple[Message, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    complexity: str
+    stages: tuple[ModelStage, ...]
+    route: Route | None = None
+    chain: str | None = None
+    choice: ChainChoice | None = None
+
+
+@dataclass(frozen=True)
+class ChainChoice:
+    """A chooser's pick: the chain (or 'auto') for this query, and why."""
+
+    chain: str
+    query_type: str
+    reason: str = ""
+
+
+@dataclass
+class AnswerRecord:
+    """What a sink is told when an answer is finished."""
+
+    query: Query
+    plan: Plan
+    done: Done
+    stage_ends: list[StageEnd] = field(default_factory=list)
+
+
+class ContextSource(Protocol):
+    """Supplies background (memories, preferences) for the later stages."""
+
+    async def context_for(self, query: Query) -> str: ...
+
+
+class AnswerSink(Protocol):
+    """Receives every finished answer (memory stores it, learning logs it)."""
+
+    async def answer_finished(self, record: AnswerRecord) -> None: ...
+
+
+class ChainChooser(Protocol):
+    """Picks the chain for a query when the caller did not name stages or a chain."""
+
+    def choose(self, query: Query) -> ChainChoice | None: ...
+
+
+@dataclass
+class _StageRun:
+    text: list[str] = field(default_factory=list)
+    tokens: int = 0
+    ttft: float | None = None
+    status: StageStatus = "ok"
+    message: str = ""
+    seconds: float = 0.0
+
+
+class Orchestrator:
+    """Plans a query's stages, runs them progressively and reports typed events."""
+
+    def __init__(self, settings: Settings, manifest: Manifest | None = None,
+                 manager: ModelManager | None = None, context: ContextSource | None = None,
+                 sinks: Sequence[AnswerSink] = (), chooser: ChainChooser | None = None,
+                 load_timeout: float = 300.0) -> None:
+        self.settings = settings
+        self.manifest = manifest or load_manifest(settings.manifest_path)
+        self.manager = manager or ModelManager(settings, self.manifest)
+        self.stages = [ModelStage.from_config(s) for s in settings.config.stages]
+        self.context = context
+        self.sinks = list(sinks)
+        self.chooser = chooser
+        self.load_timeout = load_timeout
+
+    async def __aenter__(self) -> Orchestrator:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.manager.aclose()
+
+    # -- planning ------------------------------------------------------------
+
+    def plan(self, query: str | Query, stages: Sequence[str | ModelStage] | None = None,
+             chain: str | None = None) -> Plan:
+        """Which stages run: the given ones, a chain's, or those the complexity calls for."""
+        q = query if isinstance(query, Query) else Query(text=query)
+        if chain:
+            return Plan("chain", tuple(self.chain_stages(chain)), chain=chain)
+        if stages:
+            chosen = [s for s in stages if isinstance(s, ModelStage)]
+            names = [s for s in stages if isinstance(s, str)]
+            if names and chosen:
+                raise ConfigError("give stages either all as names or all as ModelStage")
+            picked = chosen or select_stages(self.stages, names)
+            return Plan(complexity="custom", stages=tuple(picked))
+        choice = self.chooser.choose(q) if self.chooser else None
+        if choice is not None and choice.chain != AUTO_CHAIN:
+            return Plan("chain", tuple(self.chain_stages(choice.chain)), chain=choice.chain,
+                        choice=choice)
+        route = classify(q.text)
+        names = self.settings.config.routing.stages_for(route.complexity)
+        return Plan(route.complexity, tuple(select_stages(self.stages, names)), route,
+                    chain=AUTO_CHAIN if choice else None, choice=choice)
+
+    def chain_stages(self, chain_id: str) -> list[ModelStage]:
+        """A chain's steps as stages, confidence rising from the first stage's to the last's."""
+        steps = self.manifest.chain(chain_id).steps
+        first, last = self.stages[0], self.stages[-1]
+        span = len(steps) - 1 or 1
+        return [ModelStage(name=step, model=step,
+                           confidence=round(first.confidence
+                                            + (last.confidence - first.confidence) * i / span, 3),
+                           timeout=(first if i == 0 else last).timeout,
+                           first_token_timeout=(first if i == 0 else last).first_token_timeout)
+                for i, step in enumerate(steps)]
+
+    def resolve(self, stage: ModelStage, force_model: str | None = None) -> ResolvedPersona:
+        persona = self.manifest.resolve(stage.model)
+        if force_model:
+            persona = persona.model_copy(update={"model": self.model_entry(force_model)})
+        return persona
+
+    def model_entry(self, ref: str) -> ModelEntry:
+        """A manifest model id, or `ollama:TAG`, `openai:NAME` or a path to a .gguf file."""
+        backend, _, name = ref.partition(":")
+        if name and backend in ("ollama", "openai"):
+            return ModelEntry(id=ref, backend=backend, name=name)
+        if ref.endswith(".gguf"):
+            return ModelEntry(id=Path(ref).stem, backend="llamacpp", path=ref)
+        return self.manifest.model(ref)
+
+    # -- running -------------------------------------------------------------
+
+    async def process(self, query: str | Query, *, stages: Sequence[str | ModelStage] | None = None,
+                      model: str | None = None, chain: str | None = None
+                      ) -> AsyncIterator[Event]:
+        """Answer `query` progressively, yielding typed events as they happen."""
+        q = query if isinstance(query, Query) else Query(text=query)
+        plan = self.plan(q, stages, chain)
+        personas = [self.resolve(s, model) for s in plan.stages]
+        answer_id = uuid.uuid4().hex[:12]
+        started = time.perf_counter()
+        yield Ack(answer_id=answer_id, query=q.text, complexity=plan.complexity,
+                  stages=[s.name for s in plan.stages], chain=plan.chain)
+        for persona in personas:  # first stage's model first; the rest load behind it
+            self.manager.warm(persona.model)
+        recall = self._start_recall(q, len(plan.stages))
+        answers: dict[str, StageAnswer] = {}
+        ends: list[StageEnd] = []
+        first_token: float | None = None
+        try:
+            for index, (stage, persona) in enumerate(zip(plan.stages, personas, strict=True)):
+                background = await self._background(recall) if index else ""
+                messages = prompts.stage_messages(q, persona, stage, answers, background)
+                run = _StageRun()
+                yield StageStart(stage=stage.name, model=persona.model.id, persona=persona.id,
+                                 confidence=stage.confidence, index=index)
+                async for event in self._run_stage(stage, persona, messages, run):
+                    if first_token is None:
+                        first_token = time.perf_counter() - started
+                    yield event
+                if run.status != "ok":
+                    yield ErrorEvent(stage=stage.name, model=persona.model.id,
+                                     status=run.status, message=run.message)
+                ends.append(self._stage_end(stage, persona, run))
+                yield ends[-1]
+                answers[stage.name] = StageAnswer(
+                    text="".join(run.text).strip(), status=run.status, model=persona.model.id,
+                    partial=run.status != "ok", tokens=run.tokens, error=run.message or None)
+        finally:
+            if recall is not None:
+                recall.cancel()
+        done = _done(answer_id, answers, started, first_token)
+        yield done
+        await self._tell_sinks(AnswerRecord(query=q, plan=plan, done=done, stage_ends=ends))
+
+    async def answer(self, query: str | Query, **kwargs: object) -> Done:
+        """Run `process` to the end and return its `Done` event."""
+        async for event in self.process(query, **kwargs):  # type: ignore[arg-type]
+            if isinstance(event, Done):
+                return event
+        raise MiradorError("the orchestrator ended without a result")  # pragma: no cover
+
+    async def _run_stage(self, stage: ModelStage, persona: ResolvedPersona,
+                         messages: tuple[Message, ...], run: _StageRun) -> AsyncIterator[Token]:
+        options = persona.options.merged(prompts.stage_options(stage))
+        request = ChatRequest(model=persona.model, messages=messages, options=options,
+                              loras=persona.loras)
+        try:
+            async with asyncio.timeout(self.load_timeout):
+                await self.manager.ensure_loaded(persona.model)
+        except TimeoutError:
+            run.status, run.message = "timeout", f"loading {persona.model.id} took too long"
+            return
+        except MiradorError as exc:
+            run.status, run.message = "error", str(exc)
+            return
+        begun = time.perf_counter()
+        run.message = ""
+        stream = self.manager.stream_chat(request)
+        try:
+            while True:
+                limit = stage.timeout if run.ttft is not None else stage.first_token_deadline
+                remaining = begun + limit - time.perf_counter()
+                try:
+                    async with asyncio.timeout(max(remaining, 0.0)):
+                        event = await anext(stream)
+                except StopAsyncIteration:
+                    break
+                if isinstance(event, TextPiece) and event.text:
+                    if run.ttft is None:
+                        run.ttft = time.perf_counter() - begun
+                    run.text.append(event.text)
+                    run.tokens += event.tokens
+                    yield Token(text=event.text, stage=stage.name, model=persona.model.id,
+                                confidence=stage.confidence)
+                elif isinstance(event, Finished) and event.reason == "cancelled":
+                    run.status = "cancelled"
+        except TimeoutError:
+            waited = "its first token" if run.ttft is None else "the whole stage"
+            run.status = "timeout"
+            run.message = (f"stage {stage.name} ({persona.model.id}) timed out waiting for "
+                           f"{waited}; its partial answer is kept")
+        except MiradorError as exc:
+            run.status, run.message = "error", f"stage {stage.name} failed: {exc}"
+        except Exception as exc:  # a backend library's own error, translated here
+            run.status = "error"
+            run.message = f"stage {stage.name} failed: {type(exc).__name__}: {exc}"
+        finally:
+            run.seconds = time.perf_counter() - begun
+            await stream.aclose()  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _stage_end(stage: ModelStage, persona: ResolvedPersona, run: _StageRun) -> StageEnd:
+        seconds = run.seconds
+        gen_time = seconds - (run.ttft or 0.0)
+        rate = (run.tokens - 1) / gen_time if run.tokens > 1 and gen_time > 0 else None
+        return StageEnd(stage=stage.name, model=persona.model.id, status=run.status,
+                        tokens=run.tokens, seconds=round(seconds, 4),
+                        ttft=None if run.ttft is None else round(run.ttft, 4),
+                        tokens_per_second=None if rate is None else round(rate, 2),
+                        partial=run.status != "ok")
+
+    # -- hooks ---------------------------------------------------------------
+
+    def _start_recall(self, query: Query, stage_count: int) -> asyncio.Task[str] | None:
+        if self.context is None or stage_count < 2:
+            return None
+        task = asyncio.ensure_future(self.context.context_for(query))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return task
+
+    @staticmethod
+    async def _background(recall: asyncio.Task[str] | None) -> str:
+        if recall is None:
+            return ""
+        try:
+            return await asyncio.shield(recall)
+        except MiradorError:
+            return ""  # memory that cannot be read must not cost the answer
+
+    async def _tell_sinks(self, record: AnswerRecord) -> None:
+        for sink in self.sinks:
+            await sink.answer_finished(record)
+
+
+def _done(answer_id: str, answers: dict[str, StageAnswer], started: float,
+          first_token: float | None) -> Done:
+    seconds = round(time.perf_counter() - started, 4)
+    ttft = None if first_token is None else round(first_token, 4)
+    ok = [name for name, a in answers.items() if a.status == "ok" and a.text]
+    usable = ok or [name for name, a in answers.items() if a.text]
+    if not usable:
+        reasons = "; ".join(f"{n}: {a.error or a.status}" for n, a in answers.items())
+        return Done(answer_id=answer_id, status="error", answer="", final_stage=None,
+                    answers=answers, seconds=seconds, ttft=ttft,
+                    error=f"every stage failed ({reasons or 'no stages ran'}); check that the "
+                          "models load ('mirador models') and that any server they need is running")
+    final = usable[-1]
+    status = "ok" if len(ok) == len(answers) else "partial"
+    return Done(answer_id=answer_id, status=status, answer=answers[final].text,
+                final_stage=final, answers=answers, seconds=seconds, ttft=ttft,
+                tokens=sum(a.tokens for a in answers.values()))

@@ -1,0 +1,195 @@
+"""Settings: where Mirador keeps its files and what `config.yaml` may say.
+
+Everything lives under the Mirador home (`~/.mirador`, or `$MIRADOR_HOME`).
+`config.yaml` is optional; every field has a default. Unknown fields are
+errors, so a typo never silently becomes a default.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mirador.yamlfile import read_yaml_model
+
+DEFAULT_PORT = 11535  # Ollama's 11434 plus 101: easy to remember, unlikely to clash.
+
+
+class Strict(BaseModel):
+    """Base for settings models: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class LlamaCppConfig(Strict):
+    n_threads: int | None = Field(default=None, ge=1, description="None: every core.")
+    n_ctx: int = Field(default=4096, ge=256)
+    n_batch: int = Field(default=512, ge=8)
+
+
+class OllamaConfig(Strict):
+    host: str | None = Field(default=None, description="None: $OLLAMA_HOST, else localhost.")
+    keep_alive: str = "5m"
+    timeout: float = 300.0
+
+
+class OpenAIConfig(Strict):
+    base_url: str = "http://127.0.0.1:8080/v1"
+    api_key: str = "not-needed"
+    timeout: float = 300.0
+
+
+class BackendsConfig(Strict):
+    llamacpp: LlamaCppConfig = LlamaCppConfig()
+    ollama: OllamaConfig = OllamaConfig()
+    openai: OpenAIConfig = OpenAIConfig()
+
+
+class StageConfig(Strict):
+    """One stage of a progressive answer, as data."""
+
+    name: str
+    persona: str = Field(description="A persona id, or a model id from the manifest.")
+    confidence: float = Field(ge=0.0, le=1.0)
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    system_prompt: str | None = None
+    first_token_timeout: float = Field(default=20.0, gt=0)
+    total_timeout: float = Field(default=120.0, gt=0)
+
+
+def _default_stages() -> list[StageConfig]:
+    return [
+        StageConfig(name="quick_response", persona="quick", confidence=0.6,
+                    max_tokens=160, first_token_timeout=10.0, total_timeout=30.0),
+        StageConfig(name="deep_analysis", persona="analyst", confidence=0.85,
+                    max_tokens=320, first_token_timeout=20.0, total_timeout=60.0),
+        StageConfig(name="synthesis", persona="synthesizer", confidence=0.95,
+                    max_tokens=320, first_token_timeout=20.0, total_timeout=60.0),
+    ]
+
+
+class RoutingConfig(Strict):
+    """Which stages run for each complexity."""
+
+    simple: list[str] = ["quick_response"]
+    medium: list[str] = ["quick_response", "synthesis"]
+    complex: list[str] = ["quick_response", "deep_analysis", "synthesis"]
+
+    def stages_for(self, complexity: Literal["simple", "medium", "complex"]) -> list[str]:
+        return list(getattr(self, complexity))
+
+
+class ServerConfig(Strict):
+    """`mirador serve`: where it listens, who may call it, how much it takes at once."""
+
+    host: str = Field(default="127.0.0.1", description="Loopback by default; any other "
+                      "address needs api_token.")
+    port: int = Field(default=DEFAULT_PORT, ge=1, le=65535)
+    api_token: str | None = Field(default=None, description="Bearer token every API call must "
+                                  "send; $MIRADOR_API_TOKEN works too.")
+    max_active: int = Field(default=4, ge=1, description="Answers generated at once.")
+    max_queued: int = Field(default=32, ge=0, description="Answers waiting for a slot; "
+                            "beyond this a request gets 503 with Retry-After.")
+    max_request_bytes: int = Field(default=1_000_000, ge=1024)
+    cors_origins: list[str] = Field(default=[], description="Origins a browser may call from; "
+                                    "none by default.")
+    compat_stages: Literal["all", "final"] = Field(
+        default="all", description="What Ollama/OpenAI clients see: every stage with a header "
+        "line, or only the final stage.")
+
+
+class ChromaServerConfig(Strict):
+    """A Chroma server to keep memories in, instead of the files under the home."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    ssl: bool = False
+
+
+class MemoryConfig(Strict):
+    """What Mirador remembers and how it recalls it."""
+
+    enabled: bool = Field(default=True, description="False: nothing written, nothing recalled.")
+    embedder: str = Field(default="minilm", description="minilm, sentence-transformers, ollama.")
+    embedder_model: str | None = Field(
+        default=None, description="A model folder (minilm, sentence-transformers) or an Ollama "
+        "tag; None: the packaged all-MiniLM-L6-v2 (Ollama: all-minilm).")
+    half_life_days: float = Field(default=90.0, gt=0, description="Age that halves a memory's "
+                                  "weight in recall.")
+    min_relevance: float = Field(default=0.25, ge=0.0, le=1.0,
+                                 description="Recall drops results scoring under this.")
+    recall_limit: int = Field(default=5, ge=1, le=50)
+    token_budget: int = Field(default=600, ge=32, description="Tokens of context later stages "
+                              "get, counted with their model's tokenizer.")
+    recent_turns: int = Field(default=4, ge=0, description="Earlier turns of this session shown.")
+    chroma_server: ChromaServerConfig | None = Field(
+        default=None, description="Use a Chroma server over HTTP instead of local files.")
+
+
+class Config(Strict):
+    """The whole of `config.yaml`."""
+
+    default_model: str = "gemma3-270m"
+    backends: BackendsConfig = BackendsConfig()
+    stages: list[StageConfig] = Field(default_factory=_default_stages)
+    routing: RoutingConfig = RoutingConfig()
+    color: Literal["auto", "always", "never"] = "auto"
+    memory: MemoryConfig = MemoryConfig()
+    server: ServerConfig = ServerConfig()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings: the home directory and the parsed config."""
+
+    home: Path
+    config: Config
+    env: Mapping[str, str]
+
+    @property
+    def config_path(self) -> Path:
+        return self.home / "config.yaml"
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.home / "manifest.yaml"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    @property
+    def history_path(self) -> Path:
+        return self.home / "chat_history"
+
+    @property
+    def ollama_host(self) -> str:
+        return (self.config.backends.ollama.host or self.env.get("OLLAMA_HOST")
+                or "http://127.0.0.1:11434")
+
+    def ensure_home(self) -> Path:
+        self.home.mkdir(parents=True, exist_ok=True)
+        return self.home
+
+
+def default_home(env: Mapping[str, str]) -> Path:
+    explicit = env.get("MIRADOR_HOME")
+    return Path(explicit).expanduser() if explicit else Path.home() / ".mirador"
+
+
+def load_settings(home: Path | None = None, env: Mapping[str, str] | None = None,
+                  **overrides: Any) -> Settings:
+    """Read `config.yaml` from the home (defaults where it is absent)."""
+    env = dict(os.environ if env is None else env)
+    home = Path(home) if home is not None else default_home(env)
+    path = home / "config.yaml"
+    config = read_yaml_model(path, Config) if path.exists() else Config()
+    if overrides:
+        config = config.model_copy(update=overrides)
+    return Settings(home=home, config=config, env=env)

@@ -1,0 +1,63 @@
+"""Read a YAML file into a pydantic model, with errors a person can act on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from mirador.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_yaml_model(path: Path, model: type[M]) -> M:
+    """Parse `path` as `model`; raise ConfigError naming the file, the field and the fix."""
+    data = read_yaml(path)
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(path, exc)) from None
+
+
+def read_yaml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror}); check the file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: {problem}{line}; fix the YAML syntax there") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of keys to values, "
+                          f"not {type(data).__name__}")
+    return data
+
+
+def describe_validation_error(path: Path, exc: ValidationError) -> str:
+    """One line per problem: `file: field.path: what is wrong (fix)`."""
+    lines = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        lines.append(f"{path}: {field}: {_fix_for(err)}")
+    return "\n".join(lines)
+
+
+def _fix_for(err: dict) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown field; remove it or check its spelling"
+    if kind == "missing":
+        return "required field is missing; add it"
+    msg = err["msg"]
+    given = err.get("input")
+    shown = f" (got {given!r})" if given is not None and not isinstance(given, dict | list) else ""
+    return f"{msg}{shown}"
