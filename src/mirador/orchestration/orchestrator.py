@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from contextlib import aclosing
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -205,10 +206,10 @@ class Orchestrator:
         personas = [self.resolve(s, model) for s in plan.stages]
         answer_id = uuid.uuid4().hex[:12]
         started = time.perf_counter()
-        yield Ack(answer_id=answer_id, query=q.text, complexity=plan.complexity,
-                  stages=[s.name for s in plan.stages], chain=plan.chain)
         for persona in personas:  # first stage's model first; the rest load behind it
             self.manager.warm(persona.model)
+        yield Ack(answer_id=answer_id, query=q.text, complexity=plan.complexity,
+                  stages=[s.name for s in plan.stages], chain=plan.chain)
         recall = self._start_recall(q, len(plan.stages))
         answers: dict[str, StageAnswer] = {}
         ends: list[StageEnd] = []
@@ -220,10 +221,11 @@ class Orchestrator:
                 run = _StageRun()
                 yield StageStart(stage=stage.name, model=persona.model.id, persona=persona.id,
                                  confidence=stage.confidence, index=index)
-                async for event in self._run_stage(stage, persona, messages, run):
-                    if first_token is None:
-                        first_token = time.perf_counter() - started
-                    yield event
+                async with aclosing(self._run_stage(stage, persona, messages, run)) as tokens:
+                    async for event in tokens:
+                        if first_token is None:
+                            first_token = time.perf_counter() - started
+                        yield event
                 if run.status != "ok":
                     yield ErrorEvent(stage=stage.name, model=persona.model.id,
                                      status=run.status, message=run.message)

@@ -1,0 +1,226 @@
+"""The progressive orchestrator: real Gemma for the happy path, scripted faults for the rest."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from mirador.backends import ChatRequest
+from mirador.backends.llamacpp import LlamaCppBackend
+from mirador.backends.scripted import Script, ScriptedBackend
+from mirador.orchestration.events import Ack, Done, ErrorEvent, Event, StageEnd, StageStart, Token
+from mirador.orchestration.orchestrator import Orchestrator, Query
+from mirador.orchestration.stages import ModelStage
+from mirador.settings import Settings
+
+SHORT = [ModelStage("quick_response", "quick", 0.6, timeout=60, max_tokens=12),
+         ModelStage("deep_analysis", "analyst", 0.85, timeout=60, max_tokens=12),
+         ModelStage("synthesis", "synthesizer", 0.95, timeout=60, max_tokens=12)]
+
+
+class SpyBackend:
+    """The real llama.cpp backend, with every request it receives kept for inspection."""
+
+    name = "llamacpp"
+
+    def __init__(self, real: LlamaCppBackend) -> None:
+        self.real = real
+        self.requests: list[ChatRequest] = []
+
+    def stream_chat(self, request: ChatRequest) -> AsyncIterator:  # type: ignore[type-arg]
+        self.requests.append(request)
+        return self.real.stream_chat(request)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.real, name)
+
+
+async def run(orchestrator: Orchestrator, query: str | Query, **kwargs: object) -> list[Event]:
+    return [event async for event in orchestrator.process(query, **kwargs)]  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def spy(llama_backend: LlamaCppBackend) -> SpyBackend:
+    return SpyBackend(llama_backend)
+
+
+@pytest.fixture
+async def real(settings: Settings, spy: SpyBackend) -> AsyncIterator[Orchestrator]:
+    orchestrator = Orchestrator(settings)
+    orchestrator.manager.use_backend("llamacpp", spy)  # type: ignore[arg-type]
+    yield orchestrator
+    await orchestrator.aclose()
+
+
+@pytest.fixture
+async def scripted(settings: Settings) -> AsyncIterator[tuple[Orchestrator, ScriptedBackend]]:
+    backend = ScriptedBackend()
+    orchestrator = Orchestrator(settings)
+    orchestrator.manager.use_backend("llamacpp", backend)
+    yield orchestrator, backend
+    await orchestrator.aclose()
+
+
+async def test_staged_answer_from_the_real_model(real: Orchestrator) -> None:
+    events = await run(real, "What should I focus on today?", stages=SHORT)
+    assert isinstance(events[0], Ack) and events[0].stages == [s.name for s in SHORT]
+    assert isinstance(events[-1], Done) and events[-1].status == "ok"
+    starts = [e for e in events if isinstance(e, StageStart)]
+    ends = [e for e in events if isinstance(e, StageEnd)]
+    assert [s.stage for s in starts] == [e.stage for e in ends] == [s.name for s in SHORT]
+    for stage in SHORT:
+        tokens = [e for e in events if isinstance(e, Token) and e.stage == stage.name]
+        assert tokens, f"{stage.name} produced no tokens"
+        assert {t.confidence for t in tokens} == {stage.confidence}
+        assert {t.model for t in tokens} == {"gemma3-270m"}
+        end = next(e for e in ends if e.stage == stage.name)
+        assert end.status == "ok" and end.tokens == len(tokens) and end.ttft is not None
+        assert events[-1].answers[stage.name].text == "".join(t.text for t in tokens).strip()
+    # the stream is progressive: each stage's tokens come between its start and its end
+    order = [(e.type, getattr(e, "stage", None)) for e in events]
+    assert order.index(("stage_end", "quick_response")) < order.index(
+        ("stage_start", "deep_analysis"))
+    done = events[-1]
+    assert done.answer == done.answers["synthesis"].text and done.ttft is not None
+
+
+async def test_later_stages_see_the_query_and_earlier_answers(real: Orchestrator,
+                                                              spy: SpyBackend) -> None:
+    events = await run(real, "How can I sleep better?", stages=SHORT)
+    done = events[-1]
+    assert isinstance(done, Done)
+    first, second, third = (r.messages[-1].content for r in spy.requests[-3:])
+    assert first == "How can I sleep better?"
+    assert "Question: How can I sleep better?" in second
+    assert done.answers["quick_response"].text in second
+    assert done.answers["quick_response"].text in third
+    assert done.answers["deep_analysis"].text in third
+    assert spy.requests[-1].messages[0].content.startswith("You are Mirador")  # its persona
+
+
+async def test_routing_decides_the_stages(real: Orchestrator) -> None:
+    assert [s.name for s in real.plan("What is the capital of Portugal?").stages] == [
+        "quick_response"]
+    assert [s.name for s in real.plan("How should I structure a weekly review?").stages] == [
+        "quick_response", "synthesis"]
+    complex_query = ("Analyze the pros and cons of moving my family abroad, considering "
+                     "schools, cost of living and career options")
+    assert [s.name for s in real.plan(complex_query).stages] == [
+        "quick_response", "deep_analysis", "synthesis"]
+    assert [s.name for s in real.plan("anything", stages=["synthesis"]).stages] == ["synthesis"]
+
+
+async def test_a_chain_runs_its_personas_as_stages(real: Orchestrator) -> None:
+    plan = real.plan("Should I take the job?", chain="rapid_decision")
+    assert [s.model for s in plan.stages] == ["quick", "decision_simplifier"]
+    assert plan.stages[0].confidence == 0.6 and plan.stages[-1].confidence == 0.95
+
+
+async def test_stopping_early_stops_the_model(real: Orchestrator, spy: SpyBackend) -> None:
+    stream = real.process("Tell me a long story about the sea.",
+                          stages=[ModelStage("quick_response", "quick", 0.6, timeout=60,
+                                             max_tokens=300)])
+    tokens = 0
+    async for event in stream:
+        tokens += isinstance(event, Token)
+        if tokens == 2:
+            break
+    await stream.aclose()  # type: ignore[attr-defined]
+    loaded = spy.real._models["gemma3-270m"]
+    assert not loaded.lock.locked(), "the model is still busy after the consumer left"
+    events = await run(real, "Hi", stages=SHORT[:1])
+    assert events[-1].status == "ok"  # type: ignore[union-attr]
+
+
+async def test_first_stage_model_loads_while_the_acknowledgement_shows(
+        settings: Settings) -> None:
+    orchestrator = Orchestrator(settings)
+    stream = orchestrator.process("Hi", stages=SHORT[:1])
+    ack = await anext(stream)
+    assert isinstance(ack, Ack)
+    for _ in range(200):  # no further event is pulled: the load must be under way by itself
+        if [m.model_id for m in await orchestrator.manager.ps()] == ["gemma3-270m"]:
+            break
+        await asyncio.sleep(0.05)
+    assert [m.model_id for m in await orchestrator.manager.ps()] == ["gemma3-270m"]
+    await stream.aclose()  # type: ignore[attr-defined]
+    await orchestrator.aclose()
+
+
+async def test_a_hanging_stage_times_out_and_the_answer_goes_on(
+        scripted: tuple[Orchestrator, ScriptedBackend]) -> None:
+    orchestrator, backend = scripted
+    backend.enqueue(Script(pieces=["never"], hang_after=0),
+                    Script(pieces=["Final", " answer"]))
+    stages = [ModelStage("quick_response", "quick", 0.6, timeout=5, first_token_timeout=0.2),
+              ModelStage("synthesis", "synthesizer", 0.95, timeout=5)]
+    events = await run(orchestrator, "q", stages=stages)
+    errors = [e for e in events if isinstance(e, ErrorEvent)]
+    assert [(e.stage, e.status) for e in errors] == [("quick_response", "timeout")]
+    assert "first token" in errors[0].message
+    done = events[-1]
+    assert isinstance(done, Done)
+    assert done.status == "partial" and done.answer == "Final answer"
+    assert done.answers["quick_response"].status == "timeout"
+    assert backend.closed_streams == 2
+
+
+async def test_a_stage_that_fails_mid_stream_keeps_its_partial_text(
+        scripted: tuple[Orchestrator, ScriptedBackend]) -> None:
+    orchestrator, backend = scripted
+    backend.enqueue(Script(pieces=["Half", " a", " thought", "!"], fail_after=2,
+                           error="backend died"),
+                    Script(pieces=["Whole", " answer"]))
+    stages = [ModelStage("quick_response", "quick", 0.6, timeout=5),
+              ModelStage("synthesis", "synthesizer", 0.95, timeout=5)]
+    events = await run(orchestrator, "q", stages=stages)
+    error = next(e for e in events if isinstance(e, ErrorEvent))
+    assert error.status == "error" and "backend died" in error.message
+    end = next(e for e in events if isinstance(e, StageEnd) and e.stage == "quick_response")
+    assert end.partial and end.status == "error" and end.tokens == 2
+    done = events[-1]
+    assert isinstance(done, Done)
+    assert done.answers["quick_response"].text == "Half a"
+    assert done.answers["quick_response"].partial
+    assert "First answer (cut short):\nHalf a" in backend.requests[1].messages[-1].content
+
+
+async def test_a_stage_over_its_total_time_is_cut_and_kept(
+        scripted: tuple[Orchestrator, ScriptedBackend]) -> None:
+    orchestrator, backend = scripted
+    backend.enqueue(Script(pieces=["one", " two", " three", " four"], delay=0.3))
+    stage = ModelStage("quick_response", "quick", 0.6, timeout=0.5)
+    events = await run(orchestrator, "q", stages=[stage])
+    done = events[-1]
+    assert isinstance(done, Done)
+    assert done.status == "partial"
+    assert done.answer.startswith("one") and "four" not in done.answer
+    assert "whole stage" in next(e for e in events if isinstance(e, ErrorEvent)).message
+
+
+async def test_when_every_stage_fails_the_result_says_why(
+        scripted: tuple[Orchestrator, ScriptedBackend]) -> None:
+    orchestrator, backend = scripted
+    backend.enqueue(Script(pieces=["x"], fail_after=0, error="out of memory"),
+                    Script(pieces=["y"], fail_after=0, error="server gone"))
+    stages = [ModelStage("quick_response", "quick", 0.6, timeout=5),
+              ModelStage("synthesis", "synthesizer", 0.95, timeout=5)]
+    done = (await run(orchestrator, "q", stages=stages))[-1]
+    assert isinstance(done, Done) and done.status == "error" and done.answer == ""
+    assert done.error is not None
+    assert "out of memory" in done.error and "server gone" in done.error
+    assert "every stage failed" in done.error
+
+
+async def test_custom_stages_are_plain_data(scripted: tuple[Orchestrator, ScriptedBackend]
+                                            ) -> None:
+    orchestrator, backend = scripted
+    backend.enqueue(Script(pieces=["a"]), Script(pieces=["b"]))
+    stages = [ModelStage("draft", "quick", 0.5, timeout=5, temperature=0.1),
+              ModelStage("polish", "synthesizer", 0.9, timeout=5, system_prompt="Be terse.")]
+    events = await run(orchestrator, "q", stages=stages)
+    assert [e.stage for e in events if isinstance(e, StageStart)] == ["draft", "polish"]
+    assert backend.requests[0].options.temperature == 0.1
+    assert backend.requests[1].messages[0].content == "Be terse."
