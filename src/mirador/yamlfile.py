@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -51,7 +51,7 @@ def describe_validation_error(path: Path, exc: ValidationError) -> str:
     return "\n".join(lines)
 
 
-def _fix_for(err: dict) -> str:
+def _fix_for(err: Any) -> str:
     kind = err["type"]
     if kind == "extra_forbidden":
         return "unknown field; remove it or check its spelling"

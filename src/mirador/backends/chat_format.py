@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mirador.backends.base import Message
 
@@ -64,7 +65,8 @@ def template_format(template: str, bos: str, eos: str) -> Formatter:
                                 add_generation_prompt=True)
 
     def render(messages: Sequence[Message]) -> Prompt:
-        result = jinja(messages=[{"role": m.role, "content": m.content} for m in messages])
+        chat: Any = [{"role": m.role, "content": m.content} for m in messages]
+        result = jinja(messages=chat)
         stops = result.stop if isinstance(result.stop, list) else [result.stop or eos]
         return Prompt(result.prompt, stop=tuple(s for s in stops if s),
                       has_bos=bool(bos) and result.prompt.startswith(bos))

@@ -5,11 +5,15 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from mirador.orchestration.events import Ack, Done, ErrorEvent, Event, StageEnd, StageStart, Token
 
 GREY, WHITE, CYAN, DIM, RED, RESET = "\x1b[90m", "\x1b[97m", "\x1b[36m", "\x1b[2m", "\x1b[31m", "\x1b[0m"
+
+
+class Renderer(Protocol):
+    def show(self, event: Event) -> None: ...
 
 
 def confidence_color(confidence: float) -> str:

@@ -15,6 +15,8 @@ import json
 import os
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 from mirador.errors import ModelFileError
 
@@ -36,7 +38,7 @@ def packaged_gguf(package: str, models_dir: Path, progress: Progress | None = No
     return found[0]
 
 
-def _import_package(package: str):  # type: ignore[no-untyped-def]
+def _import_package(package: str) -> ModuleType:
     name = package.replace("-", "_")
     try:
         return importlib.import_module(name)
@@ -45,7 +47,7 @@ def _import_package(package: str):  # type: ignore[no-untyped-def]
                              f"install it with: pip install {package}") from None
 
 
-def _assembled(module, models_dir: Path, progress: Progress | None) -> Path:  # type: ignore[no-untyped-def]
+def _assembled(module: Any, models_dir: Path, progress: Progress | None) -> Path:
     target = models_dir / module.MODEL_NAME
     expected = module.EXPECTED_SHA256
     if _stamp_matches(target, expected):
@@ -135,3 +137,17 @@ def stderr_progress(label: str) -> Progress:
         sys.stderr.flush()
 
     return show
+
+
+def packaged_size(package: str, models_dir: Path) -> tuple[int, Path | None]:
+    """The GGUF's size in bytes and its path if it is ready, without assembling anything."""
+    module = _import_package(package)
+    if hasattr(module, "chunk_paths"):
+        target = models_dir / module.MODEL_NAME
+        size = sum(Path(p).stat().st_size for p in module.chunk_paths() if Path(p).is_file())
+        return size, target if target.is_file() else None
+    found = sorted(Path(module.__file__ or "").parent.rglob("*.gguf"))
+    if not found:
+        raise ModelFileError(f"package '{package}' ships no .gguf file; "
+                             "point the model's 'path' at a GGUF file instead")
+    return found[0].stat().st_size, found[0]

@@ -21,10 +21,10 @@ import asyncio
 import time
 import uuid
 from contextlib import aclosing
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 from mirador.backends import ChatRequest, Finished, Message, TextPiece
 from mirador.errors import ConfigError, MiradorError
@@ -249,7 +249,8 @@ class Orchestrator:
         raise MiradorError("the orchestrator ended without a result")  # pragma: no cover
 
     async def _run_stage(self, stage: ModelStage, persona: ResolvedPersona,
-                         messages: tuple[Message, ...], run: _StageRun) -> AsyncIterator[Token]:
+                         messages: tuple[Message, ...], run: _StageRun
+                         ) -> AsyncGenerator[Token, None]:
         options = persona.options.merged(prompts.stage_options(stage))
         request = ChatRequest(model=persona.model, messages=messages, options=options,
                               loras=persona.loras)
@@ -344,7 +345,7 @@ def _done(answer_id: str, answers: dict[str, StageAnswer], started: float,
                     error=f"every stage failed ({reasons or 'no stages ran'}); check that the "
                           "models load ('mirador models') and that any server they need is running")
     final = usable[-1]
-    status = "ok" if len(ok) == len(answers) else "partial"
+    status: Literal["ok", "partial"] = "ok" if len(ok) == len(answers) else "partial"
     return Done(answer_id=answer_id, status=status, answer=answers[final].text,
                 final_stage=final, answers=answers, seconds=seconds, ttft=ttft,
                 tokens=sum(a.tokens for a in answers.values()))
