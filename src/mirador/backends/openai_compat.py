@@ -1,0 +1,159 @@
+"""Models behind an OpenAI-compatible server (llama-server, LM Studio, vLLM, llama_cpp.server).
+
+Through the official `openai` AsyncClient, at `backends.openai.base_url` from
+config.yaml. A manifest entry's `name` is the model name the server knows.
+Such servers load and unload models themselves, so `load` only checks that
+the server answers, `unload` does nothing and `loaded` reports nothing.
+
+Token counts come from the stream's usage chunk when the server sends one
+(`stream_options.include_usage`); a server that rejects that option is asked
+again without it, and the pieces are counted instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from mirador.backends.base import BackendEvent, ChatRequest, Finished, LoadedModel, TextPiece
+from mirador.errors import BackendError, BackendUnavailableError, ModelNotFoundError
+from mirador.models.manifest import ModelEntry, SamplingOptions
+from mirador.settings import Settings
+
+if TYPE_CHECKING:
+    import openai
+
+# SamplingOptions fields the OpenAI chat API has, under the same names.
+OPTION_NAMES = ("temperature", "top_p", "max_tokens", "stop", "seed")
+
+
+class OpenAIBackend:
+    """Runs models on a server that speaks OpenAI's chat completions API."""
+
+    name = "openai"
+
+    def __init__(self, settings: Settings) -> None:
+        self._config = settings.config.backends.openai
+        self.base_url = self._config.base_url
+        self._client: openai.AsyncOpenAI | None = None
+        self._include_usage = True  # until the server says it does not know stream_options
+
+    def _api(self) -> openai.AsyncOpenAI:
+        if self._client is None:
+            from openai import AsyncOpenAI
+
+            # Retries are policy, which lives above backends.
+            self._client = AsyncOpenAI(base_url=self.base_url, api_key=self._config.api_key,
+                                       timeout=self._config.timeout, max_retries=0)
+        return self._client
+
+    # -- generation --------------------------------------------------------------
+
+    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[BackendEvent]:
+        name = _name(request.model)
+        with self._translated(name, request.model, started=False):
+            stream = await self._open(name, request)
+        pieces, usage, reason = 0, None, "stop"
+        async with stream:  # closing it closes the HTTP response, so the server stops
+            with self._translated(name, request.model, started=True):
+                async for chunk in stream:
+                    usage = chunk.usage or usage
+                    for choice in chunk.choices:
+                        reason = choice.finish_reason or reason
+                        if choice.delta.content:
+                            pieces += 1
+                            yield TextPiece(choice.delta.content)
+        yield Finished(reason="length" if reason == "length" else "stop",
+                       prompt_tokens=usage.prompt_tokens if usage else 0,
+                       completion_tokens=usage.completion_tokens if usage else pieces)
+
+    async def _open(self, name: str, request: ChatRequest) -> Any:
+        """Start the stream, asking for usage unless the server has refused that before."""
+        from openai import BadRequestError, UnprocessableEntityError
+
+        kwargs: dict[str, Any] = {
+            "model": name, "stream": True, **openai_options(request.options),
+            "messages": [{"role": m.role, "content": m.content} for m in request.messages]}
+        if self._include_usage:
+            try:
+                return await self._api().chat.completions.create(
+                    **kwargs, stream_options={"include_usage": True})
+            except (BadRequestError, UnprocessableEntityError) as exc:
+                if "stream_options" not in str(exc):
+                    raise
+                self._include_usage = False
+        return await self._api().chat.completions.create(**kwargs)
+
+    # -- loading -----------------------------------------------------------------
+
+    async def load(self, model: ModelEntry) -> None:
+        """The server loads models itself; this only checks that it answers (GET /models)."""
+        with self._translated(_name(model), model, started=False):
+            await self._api().models.list()
+
+    async def unload(self, model: ModelEntry) -> None:
+        """Nothing to do: the server decides what it keeps loaded."""
+
+    async def loaded(self) -> list[LoadedModel]:
+        """Nothing: the OpenAI API cannot say what a server holds in memory."""
+        return []
+
+    async def aclose(self) -> None:
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.close()
+
+    # -- errors --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _translated(self, name: str, model: ModelEntry, *, started: bool) -> Iterator[None]:
+        """openai's exceptions as Mirador errors; `started`: the answer was already streaming."""
+        import openai
+
+        try:
+            yield
+        except openai.APITimeoutError as exc:
+            raise BackendError(f"the server at {self.base_url} did not answer within "
+                               f"{self._config.timeout:g}s; raise backends.openai.timeout in "
+                               "~/.mirador/config.yaml if the model is slow") from exc
+        except openai.APIConnectionError as exc:
+            if started:
+                raise BackendError(f"the connection to {self.base_url} broke mid-answer "
+                                   f"({exc.__cause__ or exc}); is the server still running?"
+                                   ) from exc
+            raise BackendUnavailableError(
+                f"no OpenAI-compatible server answers at {self.base_url}; start it (for "
+                "example 'llama-server -m MODEL.gguf --port 8080') or set "
+                "backends.openai.base_url in ~/.mirador/config.yaml") from exc
+        except openai.NotFoundError as exc:
+            entry = (f", fix 'name' of model '{model.id}' in ~/.mirador/manifest.yaml"
+                     if model.id not in (name, f"openai:{name}") else "")
+            raise ModelNotFoundError(
+                f"the server at {self.base_url} has no model '{name}' ({_said(exc)}); see the "
+                f"names it knows at {self.base_url.rstrip('/')}/models{entry}, or check that "
+                "backends.openai.base_url ends in /v1") from None
+        except openai.APIStatusError as exc:
+            raise BackendError(f"the server at {self.base_url} refused '{name}' "
+                               f"(HTTP {exc.status_code}): {_said(exc)}") from None
+        except openai.APIError as exc:
+            raise BackendError(f"the server at {self.base_url} failed on '{name}': {exc.message}"
+                               ) from None
+
+
+def openai_options(options: SamplingOptions) -> dict[str, Any]:
+    """The sampling options the OpenAI chat API knows; the others are left out."""
+    values = options.model_dump(exclude_none=True)
+    return {key: values[key] for key in OPTION_NAMES if key in values}
+
+
+def _name(model: ModelEntry) -> str:
+    return model.name or model.id
+
+
+def _said(exc: Any) -> str:
+    """The server's own error message, without the SDK's wrapping."""
+    body = exc.body.get("error", exc.body) if isinstance(exc.body, dict) else exc.body
+    if isinstance(body, dict):
+        body = body.get("message") or body.get("detail")
+    return str(body or exc.message)
