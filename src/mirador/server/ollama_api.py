@@ -1,0 +1,250 @@
+"""Ollama's API, so the `ollama` CLI and libraries, Open WebUI and editor plugins just work.
+
+/api/chat and /api/generate stream NDJSON (or return one object with
+`"stream": false`), with Ollama's field names and its final statistics in
+nanoseconds. An empty chat or prompt loads the model, as Ollama does; with
+`keep_alive: 0` it unloads it. See `compat.py` for model names and how stages
+appear as text. Request bodies ignore fields they do not know, as Ollama does,
+because clients send fields from newer API versions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from importlib.metadata import version
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from mirador.orchestration.events import Done
+from mirador.orchestration.orchestrator import Query
+from mirador.server import compat
+from mirador.server.native import Runtime
+from mirador.server.runtime import AnswerStream, ServerRuntime
+from mirador.server.streaming import AnswerResponse, failure_message, ndjson
+
+OLLAMA_API_VERSION = "0.11.0"  # the Ollama API whose endpoints and fields this mirrors
+FOREVER = "2318-08-18T00:00:00Z"  # Ollama's "never expires"
+
+router = APIRouter(prefix="/api", tags=["ollama"])
+
+
+class Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ChatMessage(Lenient):
+    role: str
+    content: str = ""
+
+
+class GenerationBody(Lenient):
+    model: str = Field(min_length=1)
+    stream: bool = True
+    options: dict[str, Any] | None = None
+    keep_alive: float | str | None = None
+
+    def sampling(self) -> dict[str, Any]:
+        opts = self.options or {}
+        return {"temperature": opts.get("temperature"), "max_tokens": opts.get("num_predict")}
+
+    def unloads(self) -> bool:
+        return str(self.keep_alive).strip().rstrip("smh") in ("0", "0.0")
+
+
+class ChatBody(GenerationBody):
+    messages: list[ChatMessage] = []
+
+
+class GenerateBody(GenerationBody):
+    prompt: str = ""
+    system: str | None = None
+
+
+class ShowBody(Lenient):
+    model: str = ""
+    name: str = ""  # older clients
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _chat_piece(text: str) -> dict[str, Any]:
+    return {"message": {"role": "assistant", "content": text}}
+
+
+def _generate_piece(text: str) -> dict[str, Any]:
+    return {"response": text}
+
+
+@router.post("/chat")
+async def chat(body: ChatBody, rt: Runtime) -> Any:
+    """Ollama's chat: the last user message answered with the earlier ones as history."""
+    target = compat.resolve_target(rt.orchestrator, body.model)
+    messages = [(m.role, m.content) for m in body.messages]
+    if not any(c.strip() for _, c in messages):
+        return await _load_or_unload(rt, target, body, _chat_piece)
+    query, system = compat.chat_query(messages)
+    return await _answer(rt, target, query, system, body, _chat_piece)
+
+
+@router.post("/generate")
+async def generate(body: GenerateBody, rt: Runtime) -> Any:
+    """Ollama's completion: the prompt answered on its own."""
+    target = compat.resolve_target(rt.orchestrator, body.model)
+    if not body.prompt.strip():
+        return await _load_or_unload(rt, target, body, _generate_piece)
+    query = Query(text=body.prompt.strip())
+    return await _answer(rt, target, query, body.system, body, _generate_piece)
+
+
+Piece = Callable[[str], dict[str, Any]]
+
+
+async def _answer(rt: ServerRuntime, target: compat.Target, query: Query, system: str | None,
+                  body: GenerationBody, piece: Piece) -> Any:
+    started = time.perf_counter()
+    request = compat.build_request(rt.orchestrator, target, query, system, **body.sampling())
+    answer = await rt.answer(request)
+    load = time.perf_counter() - started
+    view = compat.TextView(mode=rt.settings.config.server.compat_stages)
+    chunks = _chunks(answer, view, target, query, piece, load)
+    if body.stream:
+        return AnswerResponse(answer, (ndjson(c) async for c in chunks), "application/x-ndjson")
+    reply = await _joined(answer, chunks, piece)
+    return JSONResponse(reply, status_code=500 if "error" in reply else 200)
+
+
+async def _chunks(answer: AnswerStream, view: compat.TextView, target: compat.Target,
+                  query: Query, piece: Piece, load: float) -> AsyncIterator[dict[str, Any]]:
+    try:
+        async for event in answer:
+            if text := view.feed(event):
+                yield {"model": target.name, "created_at": _now(), **piece(text), "done": False}
+            if isinstance(event, Done):
+                yield _final(event, view, target, query, piece, load)
+    except Exception as exc:  # the stream has started: end it with Ollama's error line
+        yield {"error": failure_message(exc)}
+
+
+def _final(done: Done, view: compat.TextView, target: compat.Target, query: Query,
+           piece: Piece, load: float) -> dict[str, Any]:
+    if done.status == "error":
+        return {"error": done.error or "every stage failed"}
+    use = compat.usage(done, view.ends, query, load)
+    ns = 1_000_000_000
+    return {"model": target.name, "created_at": _now(), **piece(""), "done": True,
+            "done_reason": "stop", "total_duration": int(use.total * ns),
+            "load_duration": int(use.load * ns), "prompt_eval_count": use.prompt_tokens,
+            "prompt_eval_duration": int(use.prompt_eval * ns),
+            "eval_count": use.completion_tokens, "eval_duration": int(use.eval * ns)}
+
+
+async def _joined(answer: AnswerStream, chunks: AsyncIterator[dict[str, Any]],
+                  piece: Piece) -> dict[str, Any]:
+    """The non-streaming reply: every piece's text in the final object."""
+    texts: list[str] = []
+    final: dict[str, Any] = {}
+    try:
+        async for chunk in chunks:
+            if "error" in chunk or chunk.get("done"):
+                final = chunk
+            else:
+                texts.append(_text_of(chunk))
+    finally:
+        await answer.cancel()
+    if "error" in final:
+        return final
+    return {**final, **piece("".join(texts))}
+
+
+def _text_of(chunk: dict[str, Any]) -> str:
+    return str(chunk["message"]["content"] if "message" in chunk else chunk["response"])
+
+
+async def _load_or_unload(rt: ServerRuntime, target: compat.Target, body: GenerationBody,
+                          piece: Piece) -> Any:
+    """An empty request loads the target's models (or, with keep_alive 0, unloads them)."""
+    manager = rt.orchestrator.manager
+    unload = body.unloads()
+    for model in _base_models(rt, target):
+        await (manager.unload(model) if unload else manager.ensure_loaded(model))
+    reply = {"model": target.name, "created_at": _now(), **piece(""), "done": True,
+             "done_reason": "unload" if unload else "load"}
+    if body.stream:
+        return Response(ndjson(reply), media_type="application/x-ndjson")
+    return JSONResponse(reply)
+
+
+def _base_models(rt: ServerRuntime, target: compat.Target) -> list[Any]:
+    card = compat.cards_for(rt.orchestrator, target, rt.settings.models_dir)
+    return list(card.base_models)
+
+
+# -- listing ---------------------------------------------------------------------------
+
+
+def _details(card: compat.ModelCard) -> dict[str, Any]:
+    bases = [m.id for m in card.base_models]
+    family = "mirador" if card.kind != "model" else card.base_models[0].backend
+    return {"parent_model": "", "format": "gguf", "family": family, "families": bases,
+            "parameter_size": "", "quantization_level": ""}
+
+
+def _modified(card: compat.ModelCard) -> str:
+    stamp = datetime.fromtimestamp(card.modified or time.time(), UTC)
+    return stamp.isoformat().replace("+00:00", "Z")
+
+
+@router.get("/tags")
+async def tags(rt: Runtime) -> Any:
+    """Mirador's chains and the manifest's models, as Ollama lists local models."""
+    return {"models": [{"name": c.name, "model": c.name, "modified_at": _modified(c),
+                        "size": c.size, "digest": c.digest, "details": _details(c)}
+                       for c in compat.cards(rt.orchestrator, rt.settings.models_dir)]}
+
+
+@router.get("/ps")
+async def running(rt: Runtime) -> Any:
+    """The models held in memory now."""
+    loaded = {m.model_id: m for m in await rt.orchestrator.manager.ps()}
+    cards = [c for c in compat.cards(rt.orchestrator, rt.settings.models_dir)
+             if c.kind == "model" and c.name in loaded]
+    manager = rt.orchestrator.manager
+    return {"models": [{"name": c.name, "model": c.name, "size": loaded[c.name].size_bytes,
+                        "digest": c.digest, "details": _details(c),
+                        "expires_at": _expires(manager.keep_alive(c.base_models[0])),
+                        "size_vram": 0, "context_length": c.base_models[0].context_length}
+                       for c in cards]}
+
+
+def _expires(keep_alive: float | None) -> str:
+    if keep_alive is None:
+        return FOREVER
+    stamp = datetime.fromtimestamp(time.time() + keep_alive, UTC)
+    return stamp.isoformat().replace("+00:00", "Z")
+
+
+@router.post("/show")
+async def show(body: ShowBody, rt: Runtime) -> Any:
+    """What a model name runs: its stages, personas and base models."""
+    target = compat.resolve_target(rt.orchestrator, body.model or body.name)
+    card = compat.cards_for(rt.orchestrator, target, rt.settings.models_dir)
+    steps = " → ".join(card.steps)
+    return {"modelfile": f"# {card.name}: {card.description}\n# steps: {steps}\n",
+            "parameters": "", "template": "", "details": _details(card),
+            "model_info": {"general.architecture": _details(card)["family"],
+                           "mirador.kind": card.kind, "mirador.steps": list(card.steps),
+                           "mirador.base_models": [m.id for m in card.base_models]},
+            "capabilities": ["completion"], "modified_at": _modified(card)}
+
+
+@router.get("/version")
+async def api_version() -> Any:
+    """The Ollama API version mirrored here, and Mirador's own."""
+    return {"version": OLLAMA_API_VERSION, "mirador": version("mirador")}
