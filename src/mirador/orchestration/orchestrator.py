@@ -142,7 +142,13 @@ class Orchestrator:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self.manager.aclose()
+        try:  # hooks that write in the background (memory) finish before the models go
+            for hook in {id(h): h for h in (self.context, *self.sinks) if h is not None}.values():
+                closer = getattr(hook, "aclose", None)
+                if closer is not None:
+                    await closer()
+        finally:
+            await self.manager.aclose()
 
     # -- planning ------------------------------------------------------------
 
@@ -167,6 +173,18 @@ class Orchestrator:
         names = self.settings.config.routing.stages_for(route.complexity)
         return Plan(route.complexity, tuple(select_stages(self.stages, names)), route,
                     chain=AUTO_CHAIN if choice else None, choice=choice)
+
+    async def _plan_without_blocking(self, query: Query, stages: Sequence[str | ModelStage] | None,
+                                     chain: str | None, model: str | None) -> Plan:
+        """`plan`, with the chooser (which may embed the query) off the event loop.
+
+        While the chooser thinks, the first configured stage's model starts loading:
+        with the default manifest every persona shares it, so the wait overlaps.
+        """
+        if stages or chain or self.chooser is None:
+            return self.plan(query, stages, chain)
+        self.manager.warm(self.resolve(self.stages[0], model).model)
+        return await asyncio.to_thread(self.plan, query, stages, chain)
 
     def chain_stages(self, chain_id: str) -> list[ModelStage]:
         """A chain's steps as stages, confidence rising from the first stage's to the last's."""
@@ -201,11 +219,11 @@ class Orchestrator:
                       model: str | None = None, chain: str | None = None
                       ) -> AsyncIterator[Event]:
         """Answer `query` progressively, yielding typed events as they happen."""
+        started = time.perf_counter()
         q = query if isinstance(query, Query) else Query(text=query)
-        plan = self.plan(q, stages, chain)
+        plan = await self._plan_without_blocking(q, stages, chain, model)
         personas = [self.resolve(s, model) for s in plan.stages]
         answer_id = uuid.uuid4().hex[:12]
-        started = time.perf_counter()
         for persona in personas:  # first stage's model first; the rest load behind it
             self.manager.warm(persona.model)
         yield Ack(answer_id=answer_id, query=q.text, complexity=plan.complexity,
@@ -243,10 +261,13 @@ class Orchestrator:
 
     async def answer(self, query: str | Query, **kwargs: object) -> Done:
         """Run `process` to the end and return its `Done` event."""
+        done: Done | None = None
         async for event in self.process(query, **kwargs):  # type: ignore[arg-type]
             if isinstance(event, Done):
-                return event
-        raise MiradorError("the orchestrator ended without a result")  # pragma: no cover
+                done = event  # keep draining: the sinks are told after `Done`
+        if done is None:  # pragma: no cover
+            raise MiradorError("the orchestrator ended without a result")
+        return done
 
     async def _run_stage(self, stage: ModelStage, persona: ResolvedPersona,
                          messages: tuple[Message, ...], run: _StageRun
