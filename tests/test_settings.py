@@ -57,7 +57,7 @@ def test_user_manifest_adds_and_replaces(isolated_home: Path, tmp_path: Path) ->
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("personas:\n  - id: p\n    model: nowhere\n", "model 'nowhere' is not in the manifest"),
+    ("personas:\n  - id: p\n    model: nowhere\n", "'nowhere', which is neither a model"),
     ("models:\n  - id: quick\n    path: /x.gguf\n", "duplicate id 'quick'"),
     ("personas:\n  - id: a\n    model: b\n  - id: b\n    model: a\n", "persona cycle"),
     ("models:\n  - id: m\n    backend: ollama\n", "give it the 'name'"),
