@@ -8,7 +8,8 @@ these into exit codes; the server turns them into JSON bodies.
     ├── ModelError
     │   ├── ModelNotFoundError a model or persona id that nobody declared
     │   ├── ModelFileError     a GGUF that is missing, unreadable or corrupt
-    │   └── ModelLoadError     the runtime refused to load a model
+    │   ├── ModelLoadError     the runtime refused to load a model
+    │   └── ModelBudgetError   a model does not fit the memory budget now
     ├── BackendError
     │   └── BackendUnavailableError  a server that is down or unreachable
     ├── StageError             one stage failed (the answer goes on without it)
@@ -47,6 +48,10 @@ class ModelFileError(ModelError):
 
 class ModelLoadError(ModelError):
     """The runtime refused to load a model."""
+
+
+class ModelBudgetError(ModelError):
+    """A model does not fit the memory budget, even after evicting what may be evicted."""
 
 
 class BackendError(MiradorError):

@@ -102,3 +102,45 @@ def _tensors(spec: TinySpec, n_vocab: int, rng: np.random.Generator):  # type: i
         yield f"blk.{i}.ffn_gate.weight", w(f, e)
         yield f"blk.{i}.ffn_up.weight", w(f, e)
         yield f"blk.{i}.ffn_down.weight", w(e, f)
+
+
+LORA_TARGETS = ("attn_q", "attn_v", "ffn_up", "ffn_down")
+
+
+def write_lora_for(base: Path, path: Path, *, rank: int = 4, alpha: float = 8.0,
+                   seed: int = 1, strength: float = 1.0, targets: tuple[str, ...] = LORA_TARGETS,
+                   architecture: str | None = None) -> Path:
+    """Write a random LoRA GGUF that fits the model at `base` (every layer's `targets`).
+
+    Shapes follow llama.cpp's loader: for a base tensor of ggml shape (n_in, n_out),
+    `lora_a` is (n_in, rank) and `lora_b` is (rank, n_out). `architecture` writes a
+    different one, to make an adapter that does not fit.
+    """
+    import gguf
+
+    from mirador.models.gguf_info import read_gguf_info
+
+    info = read_gguf_info(base)
+    rng = np.random.default_rng(seed)
+    writer = gguf.GGUFWriter(str(path), architecture or info.architecture)
+    writer.add_type(gguf.GGUFType.ADAPTER)
+    writer.add_string(gguf.Keys.Adapter.TYPE, "lora")
+    writer.add_float32(gguf.Keys.Adapter.LORA_ALPHA, alpha)
+    for tensor in info.tensors:
+        if tensor.name.startswith("blk.") and tensor.name.split(".")[2] in targets:
+            n_in, n_out = tensor.shape[0], tensor.shape[1]
+            scale = strength / np.sqrt(n_in)
+            writer.add_tensor(f"{tensor.name}.lora_a",
+                              (rng.standard_normal((rank, n_in)) * scale).astype(np.float32))
+            writer.add_tensor(f"{tensor.name}.lora_b",
+                              (rng.standard_normal((n_out, rank)) * strength).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def write_tiny_lora(path: Path, base: Path, **options: object) -> Path:
+    """A LoRA for a tiny model written by `write_tiny_llama` (see `write_lora_for`)."""
+    return write_lora_for(base, path, **options)  # type: ignore[arg-type]

@@ -5,16 +5,23 @@ pieces to the event loop through a queue. Closing the stream sets a flag the
 worker checks after every token, so generation stops within a token and the
 model is free again. One lock per loaded model keeps two streams from
 sharing a context at once.
+
+LoRA adapters ride on the loaded base model: each is read once (llama.cpp's
+`llama_adapter_lora_init`) and switched per request on the model's one
+context (`llama_set_adapters_lora`), so personas with different adapters
+share the base weights. Switching adapters resets the prompt cache, whose
+keys and values were computed with the old ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +29,10 @@ from typing import Any
 from mirador.backends.base import BackendEvent, ChatRequest, Finished, LoadedModel, TextPiece
 from mirador.backends.chat_format import Formatter, formatter_for
 from mirador.errors import ModelFileError, ModelLoadError
-from mirador.models.manifest import ModelEntry, SamplingOptions
+from mirador.models.adapters import adapter_problems
+from mirador.models.gguf_info import read_gguf_info
+from mirador.models.manifest import LoraAdapter, ModelEntry, SamplingOptions
+from mirador.models.memory import estimate_gguf, release_freed_memory
 from mirador.models.packaged import Progress, packaged_gguf, stderr_progress
 from mirador.settings import Settings
 
@@ -37,12 +47,26 @@ class _Loaded:
     path: Path
     size_bytes: int
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    adapters: dict[str, Any] = field(default_factory=dict)  # path -> llama_adapter_lora_p
+    active: tuple[tuple[str, float], ...] = ()  # the adapters set on the context now
+
+    def close(self) -> None:
+        """Free the adapters (before the model that owns them), then the model."""
+        if self.adapters:
+            _set_adapters(self, ())
+            import llama_cpp
+
+            for adapter in self.adapters.values():
+                llama_cpp.llama_adapter_lora_free(adapter)
+            self.adapters.clear()
+        self.llm.close()
 
 
 class LlamaCppBackend:
     """Runs GGUF files in this process."""
 
     name = "llamacpp"
+    in_process = True  # models live in this process: its resident memory measures them
 
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         self._settings = settings
@@ -58,6 +82,15 @@ class LlamaCppBackend:
             return Path(model.path).expanduser()
         assert model.package is not None  # the manifest guarantees a path or a package
         return packaged_gguf(model.package, self._settings.models_dir, self._progress)
+
+    def context_size(self, model: ModelEntry) -> int:
+        return min(model.context_length, self._settings.config.backends.llamacpp.n_ctx)
+
+    def estimate_bytes(self, model: ModelEntry) -> int:
+        """Weights + KV cache + buffers, from the GGUF header (blocking: it may assemble)."""
+        info = read_gguf_info(self.model_path(model))
+        n_batch = self._settings.config.backends.llamacpp.n_batch
+        return estimate_gguf(info, self.context_size(model), n_batch).total
 
     async def load(self, model: ModelEntry) -> None:
         await self._get(model)
@@ -86,7 +119,7 @@ class LlamaCppBackend:
         cfg = self._settings.config.backends.llamacpp
         threads = cfg.n_threads or os.cpu_count() or 1
         try:
-            llm = Llama(model_path=str(path), n_ctx=min(model.context_length, cfg.n_ctx),
+            llm = Llama(model_path=str(path), n_ctx=self.context_size(model),
                         n_threads=threads, n_threads_batch=threads, n_batch=cfg.n_batch,
                         verbose=False)
         except (ValueError, RuntimeError) as exc:
@@ -102,7 +135,38 @@ class LlamaCppBackend:
         loaded = self._models.pop(model.id, None)
         if loaded is not None:
             async with loaded.lock:  # wait for a running stream to finish first
-                loaded.llm.close()
+                await asyncio.to_thread(_close, loaded)
+
+    # -- LoRA adapters -----------------------------------------------------------
+
+    async def load_adapter(self, model: ModelEntry, lora: LoraAdapter) -> None:
+        """Read `lora` for `model` (loading the model first) so requests can switch to it."""
+        loaded = await self._get(model)
+        path = _adapter_path(lora)
+        if path in loaded.adapters:
+            return
+        async with loaded.lock:
+            if path not in loaded.adapters:
+                await asyncio.to_thread(_init_adapter, loaded, model.id, path)
+
+    async def unload_adapter(self, model: ModelEntry, lora: LoraAdapter) -> None:
+        loaded = self._models.get(model.id)
+        path = _adapter_path(lora)
+        if loaded is None or path not in loaded.adapters:
+            return
+        async with loaded.lock:
+            await asyncio.to_thread(_free_adapter, loaded, path)
+
+    async def use_adapters(self, model: ModelEntry, loras: tuple[LoraAdapter, ...]) -> None:
+        """Set exactly `loras` on the model's context now (a request does this first)."""
+        loaded = await self._get(model)
+        async with loaded.lock:
+            await asyncio.to_thread(_activate, loaded, model.id, loras)
+
+    def adapters(self, model: ModelEntry) -> list[str]:
+        """Paths of the adapters read for `model`."""
+        loaded = self._models.get(model.id)
+        return list(loaded.adapters) if loaded else []
 
     async def loaded(self) -> list[LoadedModel]:
         return [LoadedModel(model_id=mid, size_bytes=m.size_bytes, backend=self.name,
@@ -112,7 +176,12 @@ class LlamaCppBackend:
         for model_id in list(self._models):
             loaded = self._models.pop(model_id)
             async with loaded.lock:
-                loaded.llm.close()
+                await asyncio.to_thread(_close, loaded)
+
+    async def count_tokens(self, model: ModelEntry, text: str) -> int:
+        """How many tokens `text` is for `model`, by its own tokenizer (loads it if needed)."""
+        loaded = await self._get(model)
+        return len(loaded.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
     # -- generation --------------------------------------------------------------
 
@@ -123,7 +192,8 @@ class LlamaCppBackend:
                 yield event
 
     async def _stream_locked(self, loaded: _Loaded, request: ChatRequest
-                             ) -> AsyncIterator[BackendEvent]:
+                             ) -> AsyncGenerator[BackendEvent, None]:
+        await asyncio.to_thread(_activate, loaded, request.model.id, request.loras)
         prompt = loaded.formatter(request.messages)
         tokens = loaded.llm.tokenize(prompt.text.encode("utf-8"), add_bos=not prompt.has_bos,
                                      special=True)
@@ -153,9 +223,15 @@ def _generate(llm: Any, tokens: list[int], kwargs: dict[str, Any], cancel: threa
     """Worker thread: run llama.cpp and emit pieces until done or cancelled."""
     started = time.perf_counter()
     count = 0
-    reason = "stop"
+    reason: Any = "stop"  # llama.cpp's finish_reason: "stop" or "length"
     try:
-        stream = llm.create_completion(tokens, stream=True, **kwargs)
+        from llama_cpp import StoppingCriteriaList
+
+        # Checked after every token, even one whose bytes do not make text yet (and so
+        # yield no chunk), so closing the stream stops generation within a token.
+        until_cancelled = StoppingCriteriaList([lambda _ids, _logits: cancel.is_set()])
+        stream = llm.create_completion(tokens, stream=True, stopping_criteria=until_cancelled,
+                                       **kwargs)
         try:
             for chunk in stream:
                 if cancel.is_set():
@@ -180,6 +256,60 @@ def _generate(llm: Any, tokens: list[int], kwargs: dict[str, Any], cancel: threa
         emit(exc)
     finally:
         emit(_DONE)
+
+
+def _close(loaded: _Loaded) -> None:
+    loaded.close()
+    release_freed_memory()
+
+
+def _adapter_path(lora: LoraAdapter) -> str:
+    return str(Path(lora.path).expanduser())
+
+
+def _init_adapter(loaded: _Loaded, model_id: str, path: str) -> None:
+    """Worker thread: check the adapter against the model's header, then read it."""
+    import llama_cpp
+
+    problems = adapter_problems(read_gguf_info(Path(path)), read_gguf_info(loaded.path))
+    if problems:
+        raise ModelFileError(f"LoRA {path} does not fit model '{model_id}': {problems[0]}")
+    adapter = llama_cpp.llama_adapter_lora_init(loaded.llm.model, path.encode("utf-8"))
+    if not adapter:
+        raise ModelLoadError(f"llama.cpp could not read the LoRA adapter {path} for model "
+                             f"'{model_id}'; check that it was made for this base model")
+    loaded.adapters[path] = adapter
+
+
+def _free_adapter(loaded: _Loaded, path: str) -> None:
+    import llama_cpp
+
+    if any(p == path for p, _ in loaded.active):
+        _set_adapters(loaded, ())
+    llama_cpp.llama_adapter_lora_free(loaded.adapters.pop(path))
+
+
+def _activate(loaded: _Loaded, model_id: str, loras: tuple[LoraAdapter, ...]) -> None:
+    """Worker thread: make the context run with exactly `loras` (reading any new one)."""
+    wanted = tuple((_adapter_path(lora), lora.scale) for lora in loras)
+    for path, _ in wanted:
+        if path not in loaded.adapters:
+            _init_adapter(loaded, model_id, path)
+    if wanted != loaded.active:
+        _set_adapters(loaded, wanted)
+
+
+def _set_adapters(loaded: _Loaded, wanted: tuple[tuple[str, float], ...]) -> None:
+    import llama_cpp
+
+    count = len(wanted)
+    adapters = (llama_cpp.llama_adapter_lora_p_ctypes * count)(
+        *(loaded.adapters[path] for path, _ in wanted)) if count else None
+    scales = (ctypes.c_float * count)(*(scale for _, scale in wanted)) if count else None
+    if llama_cpp.llama_set_adapters_lora(loaded.llm.ctx, adapters, count, scales):
+        raise ModelLoadError(f"llama.cpp could not switch LoRA adapters on {loaded.path}")
+    loaded.llm.reset()  # cached keys and values were computed with the old adapters
+    loaded.active = wanted
 
 
 def _completion_kwargs(options: SamplingOptions, stops: tuple[str, ...]) -> dict[str, Any]:
@@ -228,7 +358,7 @@ def _quiet_llama_logs() -> None:
 
     log = logging.getLogger("mirador.llamacpp")
 
-    @llama_cpp.llama_log_callback  # type: ignore[misc]
+    @llama_cpp.llama_log_callback
     def sink(level: int, text: bytes, user_data: Any) -> None:
         log.debug(text.decode("utf-8", errors="replace").rstrip())
 

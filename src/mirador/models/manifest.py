@@ -46,8 +46,10 @@ class ModelEntry(Strict):
     id: str
     backend: str = Field(default="llamacpp", description="llamacpp, ollama, openai or a plugin's.")
     path: str | None = Field(default=None, description="llamacpp: a GGUF file.")
-    package: str | None = Field(default=None, description="llamacpp: a PyPI package shipping a GGUF.")
-    name: str | None = Field(default=None, description="ollama tag or OpenAI-compatible model name.")
+    package: str | None = Field(default=None,
+                                description="llamacpp: a PyPI package shipping a GGUF.")
+    name: str | None = Field(default=None,
+                             description="ollama tag or OpenAI-compatible model name.")
     context_length: int = Field(default=4096, ge=256)
     memory_bytes: int | None = Field(default=None, ge=0, description="Estimated resident size.")
     tags: list[str] = []
@@ -68,7 +70,9 @@ class ModelEntry(Strict):
 
     @property
     def source(self) -> str:
-        return self.path or (f"package:{self.package}" if self.package else f"{self.backend}:{self.name}")
+        if self.path:
+            return self.path
+        return f"package:{self.package}" if self.package else f"{self.backend}:{self.name}"
 
 
 class LoraAdapter(Strict):
@@ -180,6 +184,11 @@ class Manifest(Strict):
             if self.has_persona(current.model):
                 current = self.persona(current.model)
                 continue
+            if not self.has_model(current.model):
+                raise ModelNotFoundError(
+                    f"persona '{current.id}' is based on '{current.model}', which is neither a "
+                    f"model nor a persona in the manifest (models: {self._known(self.models)}); "
+                    "fix its 'model' or add that model to ~/.mirador/manifest.yaml")
             base = self.model(current.model)
             break
         system: str | None = None
@@ -253,7 +262,7 @@ def builtin_manifest_data() -> dict:
 
 def merge_manifest_data(base: dict, extra: dict) -> dict:
     """`extra`'s entries added to `base`'s; an entry with a known id replaces the old one."""
-    merged: dict[str, list] = {}
+    merged: dict[str, Any] = {}
     for key in ("models", "personas", "chains"):  # lists of entries with ids
         by_id = {e["id"]: e for e in base.get(key) or [] if isinstance(e, dict) and "id" in e}
         for entry in extra.get(key) or []:

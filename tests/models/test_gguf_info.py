@@ -1,0 +1,50 @@
+"""GGUF headers read without loading: the figures llama.cpp itself would use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mirador.errors import ModelFileError
+from mirador.models.gguf_info import read_gguf_info
+from mirador.models.memory import MiB, kv_cache_bytes
+from tests.support.tiny_gguf import TinySpec, vocabulary, write_tiny_lora
+
+
+def test_the_real_gemma_header_matches_llama_cpps_own_figures(gemma_gguf: Path) -> None:
+    info = read_gguf_info(gemma_gguf)
+    assert info.architecture == "gemma3" and info.general_type == "model"
+    assert info.arch("block_count") == 18
+    assert info.array_lengths["tokenizer.ggml.tokens"] == 262144
+    assert info.tensor_bytes == 246_587_904, "llama_model_size() of this file"
+    assert kv_cache_bytes(info, 4096) == 72 * MiB, "llama.cpp's 'KV buffer size' at n_ctx 4096"
+
+
+def test_a_tiny_models_weights_are_counted_to_the_byte(tiny_gguf: Path) -> None:
+    spec, n_vocab = TinySpec(), len(vocabulary()[0])
+    e, f = spec.n_embd, spec.n_ff
+    floats = 2 * n_vocab * e + e + spec.n_layer * (4 * e * e + 3 * e * f + 2 * e)
+    info = read_gguf_info(tiny_gguf)
+    assert info.tensor_bytes == 4 * floats
+    assert info.tensor("blk.0.ffn_up.weight").shape == (e, f)  # type: ignore[union-attr]
+
+
+def test_an_adapter_says_so(tiny_gguf: Path, tmp_path: Path) -> None:
+    info = read_gguf_info(write_tiny_lora(tmp_path / "lora.gguf", tiny_gguf))
+    assert info.general_type == "adapter" and info.metadata["adapter.type"] == "lora"
+    assert info.architecture == "llama"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"not a model at all", "not a GGUF file"),
+    (None, "is not a complete GGUF file"),
+])
+def test_bad_files_get_errors_that_say_what_to_do(tmp_path: Path, tiny_gguf: Path,
+                                                 content: bytes | None, message: str) -> None:
+    path = tmp_path / "bad.gguf"
+    path.write_bytes(content if content is not None else tiny_gguf.read_bytes()[:3000])
+    with pytest.raises(ModelFileError, match=message):
+        read_gguf_info(path)
+    with pytest.raises(ModelFileError, match="does not exist; fix the 'path'"):
+        read_gguf_info(tmp_path / "missing.gguf")
