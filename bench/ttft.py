@@ -35,7 +35,8 @@ start = float(sys.argv[2])
 from llama_cpp import Llama
 llm = Llama(sys.argv[1], n_ctx=4096, n_threads={threads}, n_threads_batch={threads},
             verbose=False)
-prompt = "<start_of_turn>user\\nWhat should I focus on today?<end_of_turn>\\n<start_of_turn>model\\n"
+prompt = ("<start_of_turn>user\\nWhat should I focus on today?<end_of_turn>\\n"
+          "<start_of_turn>model\\n")
 tokens = llm.tokenize(prompt.encode(), add_bos=True, special=True)
 for chunk in llm.create_completion(tokens, max_tokens=8, stream=True, temperature=0):
     if chunk["choices"][0]["text"]:
@@ -97,10 +98,10 @@ async def warm_comparison(queries: list[str], max_tokens: int) -> dict:
         model = orchestrator.manifest.model("gemma3-270m")
         backend = orchestrator.manager.backend("llamacpp")
         path = backend.model_path(model)  # type: ignore[attr-defined]
-        threads = settings.config.backends.llamacpp.n_threads or os.cpu_count() or 1
-        llm = Llama(str(path), n_ctx=min(model.context_length, settings.config.backends.llamacpp.n_ctx),
-                    n_threads=threads, n_threads_batch=threads,
-                    n_batch=settings.config.backends.llamacpp.n_batch, verbose=False)
+        cfg = settings.config.backends.llamacpp
+        threads = cfg.n_threads or os.cpu_count() or 1
+        llm = Llama(str(path), n_ctx=min(model.context_length, cfg.n_ctx), n_threads=threads,
+                    n_threads_batch=threads, n_batch=cfg.n_batch, verbose=False)
         await mirador_run(orchestrator, "Warm up.", 4)
         formatter = backend._models[model.id].formatter  # type: ignore[attr-defined]
         raw_run(llm, llm.tokenize(b"Warm up.", add_bos=True), 4)
@@ -175,7 +176,7 @@ def print_table(warm: dict, cold: dict) -> None:
         ("cold start to first token", f"{cold['raw_cold_s']:.2f} s",
          f"{cold['mirador_cold_s']:.2f} s", f"{cold['cold_ratio']:.3f}"),
     ]
-    print(f"| measure | raw llama-cpp-python | Mirador | ratio |\n|---|---|---|---|")
+    print("| measure | raw llama-cpp-python | Mirador | ratio |\n|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
     print(f"\n{warm['queries']} workload queries; first-token target "

@@ -33,7 +33,8 @@ _EXPORTS = {
     "create_orchestrator": "mirador.app",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["ModelStage", "Orchestrator", "Query", "Settings", "create_orchestrator",
+           "load_settings"]
 
 if TYPE_CHECKING:
     from mirador.app import create_orchestrator

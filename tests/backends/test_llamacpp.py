@@ -17,6 +17,11 @@ from mirador.settings import Settings
 QUESTION = (Message("system", "Answer briefly."), Message("user", "Name three colours."))
 
 
+def truncated_copy(source: Path, target: Path, size: int) -> Path:
+    target.write_bytes(source.read_bytes()[:size])
+    return target
+
+
 def request(model: ModelEntry, max_tokens: int = 12, **options: object) -> ChatRequest:
     return ChatRequest(model=model, messages=QUESTION,
                        options=SamplingOptions(max_tokens=max_tokens, seed=1, **options))
@@ -164,7 +169,6 @@ async def test_file_that_is_not_gguf_is_named_corrupt(llama_backend: LlamaCppBac
 
 async def test_truncated_gguf_fails_to_load_with_a_clear_error(
         llama_backend: LlamaCppBackend, tiny_gguf: Path, tmp_path: Path) -> None:
-    path = tmp_path / "truncated.gguf"
-    path.write_bytes(tiny_gguf.read_bytes()[:5000])
+    path = truncated_copy(tiny_gguf, tmp_path / "truncated.gguf", 5000)
     with pytest.raises(ModelLoadError, match="complete GGUF file"):
         await llama_backend.load(ModelEntry(id="truncated", path=str(path)))

@@ -15,7 +15,8 @@ FAST = ("stages:\n  - {name: quick_response, persona: quick, confidence: 0.6, ma
 def test_chat_edits_lines_keeps_history_and_exits(isolated_home: Path) -> None:
     (isolated_home / "config.yaml").write_text(FAST)
     child = pexpect.spawn(sys.executable, ["-m", "mirador", "chat", "--stages", "quick_response"],
-                          env={**os.environ, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"}, encoding="utf-8", timeout=120,
+                          env={**os.environ, "TERM": "xterm", "PROMPT_TOOLKIT_NO_CPR": "1"},
+                          encoding="utf-8", timeout=120,
                           dimensions=(40, 120))
     child.expect("you>")
     child.send("Hello thre")

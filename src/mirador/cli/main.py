@@ -22,7 +22,7 @@ EXIT_INTERRUPTED = 130
 _COMMANDS = {
     "ask": ("mirador.cli.ask:ask", "Answer a query with progressive, staged streaming."),
     "chat": ("mirador.cli.chat:chat", "Talk with Mirador interactively."),
-    "route": ("mirador.cli.route:route", "Show which stages a query would run, without running them."),
+    "route": ("mirador.cli.route:route", "Show the stages a query would run, running none."),
     "models": ("mirador.cli.models:models", "List, check and manage models and personas."),
     "chains": ("mirador.cli.chains:chains", "List the chains of personas that can answer."),
     "memory": ("mirador.cli.memory:memory", "See, search, export and forget what is remembered."),
@@ -56,7 +56,8 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, lazy=_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, lazy=_COMMANDS,
+             context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mirador")
 def cli() -> None:
     """Mirador: a local-first personal AI orchestrator.

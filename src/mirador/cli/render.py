@@ -9,7 +9,8 @@ from typing import Protocol, TextIO
 
 from mirador.orchestration.events import Ack, Done, ErrorEvent, Event, StageEnd, StageStart, Token
 
-GREY, WHITE, CYAN, DIM, RED, RESET = "\x1b[90m", "\x1b[97m", "\x1b[36m", "\x1b[2m", "\x1b[31m", "\x1b[0m"
+GREY, WHITE, CYAN = "\x1b[90m", "\x1b[97m", "\x1b[36m"
+DIM, RED, RESET = "\x1b[2m", "\x1b[31m", "\x1b[0m"
 
 
 class Renderer(Protocol):
@@ -66,7 +67,8 @@ class TerminalRenderer:
         if not self._at_line_start:
             self._write("\n")
         gap = "\n" if event.index else ""
-        header = f"── {event.stage} · {event.persona} on {event.model} · confidence {event.confidence:.2f} ──"
+        header = (f"── {event.stage} · {event.persona} on {event.model} · "
+                  f"confidence {event.confidence:.2f} ──")
         self._write(f"{gap}{self._paint(header, DIM)}\n")
 
     def _on_token(self, event: Token) -> None:
@@ -91,7 +93,8 @@ class TerminalRenderer:
         if event.status == "error":
             return
         first = f", first token {event.ttft:.2f} s" if event.ttft is not None else ""
-        summary = f"({len(event.answers)} stages, {event.tokens} tokens, {event.seconds:.1f} s{first})"
+        summary = (f"({len(event.answers)} stages, {event.tokens} tokens, "
+                   f"{event.seconds:.1f} s{first})")
         if self.err.isatty():
             self.err.write(self._paint(summary + "\n", DIM))
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from contextlib import aclosing
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
