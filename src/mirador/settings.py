@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ByteSize, ConfigDict, Field
 
 from mirador.yamlfile import read_yaml_model
 
@@ -132,6 +132,44 @@ class MemoryConfig(Strict):
         default=None, description="Use a Chroma server over HTTP instead of local files.")
 
 
+class ModelsConfig(Strict):
+    """The model manager: how much memory models may take and when they load or unload."""
+
+    budget: ByteSize | None = Field(
+        default=None, description="Memory all loaded models may take together, e.g. 6GB or "
+        "1500MiB; None: budget_fraction of the RAM available when Mirador starts.")
+    budget_fraction: float = Field(default=0.6, gt=0.0, le=1.0)
+    busy_wait: float = Field(default=30.0, ge=0.0, description="Seconds a load waits for an "
+                             "answer that holds the memory it needs before it fails.")
+    keep_alive: float | None = Field(default=1800.0, gt=0.0, description="Seconds a model "
+                                     "may sit idle before it is unloaded; None: never.")
+    preload: bool = Field(default=True, description="Load the models a query will probably "
+                          "need while it is being typed.")
+    preload_debounce: float = Field(default=0.35, ge=0.0, description="Seconds of no typing "
+                                    "before a partial query is used to predict.")
+
+
+class LearningConfig(Strict):
+    """Learning from ratings: which chain answers each query type (see mirador.learning)."""
+
+    enabled: bool = Field(default=True, description="False: answers are neither logged nor "
+                          "routed by what ratings taught.")
+    fade: float = Field(default=0.99, gt=0.0, le=1.0, description="Each rating of a query "
+                        "type multiplies that type's older evidence by this.")
+    share: float = Field(default=0.25, ge=0.0, le=1.0, description="Weight of the evidence a "
+                         "query type borrows from other types of its domain.")
+    neighbours: int = Field(default=7, ge=1, le=50, description="Labelled examples that vote "
+                            "on a query's domain.")
+    history_min_rating: int = Field(default=4, ge=1, le=5, description="Your queries rated at "
+                                    "least this teach the query-type classifier.")
+
+    def bandit(self) -> Any:
+        """These settings as the bandit's config."""
+        from mirador.learning.bandit import BanditConfig
+
+        return BanditConfig(fade=self.fade, share=self.share)
+
+
 class Config(Strict):
     """The whole of `config.yaml`."""
 
@@ -142,6 +180,8 @@ class Config(Strict):
     color: Literal["auto", "always", "never"] = "auto"
     memory: MemoryConfig = MemoryConfig()
     server: ServerConfig = ServerConfig()
+    models: ModelsConfig = ModelsConfig()
+    learning: LearningConfig = LearningConfig()
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import click
 
 from mirador.cli.render import JsonRenderer, TerminalRenderer, use_color
 from mirador.orchestration.events import Done, Event
 from mirador.orchestration.orchestrator import Orchestrator, Query
-from mirador.server.client import find_server
+from mirador.server.client import ServerClient, find_server
 from mirador.server.client import stream_answer as stream_from_server
-from mirador.settings import load_settings
+from mirador.settings import Settings, load_settings
+
+Renderer = JsonRenderer | TerminalRenderer
 
 
 def split_stages(value: str | None) -> list[str] | None:
@@ -32,8 +35,15 @@ def split_stages(value: str | None) -> list[str] | None:
 @click.option("--no-color", is_flag=True, help="No colours, even on a terminal.")
 @click.option("--local", is_flag=True, help="Answer in this process even when 'mirador serve' "
               "is running (by default a running server answers, with its models warm).")
+@click.option("--no-memory", is_flag=True, help="Recall nothing and remember nothing this time.")
+@click.option("--continue", "continue_last", is_flag=True,
+              help="Continue the last session (its recent turns are shown to every stage).")
+@click.option("--session", "session_id", metavar="ID", help="Continue (or start) session ID.")
+@click.option("--namespace", "-n", default="default", show_default=True,
+              help="The project whose memories this query uses and adds to.")
 def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: str | None,
-        quiet: bool, as_json: bool, no_color: bool, local: bool) -> None:
+        quiet: bool, as_json: bool, no_color: bool, local: bool, no_memory: bool,
+        continue_last: bool, session_id: str | None, namespace: str) -> None:
     """Answer QUERY: a fast first answer, then deeper stages. Use - to read it from stdin."""
     text = sys.stdin.read() if query == ("-",) else " ".join(query)
     if not text.strip():
@@ -42,15 +52,24 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
     renderer = JsonRenderer() if as_json else TerminalRenderer(
         color=use_color(settings.config.color, no_color, sys.stdout), quiet=quiet)
     options = {"stages": split_stages(stages), "model": model, "chain": chain}
-    server = None if local else find_server(settings)
-    done = asyncio.run(_ask(settings, Query(text=text.strip()), renderer, options, server))
+    from mirador.memory.service import session_log
+    from mirador.memory.sessions import session_for, without_memory
+
+    session, history = session_for(session_log(settings), continue_last, session_id)
+    if no_memory:
+        settings = without_memory(settings)
+    server = None if local or no_memory else find_server(settings)
+    done = asyncio.run(_ask(settings, Query(text=text.strip(), session_id=session,
+                                            namespace=namespace, history=history),
+                            renderer, options, server))
     if done.status == "error":
         if not as_json:
             click.echo(f"mirador: error: {done.error}", err=True)
         sys.exit(1)
 
 
-async def _ask(settings, query, renderer, options, server=None) -> Done:  # type: ignore[no-untyped-def]
+async def _ask(settings: Settings, query: Query, renderer: Renderer, options: dict[str, Any],
+               server: ServerClient | None = None) -> Done:
     from mirador.app import create_orchestrator
 
     if server is not None:  # a running `mirador serve` answers, with its models already warm
@@ -60,8 +79,8 @@ async def _ask(settings, query, renderer, options, server=None) -> Done:  # type
         return await stream_answer(orchestrator, query, renderer, **options)
 
 
-async def stream_answer(orchestrator: Orchestrator, query: Query, renderer,  # type: ignore[no-untyped-def]
-                        **options) -> Done:
+async def stream_answer(orchestrator: Orchestrator, query: Query, renderer: Renderer,
+                        **options: Any) -> Done:
     """Show every event of one answer and return its `Done`."""
     done: Done | None = None
     async for event in orchestrator.process(query, **options):
@@ -72,8 +91,7 @@ async def stream_answer(orchestrator: Orchestrator, query: Query, renderer,  # t
     return done
 
 
-async def show_events(events: AsyncIterator[Event],
-                      renderer: JsonRenderer | TerminalRenderer) -> Done:
+async def show_events(events: AsyncIterator[Event], renderer: Renderer) -> Done:
     """Show every event of a stream (from a server or in-process) and return its `Done`."""
     done: Done | None = None
     async for event in events:

@@ -1,0 +1,137 @@
+"""Embeddings: text to unit vectors, from a local model chosen by name.
+
+Providers register a factory under a name; `load_embedder(settings)` builds
+the configured one. Every provider returns float32 rows of unit length, so a
+dot product is the cosine similarity.
+
+    minilm                 all-MiniLM-L6-v2 run with numpy + tokenizers (default; loads in ~0.3 s)
+    sentence-transformers  the same model through sentence-transformers and torch (~9 s import)
+    ollama                 Ollama's embedding API (`ollama pull all-minilm`)
+
+`BackgroundEmbedder` loads a provider in a worker thread as soon as it is
+made, so the first stage of an answer never waits for the model.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from mirador.errors import ConfigError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from mirador.settings import Settings
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into L2-normalised float32 vectors of shape (len(texts), dimension)."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+EmbedderFactory = Callable[["Settings"], Embedder]
+_REGISTRY: dict[str, EmbedderFactory] = {}
+
+
+def register_embedder(name: str, factory: EmbedderFactory) -> None:
+    """Make `factory` available as `memory.embedder: NAME` (built-ins and plugins alike)."""
+    _REGISTRY[name] = factory
+
+
+def embedder_names() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_embedder(settings: Settings) -> Embedder:
+    """Build the embedder the settings name (it may load its model now)."""
+    config = settings.config.memory
+    factory = _REGISTRY.get(config.embedder)
+    if factory is None:
+        raise ConfigError(f"unknown embedder '{config.embedder}' in memory.embedder "
+                          f"(known: {', '.join(embedder_names())}); fix config.yaml")
+    return factory(settings)
+
+
+def load_embedder(settings: Settings, start: bool = True) -> BackgroundEmbedder:
+    """The configured embedder, loading in the background (from now, or from first use)."""
+    return BackgroundEmbedder(lambda: create_embedder(settings), start=start)
+
+
+class BackgroundEmbedder:
+    """Builds an embedder in a daemon thread at once; the first use waits for it."""
+
+    def __init__(self, build: Callable[[], Embedder], start: bool = True) -> None:
+        self._build = build
+        self._inner: Embedder | None = None
+        self._error: BaseException | None = None
+        self._ready = threading.Event()
+        self._started = threading.Lock()
+        self._thread: threading.Thread | None = None
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Begin loading (once); later calls do nothing."""
+        with self._started:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._load, name="mirador-embedder",
+                                                daemon=True)
+                self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            self._inner = self._build()
+        except BaseException as exc:  # re-raised in the caller's thread by `wait`
+            self._error = exc
+        finally:
+            self._ready.set()
+
+    def wait(self) -> Embedder:
+        """The loaded embedder (raising whatever loading raised)."""
+        self.start()
+        self._ready.wait()
+        if self._error is not None:
+            raise self._error
+        assert self._inner is not None
+        return self._inner
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    @property
+    def dimension(self) -> int:
+        return self.wait().dimension
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.wait().embed(texts)
+
+
+def _minilm(settings: Settings) -> Embedder:
+    from mirador.embeddings.minilm import MiniLMEmbedder
+
+    return MiniLMEmbedder.load(settings.config.memory.embedder_model)
+
+
+def _sentence_transformers(settings: Settings) -> Embedder:
+    from mirador.embeddings.st import SentenceTransformerEmbedder
+
+    return SentenceTransformerEmbedder.load(settings.config.memory.embedder_model)
+
+
+def _ollama(settings: Settings) -> Embedder:
+    from mirador.embeddings.ollama import OllamaEmbedder
+
+    return OllamaEmbedder(settings.ollama_host, settings.config.memory.embedder_model)
+
+
+register_embedder("minilm", _minilm)
+register_embedder("sentence-transformers", _sentence_transformers)
+register_embedder("ollama", _ollama)

@@ -1,0 +1,256 @@
+"""The memory store: exchanges kept in ChromaDB, one pair of collections per namespace.
+
+Each namespace has a collection of memories, searched by the blended vector
+(see `ranking`), and a companion holding each memory's whole-exchange vector,
+read back for the candidates only (supersession compares them). Keeping
+namespaces apart keeps every search unfiltered, which is what keeps it fast.
+
+The store is blocking and thread-safe; `mirador.memory.service` runs it off the
+event loop. By default it is a `PersistentClient` under the Mirador home; with
+`memory.chroma_server` set, the same code talks to a Chroma server over HTTP.
+Telemetry is off either way: nothing leaves the machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mirador.embeddings import Embedder
+from mirador.errors import MemoryStoreError
+from mirador.memory.ranking import Candidate, RankingParams, blend, rank
+from mirador.memory.records import MemoryRecord, Recalled
+from mirador.settings import ChromaServerConfig, Settings
+
+CANDIDATES = 50  # nearest memories the index returns, for ranking to reorder
+_KIND = "mirador-memory"
+_BATCH = 500
+
+
+def memory_dir(settings: Settings) -> Path:
+    return settings.home / "memory"
+
+
+def open_client(settings: Settings) -> Any:
+    """A Chroma client as configured: files under the home, or a server."""
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    quiet = ChromaSettings(anonymized_telemetry=False)
+    server = settings.config.memory.chroma_server
+    try:
+        if server is not None:
+            return _http_client(chromadb, server, quiet)
+        path = memory_dir(settings) / "chroma"
+        path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(path), settings=quiet)
+    except MemoryStoreError:
+        raise
+    except Exception as exc:  # chromadb raises many types; translate at the edge
+        raise MemoryStoreError(f"cannot open the memory store ({type(exc).__name__}: {exc}); "
+                               "check memory settings in config.yaml") from None
+
+
+def _http_client(chromadb: Any, server: ChromaServerConfig, quiet: Any) -> Any:
+    try:
+        return chromadb.HttpClient(host=server.host, port=server.port, ssl=server.ssl,
+                                   settings=quiet)
+    except Exception as exc:
+        raise MemoryStoreError(f"cannot reach the Chroma server at {server.host}:{server.port} "
+                               f"({exc}); start it (chroma run --host {server.host} --port "
+                               f"{server.port}) or remove memory.chroma_server") from None
+
+
+def collection_name(namespace: str, kind: str) -> str:
+    """A valid Chroma name for a namespace (any text) and a kind ('mem' or 'doc')."""
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", namespace).strip("-")[:40] or "ns"
+    digest = hashlib.sha1(namespace.encode()).hexdigest()[:8]
+    return f"mirador-{kind}-{slug}-{digest}"
+
+
+class MemoryStore:
+    """Adds, finds, lists and forgets memories in Chroma."""
+
+    def __init__(self, client: Any, embedder: Embedder, params: RankingParams) -> None:
+        self.client = client
+        self.embedder = embedder
+        self.params = params
+        self._lock = threading.Lock()
+        self._collections: dict[tuple[str, str], Any] = {}
+
+    def close(self) -> None:
+        """Release the client (the last client of a path or server closes its connections)."""
+        with self._lock:
+            self._collections.clear()
+        # chromadb's HTTP clients (the client's and its admin client's) never close their
+        # connection pools; close them here
+        for part in (self.client, getattr(self.client, "_admin_client", None)):
+            session = getattr(getattr(part, "_server", None), "_session", None)
+            if session is not None:
+                session.close()
+        self.client.close()
+
+    # -- collections -------------------------------------------------------------
+
+    def _collection(self, namespace: str, kind: str, create: bool) -> Any | None:
+        key = (namespace, kind)
+        with self._lock:
+            if key not in self._collections:
+                found = self._open_collection(namespace, kind, create)
+                if found is None:
+                    return None
+                self._collections[key] = found
+            return self._collections[key]
+
+    def _open_collection(self, namespace: str, kind: str, create: bool) -> Any | None:
+        name = collection_name(namespace, kind)
+        if not create:
+            if name not in {c.name for c in self.client.list_collections()}:
+                return None
+            return self.client.get_collection(name)
+        return self.client.get_or_create_collection(
+            name, embedding_function=None, configuration={"hnsw": {"space": "ip"}},
+            metadata={"kind": _KIND, "namespace": namespace, "vectors": kind})
+
+    def namespaces(self) -> list[str]:
+        """Every namespace that has memories."""
+        found = set()
+        for collection in self.client.list_collections():
+            meta = collection.metadata or {}
+            if meta.get("kind") == _KIND and meta.get("vectors") == "mem":
+                found.add(str(meta["namespace"]))
+        return sorted(found)
+
+    # -- writing -------------------------------------------------------------------
+
+    def add(self, records: Sequence[MemoryRecord]) -> None:
+        """Store `records` (replacing any with the same id in their namespace)."""
+        by_namespace: dict[str, list[MemoryRecord]] = {}
+        for record in records:
+            by_namespace.setdefault(record.namespace, []).append(record)
+        for namespace, group in by_namespace.items():
+            for start in range(0, len(group), _BATCH):
+                self._add_batch(namespace, group[start:start + _BATCH])
+
+    def _add_batch(self, namespace: str, records: Sequence[MemoryRecord]) -> None:
+        queries = self.embedder.embed([r.query for r in records])
+        docs = self.embedder.embed([r.document for r in records])
+        self.add_vectors(namespace, records, queries, docs)
+
+    def add_vectors(self, namespace: str, records: Sequence[MemoryRecord],
+                    query_vectors: np.ndarray, doc_vectors: np.ndarray) -> None:
+        """Store records whose vectors are already computed (imports, benchmarks)."""
+        ids = [r.id for r in records]
+        mem: Any = self._collection(namespace, "mem", create=True)
+        doc: Any = self._collection(namespace, "doc", create=True)
+        # the companion first: a memory is searchable only once both are written
+        doc.upsert(ids=ids, embeddings=doc_vectors)
+        mem.upsert(ids=ids, embeddings=blend(query_vectors, doc_vectors, self.params),
+                   documents=[r.document for r in records],
+                   metadatas=[r.to_metadata() for r in records])
+
+    def set_rating(self, memory_id: str, rating: int | None) -> bool:
+        """Record a rating (1-5) on a memory; False when no memory has that id."""
+        found = self.get(memory_id)
+        if found is None:
+            return False
+        mem = self._collection(found.namespace, "mem", create=False)
+        assert mem is not None
+        mem.update(ids=[memory_id], metadatas=[found.with_rating(rating).to_metadata()])
+        return True
+
+    def forget(self, memory_ids: Iterable[str]) -> int:
+        """Delete these memories everywhere; returns how many existed."""
+        wanted = set(memory_ids)
+        gone = 0
+        for namespace in self.namespaces():
+            mem: Any = self._collection(namespace, "mem", create=False)
+            if mem is None or not wanted:
+                continue
+            present = mem.get(ids=sorted(wanted), include=[])["ids"]
+            if present:
+                mem.delete(ids=present)
+                doc = self._collection(namespace, "doc", create=False)
+                if doc is not None:
+                    doc.delete(ids=present)
+                gone += len(present)
+        return gone
+
+    def forget_all(self) -> int:
+        """Delete every memory in every namespace."""
+        count = self.count()
+        for collection in self.client.list_collections():
+            if (collection.metadata or {}).get("kind") == _KIND:
+                self.client.delete_collection(collection.name)
+        with self._lock:
+            self._collections.clear()
+        return count
+
+    # -- reading -------------------------------------------------------------------
+
+    def get(self, memory_id: str) -> MemoryRecord | None:
+        for namespace in self.namespaces():
+            mem = self._collection(namespace, "mem", create=False)
+            got = mem.get(ids=[memory_id], include=["metadatas"]) if mem else {"ids": []}
+            if got["ids"]:
+                return MemoryRecord.from_metadata(got["ids"][0], got["metadatas"][0])
+        return None
+
+    def count(self, namespace: str | None = None) -> int:
+        total = 0
+        for name in [namespace] if namespace else self.namespaces():
+            mem = self._collection(name, "mem", create=False)
+            total += mem.count() if mem else 0
+        return total
+
+    def records(self, namespace: str | None = None,
+                where: dict[str, Any] | None = None) -> Iterator[MemoryRecord]:
+        """Every memory (of a namespace, or matching `where`), oldest first."""
+        found: list[MemoryRecord] = []
+        for name in [namespace] if namespace else self.namespaces():
+            mem = self._collection(name, "mem", create=False)
+            if mem is None:
+                continue
+            got = mem.get(where=where, include=["metadatas"])
+            found.extend(MemoryRecord.from_metadata(i, m)
+                         for i, m in zip(got["ids"], got["metadatas"], strict=True))
+        yield from sorted(found, key=lambda r: (r.timestamp, r.id))
+
+    def session_turns(self, session_id: str) -> list[MemoryRecord]:
+        """The stored exchanges of one session, oldest first."""
+        return list(self.records(where={"session_id": session_id}))
+
+    def recall(self, text: str, now: float, namespace: str | None = None,
+               params: RankingParams | None = None) -> list[Recalled]:
+        """The memories that bear on `text`, best first, with their scores."""
+        params = params or self.params
+        vector = self.embedder.embed([text])[0]
+        namespaces = [namespace] if namespace else self.namespaces()
+        candidates = [c for name in namespaces for c in self._candidates(name, vector)]
+        return rank(text, candidates, now, params)
+
+    def _candidates(self, namespace: str, vector: np.ndarray) -> list[Candidate]:
+        mem = self._collection(namespace, "mem", create=False)
+        if mem is None:
+            return []
+        found = mem.query(query_embeddings=[vector], n_results=CANDIDATES,
+                          include=["metadatas", "distances"])
+        ids, metas, distances = found["ids"][0], found["metadatas"][0], found["distances"][0]
+        docs = self._doc_vectors(namespace, ids)
+        return [Candidate(record=MemoryRecord.from_metadata(i, m), similarity=1.0 - float(d),
+                          doc_vector=docs.get(i))
+                for i, m, d in zip(ids, metas, distances, strict=True)]
+
+    def _doc_vectors(self, namespace: str, ids: list[str]) -> dict[str, np.ndarray]:
+        doc = self._collection(namespace, "doc", create=False)
+        if doc is None or not ids:
+            return {}
+        got = doc.get(ids=ids, include=["embeddings"])
+        return {i: np.asarray(v, dtype=np.float32)
+                for i, v in zip(got["ids"], got["embeddings"], strict=True)}

@@ -1,0 +1,77 @@
+"""Recall ranking: meaning first, then age, supersession, exact names, and the threshold."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from mirador.memory.ranking import RankingParams, decay, salient_terms
+from mirador.memory.store import MemoryStore
+from tests.memory.conftest import DAY, rec
+
+
+def test_recall_ranks_by_meaning_with_scores(store: MemoryStore) -> None:
+    store.add([rec("run", "I'm training for a half marathon; my long run is 14 km."),
+               rec("db", "We chose Postgres for the orders service."),
+               rec("kid", "My daughter starts kindergarten in September.")])
+    hits = store.recall("How far should my longest run be?", time.time())
+    assert hits[0].record.id == "run"
+    assert hits[0].score > 0.3 and hits[0].similarity > 0.3 and 0.5 <= hits[0].decay <= 1.0
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_decay_halves_the_span_above_the_floor_every_half_life() -> None:
+    params = RankingParams(half_life_days=30.0, decay_floor=0.5)
+    weights = decay(np.array([0.0, 30.0, 60.0, -5.0]), params)
+    np.testing.assert_allclose(weights, [1.0, 0.75, 0.625, 1.0])
+
+
+def test_now_decides_which_of_two_equal_memories_is_fresher(store: MemoryStore) -> None:
+    now = time.time()
+    store.add([rec("a", "My favourite tea is jasmine.", days_ago=400),
+               rec("b", "My favourite tea is jasmine!", days_ago=10)])
+    hits = store.recall("What tea do I like?", now)
+    assert [h.record.id for h in hits[:2]] == ["b", "a"]
+    assert hits[0].decay > hits[1].decay
+
+
+def test_a_newer_memory_on_the_same_subject_supersedes_the_older(store: MemoryStore) -> None:
+    store.add([rec("old", "Our team standup is at 9am every day.", "Keep it short.", days_ago=60),
+               rec("new", "Our team standup moved to 10am every day.", "Noted.", days_ago=2),
+               rec("other", "I water the plants on Sundays.", days_ago=1)])
+    hits = store.recall("When is our standup?", time.time())
+    assert hits[0].record.id == "new"
+    old = next(h for h in hits if h.record.id == "old")
+    assert old.superseded > 0.0 and hits[0].superseded == 0.0
+
+
+def test_names_and_numbers_in_the_query_add_a_keyword_bonus(store: MemoryStore) -> None:
+    assert salient_terms("When should I go to Kyoto with my D-28 and 3 kids?") == \
+        {"kyoto", "d-28", "3"}
+    assert salient_terms("How are you?") == set()
+    store.add([rec("k", "Planning a trip to Kyoto in spring."),
+               rec("o", "Planning a trip to Osaka in spring.")])
+    hits = {h.record.id: h for h in store.recall("Remind me about Kyoto", time.time())}
+    assert hits["k"].keyword > 0 and hits["o"].keyword == 0
+
+
+def test_results_under_the_threshold_are_dropped(store: MemoryStore) -> None:
+    store.add([rec("x", "I'm learning Portuguese before moving to Lisbon.")])
+    now = time.time()
+    assert store.recall("What language am I studying?", now)
+    strict = replace(store.params, min_relevance=0.99)
+    assert store.recall("What language am I studying?", now, params=strict) == []
+
+
+def test_limit_and_empty_namespace(store: MemoryStore) -> None:
+    store.add([rec(f"m{i}", f"Fact number {i} about my garden roses.") for i in range(8)])
+    assert len(store.recall("my roses", time.time(), params=replace(store.params, limit=3))) == 3
+    assert store.recall("my roses", time.time(), "no-such-namespace") == []
+
+
+def test_decay_is_scored_against_the_given_now(store: MemoryStore) -> None:
+    store.add([rec("t", "I jog every morning before work.", days_ago=0)])
+    later = time.time() + 365 * DAY
+    assert store.recall("Do I exercise?", later)[0].decay < 0.8

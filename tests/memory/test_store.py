@@ -1,0 +1,88 @@
+"""The Chroma store: what is written is found, per namespace, and forgotten means gone."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from mirador.embeddings.minilm import MiniLMEmbedder
+from mirador.memory.store import MemoryStore, collection_name
+from mirador.settings import Settings
+from tests.memory.conftest import rec, reopen
+
+
+def test_added_memories_are_read_back_whole(store: MemoryStore) -> None:
+    original = rec("a1", "I play a 1972 Martin D-28.", "Lovely guitar.", session_id="s1",
+                   chain="quick", answers={"quick_response": "Lovely guitar."}, rating=4)
+    store.add([original])
+    assert store.get("a1") == original
+    assert store.count() == 1 and store.namespaces() == ["default"]
+
+
+def test_namespaces_keep_memories_apart(store: MemoryStore) -> None:
+    store.add([rec("w1", "We use Postgres for orders.", namespace="work"),
+               rec("p1", "We use Postgres for orders.", namespace="personal tasks/ü")])
+    assert store.namespaces() == ["personal tasks/ü", "work"]
+    assert [h.record.id for h in store.recall("which database?", time.time(), "work")] == ["w1"]
+    assert {h.record.id for h in store.recall("which database?", time.time())} == {"w1", "p1"}
+
+
+def test_collection_names_are_valid_and_distinct() -> None:
+    names = {collection_name(ns, "mem") for ns in ("a", "A", "a b", "a-b", "ü", "x" * 300)}
+    assert len(names) == 6
+    assert all(3 <= len(n) <= 512 and n[0].isalnum() and n[-1].isalnum() for n in names)
+
+
+def test_records_are_oldest_first_and_filterable(store: MemoryStore) -> None:
+    store.add([rec("new", "second", days_ago=1, session_id="s"),
+               rec("old", "first", days_ago=9, session_id="s"),
+               rec("other", "elsewhere", session_id="t")])
+    assert [r.id for r in store.records()] == ["old", "new", "other"]
+    assert [r.id for r in store.session_turns("s")] == ["old", "new"]
+
+
+def test_rating_is_set_and_cleared(store: MemoryStore) -> None:
+    store.add([rec("r1", "rate me")])
+    assert store.set_rating("r1", 5) and store.get("r1").rating == 5  # type: ignore[union-attr]
+    assert store.set_rating("r1", None) and store.get("r1").rating is None  # type: ignore[union-attr]
+    assert not store.set_rating("missing", 3)
+
+
+def test_forgotten_is_gone_after_a_restart(settings: Settings, store: MemoryStore,
+                                           minilm: MiniLMEmbedder) -> None:
+    store.add([rec("keep", "My sister is called Ana."), rec("drop", "My PIN is 4321.")])
+    assert store.forget(["drop", "never-existed"]) == 1
+    again = reopen(settings, minilm, store)
+    assert again.get("drop") is None and [r.id for r in again.records()] == ["keep"]
+    assert all(h.record.id != "drop" for h in again.recall("What is my PIN?", time.time()))
+
+
+def test_forget_all_empties_every_namespace(settings: Settings, store: MemoryStore,
+                                            minilm: MiniLMEmbedder) -> None:
+    store.add([rec("a", "one", namespace="x"), rec("b", "two", namespace="y")])
+    assert store.forget_all() == 2
+    again = reopen(settings, minilm, store)
+    assert again.count() == 0
+    again.add([rec("c", "three")])  # the store still works afterwards
+    assert again.count() == 1
+    again.close()
+
+
+def test_rewriting_an_id_replaces_it(store: MemoryStore) -> None:
+    store.add([rec("x", "first version")])
+    store.add([rec("x", "second version")])
+    assert store.count() == 1 and store.get("x").query == "second version"  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("bad", [{"host": "127.0.0.1", "port": 9}])
+def test_unreachable_server_says_how_to_start_it(settings: Settings,
+                                                 bad: dict[str, object]) -> None:
+    from mirador.errors import MemoryStoreError
+    from mirador.memory.store import open_client
+    from mirador.settings import ChromaServerConfig, load_settings
+
+    served = load_settings(memory=settings.config.memory.model_copy(
+        update={"chroma_server": ChromaServerConfig(**bad)}))  # type: ignore[arg-type]
+    with pytest.raises(MemoryStoreError, match="chroma run"):
+        open_client(served).heartbeat()
