@@ -4,7 +4,6 @@ later stages are given the fact; forget it, and it is gone. Real Gemma, real Chr
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -18,28 +17,12 @@ from mirador.orchestration.orchestrator import Orchestrator, Query
 from mirador.orchestration.stages import ModelStage
 from mirador.settings import Settings
 from tests.memory.conftest import rec
+from tests.support.spy import SpyBackend as Spy
 
 STAGES = [ModelStage("quick_response", "quick", 0.6, timeout=120, max_tokens=16),
           ModelStage("synthesis", "synthesizer", 0.95, timeout=120, max_tokens=16)]
 FACT = "My daughter Ana starts kindergarten in September."
 RELATED = "Any tips for getting my five-year-old out the door on school days?"
-
-
-class Spy:
-    """The real llama.cpp backend, keeping every request (the prompts each stage saw)."""
-
-    name = "llamacpp"
-
-    def __init__(self, real: LlamaCppBackend) -> None:
-        self.real = real
-        self.requests: list[ChatRequest] = []
-
-    def stream_chat(self, request: ChatRequest) -> AsyncIterator:  # type: ignore[type-arg]
-        self.requests.append(request)
-        return self.real.stream_chat(request)
-
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-        return getattr(self.real, name)
 
 
 async def answer(settings: Settings, spy: Spy, query: Query) -> tuple[Done, Orchestrator]:

@@ -7,34 +7,17 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from mirador.backends import ChatRequest
 from mirador.backends.llamacpp import LlamaCppBackend
 from mirador.backends.scripted import Script, ScriptedBackend
 from mirador.orchestration.events import Ack, Done, ErrorEvent, Event, StageEnd, StageStart, Token
 from mirador.orchestration.orchestrator import Orchestrator, Query
 from mirador.orchestration.stages import ModelStage
 from mirador.settings import Settings
+from tests.support.spy import SpyBackend
 
 SHORT = [ModelStage("quick_response", "quick", 0.6, timeout=60, max_tokens=12),
          ModelStage("deep_analysis", "analyst", 0.85, timeout=60, max_tokens=12),
          ModelStage("synthesis", "synthesizer", 0.95, timeout=60, max_tokens=12)]
-
-
-class SpyBackend:
-    """The real llama.cpp backend, with every request it receives kept for inspection."""
-
-    name = "llamacpp"
-
-    def __init__(self, real: LlamaCppBackend) -> None:
-        self.real = real
-        self.requests: list[ChatRequest] = []
-
-    def stream_chat(self, request: ChatRequest) -> AsyncIterator:  # type: ignore[type-arg]
-        self.requests.append(request)
-        return self.real.stream_chat(request)
-
-    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
-        return getattr(self.real, name)
 
 
 async def run(orchestrator: Orchestrator, query: str | Query, **kwargs: object) -> list[Event]:
