@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import httpx
 import ollama
 import pytest
 
+from mirador.backends import ChatRequest, Message, TextPiece
+from mirador.backends.ollama import OllamaBackend
+from mirador.models.manifest import ModelEntry, SamplingOptions
+from mirador.settings import load_settings
 from tests.server.conftest import ServerThread
 
 QUESTION = [{"role": "user", "content": "What is a good breakfast?"}]
@@ -122,3 +127,24 @@ def test_a_plain_curl_body_works_as_with_ollama(server: ServerThread) -> None:
                                b'"options": {"num_predict": 4}}',
                        headers={"content-type": "application/x-www-form-urlencoded"})
     assert reply.status_code == 200 and reply.json()["done"] is True
+
+
+async def test_mirador_own_ollama_backend_talks_to_mirador_serve(server: ServerThread,
+                                                                 tmp_path: Path) -> None:
+    """Mirador's OllamaBackend against Mirador's own Ollama-compatible API (issue 2)."""
+    settings = load_settings(home=tmp_path / "client-home", env={"OLLAMA_HOST": server.url})
+    backend = OllamaBackend(settings)
+    model = ModelEntry(id="via-serve", backend="ollama", name="gemma3-270m")
+    request = ChatRequest(model=model, messages=(Message("user", "Name a colour."),),
+                          options=SamplingOptions(max_tokens=6, temperature=0.0))
+    pieces, finished = [], None
+    async for event in backend.stream_chat(request):
+        if isinstance(event, TextPiece):
+            pieces.append(event.text)
+        else:
+            finished = event
+    await backend.load(model)
+    assert "gemma3-270m" in {m.model_id for m in await backend.loaded()}
+    await backend.aclose()
+    assert pieces and "".join(pieces).strip()
+    assert finished is not None and 0 < finished.completion_tokens <= 6
