@@ -18,23 +18,20 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from mirador.orchestration.events import Done
 from mirador.orchestration.orchestrator import Query
 from mirador.server import compat
 from mirador.server.native import Runtime
 from mirador.server.runtime import AnswerStream, ServerRuntime
+from mirador.server.schemas import Lenient
 from mirador.server.streaming import AnswerResponse, failure_message, ndjson
 
 OLLAMA_API_VERSION = "0.11.0"  # the Ollama API whose endpoints and fields this mirrors
 FOREVER = "2318-08-18T00:00:00Z"  # Ollama's "never expires"
 
 router = APIRouter(prefix="/api", tags=["ollama"])
-
-
-class Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore")
 
 
 class ChatMessage(Lenient):

@@ -14,22 +14,17 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from mirador.errors import AllStagesFailedError
 from mirador.orchestration.events import Done
 from mirador.server import compat
 from mirador.server.native import Runtime
 from mirador.server.runtime import AnswerStream
+from mirador.server.schemas import Lenient
 from mirador.server.streaming import AnswerResponse, failure_message, sse_data
 
 router = APIRouter(prefix="/v1", tags=["openai"])
-
-
-class Lenient(BaseModel):
-    # OpenAI clients send many optional fields; unknown ones are ignored, as OpenAI-compatible
-    # servers do, rather than breaking a client that is one release ahead.
-    model_config = ConfigDict(extra="ignore")
 
 
 class ContentPart(Lenient):

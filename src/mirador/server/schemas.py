@@ -18,6 +18,14 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Lenient(BaseModel):
+    """Bodies of the Ollama and OpenAI APIs: their clients send many optional fields, so
+    unknown ones are ignored (as those servers do) rather than breaking a client that is
+    one release ahead."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
 class Turn(Strict):
     role: Literal["user", "assistant"]
     content: str
