@@ -24,6 +24,7 @@ _COMMANDS = {
     "chat": ("mirador.cli.chat:chat", "Talk with Mirador interactively."),
     "route": ("mirador.cli.route:route", "Show the stages a query would run, running none."),
     "models": ("mirador.cli.models:models", "List, check and manage models and personas."),
+    "pull": ("mirador.cli.pull:pull", "Download a model (hf:, https:, ollama:) and register it."),
     "chains": ("mirador.cli.chains:chains", "List the chains of personas that can answer."),
     "memory": ("mirador.cli.memory:memory", "See, search, export and forget what is remembered."),
     "rate": ("mirador.cli.rate:rate", "Rate an answer from 1 to 5 (the last one by default)."),
