@@ -21,8 +21,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("mirador")
 
 
-def create_orchestrator(settings: Settings) -> Orchestrator:
-    """An orchestrator over the manifest in the settings' home."""
+def create_orchestrator(settings: Settings, *, open_memory_now: bool = True) -> Orchestrator:
+    """An orchestrator over the manifest in the settings' home.
+
+    `open_memory_now=False` leaves opening the memory store (importing chromadb) to the
+    first recall, which starts at the first token: a one-shot `mirador ask` then spends
+    no CPU on it before the first token.
+    """
     manifest = load_manifest(settings.manifest_path)
     embedder = shared_embedder(settings)  # one MiniLM for learning and memory, loading now
     learner = create_learner(settings, manifest, embedder)
@@ -33,7 +38,8 @@ def create_orchestrator(settings: Settings) -> Orchestrator:
     attach(orchestrator)  # predictive preload, and the usage it learns from
     from mirador import memory
 
-    memory.attach(orchestrator, embedder)  # recall for the later stages; answers remembered
+    # recall for the later stages; answers remembered
+    memory.attach(orchestrator, embedder, start=open_memory_now)
     return orchestrator
 
 

@@ -75,7 +75,7 @@ async def _ask(settings: Settings, query: Query, renderer: Renderer, options: di
     if server is not None:  # a running `mirador serve` answers, with its models already warm
         return await show_events(stream_from_server(server, query, **options), renderer)
 
-    async with create_orchestrator(settings) as orchestrator:
+    async with create_orchestrator(settings, open_memory_now=False) as orchestrator:
         return await stream_answer(orchestrator, query, renderer, **options)
 
 

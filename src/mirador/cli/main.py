@@ -72,6 +72,11 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning Mirador's errors into messages and exit codes."""
     from mirador.errors import MiradorError
 
+    # numpy's OpenBLAS would start a thread per core for the embedder's tiny matrices, which
+    # then fight llama.cpp's threads for the same cores: a query's embedding took 0.6 s instead
+    # of 0.02 s on 2 busy cores. One thread is plenty (set before numpy is first imported).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
     try:
         cli.main(args=argv, prog_name="mirador", standalone_mode=False)
     except click.exceptions.Exit as exc:

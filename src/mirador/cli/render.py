@@ -34,18 +34,33 @@ def use_color(setting: str, no_color: bool, stream: TextIO) -> bool:
 
 @dataclass
 class TerminalRenderer:
-    """Stage headers, tokens coloured by confidence, errors on stderr, a closing summary."""
+    """Stage headers, tokens coloured by confidence, errors on stderr, a closing summary.
+
+    The plan line and a stage's header are held back until that stage shows something
+    (a token, an error, its end): until then the model may still be getting ready, and
+    whatever progress that prints finishes before the header, never inside the answer.
+    """
 
     color: bool = False
     quiet: bool = False
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     _at_line_start: bool = True
+    _held: list[Event] = field(default_factory=list)
 
     def show(self, event: Event) -> None:
+        if isinstance(event, Ack | StageStart):
+            self._held.append(event)
+            return
+        self._release()
         handler = getattr(self, f"_on_{event.type}", None)
         if handler is not None:
             handler(event)
+
+    def _release(self) -> None:
+        held, self._held = self._held, []
+        for event in held:
+            getattr(self, f"_on_{event.type}")(event)
 
     def _paint(self, text: str, color: str) -> str:
         return f"{color}{text}{RESET}" if self.color else text

@@ -1,0 +1,46 @@
+"""The GGUF behind the default `quick` persona, or a given one put in its place, for benches."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+
+@dataclass(frozen=True)
+class BenchModel:
+    """The model a bench runs, and the llama.cpp settings Mirador would load it with."""
+
+    model_id: str
+    path: Path
+    n_ctx: int
+    threads: int
+    n_batch: int
+    system: str | None
+
+
+def prepare_home(home: Path, gguf: Path | None = None) -> BenchModel:
+    """Point `home`'s manifest at `gguf` (when given) in place of the default model."""
+    from mirador.models.manifest import load_manifest
+    from mirador.models.packaged import packaged_gguf
+    from mirador.settings import load_settings
+
+    home.mkdir(parents=True, exist_ok=True)
+    settings = load_settings(home=home)
+    quick = load_manifest(settings.manifest_path).resolve("quick")
+    model = quick.model
+    if gguf is not None:
+        entry = {"id": model.id, "backend": "llamacpp", "path": str(gguf.resolve()),
+                 "context_length": model.context_length}
+        (home / "manifest.yaml").write_text(yaml.safe_dump({"models": [entry]}))
+        path = gguf.resolve()
+    elif model.package:
+        path = packaged_gguf(model.package, settings.models_dir)
+    else:
+        path = Path(model.path or "").expanduser()
+    cfg = settings.config.backends.llamacpp
+    return BenchModel(model_id=model.id, path=path, n_ctx=min(model.context_length, cfg.n_ctx),
+                      threads=cfg.n_threads or os.cpu_count() or 1, n_batch=cfg.n_batch,
+                      system=quick.system)
