@@ -70,12 +70,13 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
 
 async def _ask(settings: Settings, query: Query, renderer: Renderer, options: dict[str, Any],
                server: ServerClient | None = None) -> Done:
-    from mirador.app import create_orchestrator
+    from mirador.app import open_for_one_answer
 
     if server is not None:  # a running `mirador serve` answers, with its models already warm
         return await show_events(stream_from_server(server, query, **options), renderer)
 
-    async with create_orchestrator(settings, open_memory_now=False) as orchestrator:
+    warm = not (options.get("stages") or options.get("chain"))  # else another stage is first
+    async with await open_for_one_answer(settings, warm, options.get("model")) as orchestrator:
         return await stream_answer(orchestrator, query, renderer, **options)
 
 
