@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mirador.cli.pull import ProgressBar
+from mirador.models.pull import Meter, Progress
 from tests.support.fake_ollama import FakeOllama
 from tests.support.file_server import FileServer
 
@@ -114,3 +117,22 @@ def test_pull_through_ollama(tiny_gguf: Path, isolated_home: Path,
     assert registered(isolated_home)["models"] == [{"id": "tiny", "backend": "ollama",
                                                     "name": "tiny"}]
     assert missing.returncode == 1 and "Ollama has no model 'absent'" in missing.stderr
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_progress_bar_shows_speed_and_time_left() -> None:
+    now = [0.0]
+    screen = Terminal()
+    bar = ProgressBar(label="m.gguf", out=screen, meter=Meter(clock=lambda: now[0]))
+    bar.show(Progress(0, 10_000_000))
+    now[0] = 2.0
+    bar.show(Progress(4_000_000, 10_000_000))
+    bar.close()
+    last = screen.getvalue().split("\r")[-1]
+    assert last.startswith("m.gguf [#########               ]  40% "
+                           "4.0 MB/10.0 MB 2.0 MB/s ETA 0:03")
+    assert last.endswith("\n")
