@@ -231,3 +231,13 @@ def test_the_meter_measures_speed_over_a_window() -> None:
     assert meter.rate(1_000_000) == pytest.approx(1_000_000)
     now[0] = 10.0
     assert meter.rate(2_000_000) == pytest.approx(1_000_000 / 9)
+
+
+async def test_a_given_sha256_checks_a_file_pulled_before(hf_settings: Settings, server: FileServer,
+                                                          tiny_gguf: Path) -> None:
+    await pull(HF_REF, hf_settings)
+    count = len(server.requests)
+    again = await pull(HF_REF, hf_settings, sha256=sha256_of(tiny_gguf))
+    assert again.already_there and again.sha256_checked and len(server.requests) == count
+    with pytest.raises(DownloadError, match="source says 2222"):
+        await pull(HF_REF, hf_settings, sha256="2" * 64)  # downloads again, still mismatched

@@ -20,6 +20,7 @@ after that many bytes of a response). `requests` records (path, Range header).
 from __future__ import annotations
 
 import hashlib
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -45,8 +46,7 @@ class FileServer:
 
     def start(self) -> str:
         handler = type("Handler", (_Handler,), {"app": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", 0), handler)
         threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
         return self.url
 
@@ -77,6 +77,14 @@ class FileServer:
     def ranges(self) -> list[str]:
         """The Range headers of the requests that sent one."""
         return [r for _, r in self.requests if r]
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # a client that went away
+            super().handle_error(request, client_address)
 
 
 def sha256_of(path: Path) -> str:

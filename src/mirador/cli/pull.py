@@ -67,9 +67,8 @@ def _report(settings: Settings, pulled: Pulled, registered: Registered) -> None:
         click.echo(f"Pulled {pulled.source.ollama_tag} into Ollama.")
     else:
         verb = "Already downloaded" if pulled.already_there else "Downloaded"
-        check = ("SHA-256 checked" if pulled.sha256_checked
-                 else "no SHA-256 from the source to check")
-        check = "not checked again" if pulled.already_there else check
+        unchecked = "not checked again" if pulled.already_there else "no SHA-256 to check"
+        check = "SHA-256 checked" if pulled.sha256_checked else unchecked
         click.echo(f"{verb} {pulled.path} ({human_size(pulled.size)}, GGUF, {check}).")
     click.echo(f"Registered model '{registered.model_id}' in {registered.manifest}.")
     if registered.stage:

@@ -22,7 +22,8 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -188,7 +189,7 @@ async def download(source: Source, settings: Settings, progress: ProgressFn | No
 async def _fetch(client: Any, job: _Download, progress: ProgressFn,
                  free_space: FreeSpaceFn) -> Pulled:
     job.have = _resumable_bytes(job)
-    async with _open(client, job) as response:
+    async with _opened(client, job) as response:
         if response.status_code == 416 and job.have:  # the part is already whole
             job.total = job.have
         else:
@@ -200,35 +201,29 @@ async def _fetch(client: Any, job: _Download, progress: ProgressFn,
     return _finish(job)
 
 
-class _open:
+@asynccontextmanager
+async def _opened(client: Any, job: _Download) -> AsyncIterator[Any]:
     """GET the file, following redirects by hand to read each hop's headers."""
-
-    def __init__(self, client: Any, job: _Download) -> None:
-        self.client, self.job = client, job
-        self.response: Any = None
-
-    async def __aenter__(self) -> Any:
-        url = self.job.source.url
-        assert url
-        for _ in range(_MAX_REDIRECTS):
-            headers = {"Accept-Encoding": "identity", "User-Agent": "mirador-pull"}
-            if self.job.have:
-                headers["Range"] = f"bytes={self.job.have}-"
-            request = self.client.build_request("GET", url, headers=headers)
-            self.response = await self.client.send(request, stream=True)
-            _read_headers(self.job, self.response.headers)
-            if not self.response.is_redirect:
-                break
-            url = urljoin(url, self.response.headers["location"])
-            await self.response.aclose()
-        else:
-            raise DownloadError(f"{self.job.source.ref}: too many redirects; check the URL")
-        _check_status(self.job, self.response)
-        return self.response
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.response is not None:
-            await self.response.aclose()
+    url = job.source.url
+    assert url
+    for _ in range(_MAX_REDIRECTS):
+        headers = {"Accept-Encoding": "identity", "User-Agent": "mirador-pull"}
+        if job.have:
+            headers["Range"] = f"bytes={job.have}-"
+        response = await client.send(client.build_request("GET", url, headers=headers),
+                                     stream=True)
+        _read_headers(job, response.headers)
+        if not response.is_redirect:
+            break
+        url = urljoin(url, response.headers["location"])
+        await response.aclose()
+    else:
+        raise DownloadError(f"{job.source.ref}: too many redirects; check the URL")
+    try:
+        _check_status(job, response)
+        yield response
+    finally:
+        await response.aclose()
 
 
 def _read_headers(job: _Download, headers: Any) -> None:
@@ -463,9 +458,6 @@ def _ollama_error(source: Source, message: str) -> str:
 
 # -- the whole pull ---------------------------------------------------------------
 
-Fetcher = Callable[[Source, Settings, ProgressFn | None], Awaitable[Pulled]]
-
-
 async def pull(ref: str, settings: Settings, *, progress: ProgressFn | None = None,
                sha256: str | None = None, model_id: str | None = None,
                free_space: FreeSpaceFn = disk_free) -> Pulled:
@@ -476,9 +468,11 @@ async def pull(ref: str, settings: Settings, *, progress: ProgressFn | None = No
     if source.ollama_tag:
         return await ollama_pull(source, settings, progress)
     found = existing(source, settings)
-    if found is not None and not sha256:
-        return found
-    return await download(source, settings, progress, free_space)
+    if found is not None and found.path is not None and sha256:
+        checked = _sha256_of(found.path) == source.expected_sha256
+        found = replace(found, sha256=source.expected_sha256, sha256_checked=True) if checked \
+            else None  # a different file under that name: download the right one
+    return found or await download(source, settings, progress, free_space)
 
 
 class Meter:
