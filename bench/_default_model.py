@@ -40,7 +40,16 @@ def prepare_home(home: Path, gguf: Path | None = None) -> BenchModel:
         path = packaged_gguf(model.package, settings.models_dir)
     else:
         path = Path(model.path or "").expanduser()
+    _patient_stages(home, settings)
     cfg = settings.config.backends.llamacpp
     return BenchModel(model_id=model.id, path=path, n_ctx=min(model.context_length, cfg.n_ctx),
                       threads=cfg.n_threads or os.cpu_count() or 1, n_batch=cfg.n_batch,
                       system=quick.system)
+
+
+def _patient_stages(home: Path, settings: object) -> None:
+    """The default stages with long timeouts: a busy machine must not abort a measurement."""
+    stages = [s.model_dump(exclude_none=True) | {"first_token_timeout": 600.0,
+                                                  "total_timeout": 1200.0}
+              for s in settings.config.stages]  # type: ignore[attr-defined]
+    (home / "config.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))

@@ -15,7 +15,9 @@ Both are timed from spawning the process to the line with the first token.
     python bench/coldstart.py [--runs N] [--gguf PATH]
 
 `--gguf` puts that file in place of the default model (in the fresh homes'
-manifest). Prints a table and writes bench/results/coldstart.json.
+manifest). The fresh homes' stages keep their defaults except for long
+timeouts, so that a busy machine slows a run down rather than aborting it.
+Prints a table and writes bench/results/coldstart.json.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
 
-from mirador.cli.render import TerminalRenderer
+from mirador.cli.render import TerminalRenderer, private_copy
 from mirador.orchestration.events import Ack, ErrorEvent, StageEnd, StageStart, Token
 
 
@@ -39,3 +40,24 @@ def test_a_stage_that_fails_before_its_first_token_still_gets_its_header() -> No
                            seconds=0.1, ttft=None, tokens_per_second=None, partial=True))
     assert out.getvalue().startswith("── quick_response · quick on m")
     assert err.getvalue() == "[error] boom\n"
+
+
+def test_a_private_copy_still_writes_while_the_descriptor_points_at_dev_null() -> None:
+    read_end, write_end = os.pipe()
+    saved = os.dup(write_end)
+    with open(write_end, "w", encoding="utf-8") as stream:
+        copy = private_copy(stream)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, write_end)  # what llama-cpp-python does to fds 1 and 2 during a load
+        copy.write('{"type": "ack"}\n')
+        copy.close()
+        os.dup2(saved, write_end)
+        os.close(null)
+    os.close(saved)
+    with open(read_end, encoding="utf-8") as pipe:
+        assert pipe.read() == '{"type": "ack"}\n'
+
+
+def test_a_stream_without_a_descriptor_is_used_as_it_is() -> None:
+    stream = io.StringIO()
+    assert private_copy(stream) is stream
