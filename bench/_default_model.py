@@ -18,7 +18,7 @@ class BenchModel:
     n_ctx: int
     threads: int
     n_batch: int
-    system: str | None
+    prefix: tuple[dict[str, str], ...]  # the quick persona's system prompt and examples
 
 
 def prepare_home(home: Path, gguf: Path | None = None) -> BenchModel:
@@ -44,7 +44,7 @@ def prepare_home(home: Path, gguf: Path | None = None) -> BenchModel:
     cfg = settings.config.backends.llamacpp
     return BenchModel(model_id=model.id, path=path, n_ctx=min(model.context_length, cfg.n_ctx),
                       threads=cfg.n_threads or os.cpu_count() or 1, n_batch=cfg.n_batch,
-                      system=quick.system)
+                      prefix=_persona_prefix(quick))
 
 
 def _patient_stages(home: Path, settings: object) -> None:
@@ -53,3 +53,13 @@ def _patient_stages(home: Path, settings: object) -> None:
                                                   "total_timeout": 1200.0}
               for s in settings.config.stages]  # type: ignore[attr-defined]
     (home / "config.yaml").write_text(yaml.safe_dump({"stages": stages}, sort_keys=False))
+
+
+def _persona_prefix(persona: object) -> tuple[dict[str, str], ...]:
+    """The chat messages the quick stage puts before the question (as prompts.py does)."""
+    system = persona.system  # type: ignore[attr-defined]
+    messages = [{"role": "system", "content": system}] if system else []
+    for example in persona.examples:  # type: ignore[attr-defined]
+        messages += [{"role": "user", "content": example.user},
+                     {"role": "assistant", "content": example.assistant}]
+    return tuple(messages)

@@ -5,7 +5,8 @@ both alike:
 
   (a) a bare Python script that imports llama_cpp, loads the same GGUF with the
       same n_ctx / threads / n_batch as Mirador and prints the first token of a
-      chat completion (the quick persona's system prompt and the question);
+      chat completion of the same chat Mirador's first stage sends (the quick
+      persona's system prompt and examples, then the question);
   (b) `mirador ask --json QUESTION` with a fresh MIRADOR_HOME and the default
       path a new user gets: routing, the learner (its query-type classifier and
       chain chooser) and memory all ON.
@@ -48,8 +49,7 @@ from llama_cpp import Llama
 cfg = json.loads(sys.argv[1])
 llm = Llama(cfg["path"], n_ctx=cfg["n_ctx"], n_threads=cfg["threads"],
             n_threads_batch=cfg["threads"], n_batch=cfg["n_batch"], verbose=False)
-messages = ([{"role": "system", "content": cfg["system"]}] if cfg["system"] else [])
-messages.append({"role": "user", "content": cfg["question"]})
+messages = cfg["prefix"] + [{"role": "user", "content": cfg["question"]}]
 for chunk in llm.create_chat_completion(messages, max_tokens=8, stream=True):
     text = chunk["choices"][0]["delta"].get("content")
     if text:
@@ -80,7 +80,7 @@ def timed_lines(cmd: list[str], env: dict[str, str], marks: dict[str, str]) -> d
 
 def bare_run(model: BenchModel) -> dict[str, float]:
     cfg = {"path": str(model.path), "n_ctx": model.n_ctx, "threads": model.threads,
-           "n_batch": model.n_batch, "system": model.system, "question": QUESTION}
+           "n_batch": model.n_batch, "prefix": list(model.prefix), "question": QUESTION}
     return timed_lines([sys.executable, "-c", BARE, json.dumps(cfg)], os.environ.copy(),
                        {"token": "TOKEN"})
 
