@@ -6,10 +6,12 @@ learning) works the same everywhere.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from mirador.errors import LearningStoreError
+from mirador.errors import LearningStoreError, MiradorError
 from mirador.models.manifest import Manifest, load_manifest
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import Settings
@@ -25,15 +27,43 @@ def create_orchestrator(settings: Settings) -> Orchestrator:
     """An orchestrator over the manifest in the settings' home."""
     manifest = load_manifest(settings.manifest_path)
     embedder = shared_embedder(settings)  # one MiniLM for learning and memory, loading now
-    learner = create_learner(settings, manifest, embedder)
-    orchestrator = Orchestrator(settings, manifest, chooser=learner,
-                                sinks=[learner] if learner is not None else [])
+    orchestrator = Orchestrator(settings, manifest)
+    return _wire(orchestrator, create_learner(settings, manifest, embedder), embedder)
+
+
+async def open_for_one_answer(settings: Settings, warm: bool = True,
+                              model: str | None = None) -> Orchestrator:
+    """`create_orchestrator` for a process that answers once (`mirador ask`), cold.
+
+    Nothing sits in front of the first token that need not: with `warm`, the first
+    configured stage's model (on `model`, when given) starts loading at once, while
+    the learner opens in a thread; the memory store (chromadb) opens at the first
+    recall, which starts at the first token.
+    """
+    manifest = load_manifest(settings.manifest_path)
+    embedder = shared_embedder(settings)
+    orchestrator = Orchestrator(settings, manifest)
+    # a model that cannot be named is not warmed here: the answer itself reports it
+    with contextlib.suppress(MiradorError):
+        if warm:
+            orchestrator.manager.warm(orchestrator.resolve(orchestrator.stages[0], model).model)
+    learner = await asyncio.to_thread(create_learner, settings, manifest, embedder)
+    return _wire(orchestrator, learner, embedder, open_memory=False)
+
+
+def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedder | None,
+          open_memory: bool = True) -> Orchestrator:
+    """Plug learning, predictive preload and memory into the orchestrator."""
+    if learner is not None:
+        orchestrator.chooser = learner
+        orchestrator.sinks.append(learner)
     from mirador.models.preload import attach
 
     attach(orchestrator)  # predictive preload, and the usage it learns from
     from mirador import memory
 
-    memory.attach(orchestrator, embedder)  # recall for the later stages; answers remembered
+    # recall for the later stages; answers remembered
+    memory.attach(orchestrator, embedder, start=open_memory)
     return orchestrator
 
 

@@ -9,7 +9,8 @@ these into exit codes; the server turns them into JSON bodies.
     │   ├── ModelNotFoundError a model or persona id that nobody declared
     │   ├── ModelFileError     a GGUF that is missing, unreadable or corrupt
     │   ├── ModelLoadError     the runtime refused to load a model
-    │   └── ModelBudgetError   a model does not fit the memory budget now
+    │   ├── ModelBudgetError   a model does not fit the memory budget now
+    │   └── DownloadError      `mirador pull` could not fetch a model
     ├── BackendError
     │   └── BackendUnavailableError  a server that is down or unreachable
     ├── StageError             one stage failed (the answer goes on without it)
@@ -52,6 +53,10 @@ class ModelLoadError(ModelError):
 
 class ModelBudgetError(ModelError):
     """A model does not fit the memory budget, even after evicting what may be evicted."""
+
+
+class DownloadError(ModelError):
+    """A model download failed: an unknown file, a refused request, a bad checksum, no room."""
 
 
 class BackendError(MiradorError):

@@ -3,7 +3,8 @@
 Ollama itself cannot be installed on the test machines, so this stands in for
 it: `/api/chat` and `/api/generate` (NDJSON streaming and single objects, the
 final object carrying done_reason and Ollama's counts and nanosecond
-durations), `/api/ps`, `/api/tags`, `/api/version`, `{"error": ...}` bodies
+durations), `/api/ps`, `/api/tags`, `/api/version`, `/api/pull` (of the GGUF files
+in `library`, with Ollama's progress lines), `{"error": ...}` bodies
 with Ollama's status codes, and keep_alive loading and unloading. Text comes
 from llama.cpp running the served GGUF files, token by token.
 
@@ -81,6 +82,8 @@ class FakeOllama:
     token_delay: float = 0.0
     n_ctx: int = 2048
     records: list[Record] = field(default_factory=list)
+    library: dict[str, Path] = field(default_factory=dict)
+    pull_delay: float = 0.0
 
     def __post_init__(self) -> None:
         self.models = {_full(name): Path(path) for name, path in self.models.items()}
@@ -137,6 +140,24 @@ class FakeOllama:
 
     def tags(self) -> dict[str, Any]:
         return {"models": [dict(self._describe(name), modified_at=_now()) for name in self.models]}
+
+    def pull(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Ollama's pull progress for a tag in `library`; afterwards the tag is served."""
+        name = _full(str(body.get("model") or body.get("name") or ""))
+        yield {"status": "pulling manifest"}
+        library = {_full(n): Path(p) for n, p in self.library.items()}
+        if name not in library:
+            yield {"error": "pull model manifest: file does not exist"}
+            return
+        data = library[name].read_bytes()
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        for quarter in range(5):
+            time.sleep(self.pull_delay)
+            yield {"status": f"pulling {digest[7:19]}", "digest": digest, "total": len(data),
+                   "completed": len(data) * quarter // 4}
+        for status in ("verifying sha256 digest", "writing manifest", "success"):
+            yield {"status": status}
+        self.models[name] = library[name]
 
     def chat(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
         name = self._model_name(body)
@@ -307,7 +328,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(404, b"404 page not found", "text/plain")
 
     def do_POST(self) -> None:
-        routes = {"/api/chat": self.app.chat, "/api/generate": self.app.generate}
+        routes = {"/api/chat": self.app.chat, "/api/generate": self.app.generate,
+                  "/api/pull": self.app.pull}
         if self.path not in routes:
             self._send(404, b"404 page not found", "text/plain")
             return

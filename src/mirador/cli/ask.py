@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from mirador.cli.render import JsonRenderer, TerminalRenderer, use_color
+from mirador.cli.render import JsonRenderer, TerminalRenderer, private_copy, use_color
 from mirador.orchestration.events import Done, Event
 from mirador.orchestration.orchestrator import Orchestrator, Query
 from mirador.server.client import ServerClient, find_server
@@ -49,8 +49,10 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
     if not text.strip():
         raise click.UsageError("the query is empty; give a question, e.g. mirador ask \"...\"")
     settings = load_settings()
-    renderer = JsonRenderer() if as_json else TerminalRenderer(
-        color=use_color(settings.config.color, no_color, sys.stdout), quiet=quiet)
+    out, err = private_copy(sys.stdout), private_copy(sys.stderr)  # see private_copy
+    renderer = JsonRenderer(out=out) if as_json else TerminalRenderer(
+        color=use_color(settings.config.color, no_color, sys.stdout), quiet=quiet,
+        out=out, err=err)
     options = {"stages": split_stages(stages), "model": model, "chain": chain}
     from mirador.memory.service import session_log
     from mirador.memory.sessions import session_for, without_memory
@@ -59,9 +61,13 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
     if no_memory:
         settings = without_memory(settings)
     server = None if local or no_memory else find_server(settings)
-    done = asyncio.run(_ask(settings, Query(text=text.strip(), session_id=session,
-                                            namespace=namespace, history=history),
-                            renderer, options, server))
+    try:
+        done = asyncio.run(_ask(settings, Query(text=text.strip(), session_id=session,
+                                                namespace=namespace, history=history),
+                                renderer, options, server))
+    finally:
+        for stream in {out, err} - {sys.stdout, sys.stderr}:
+            stream.close()
     if done.status == "error":
         if not as_json:
             click.echo(f"mirador: error: {done.error}", err=True)
@@ -70,12 +76,13 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
 
 async def _ask(settings: Settings, query: Query, renderer: Renderer, options: dict[str, Any],
                server: ServerClient | None = None) -> Done:
-    from mirador.app import create_orchestrator
+    from mirador.app import open_for_one_answer
 
     if server is not None:  # a running `mirador serve` answers, with its models already warm
         return await show_events(stream_from_server(server, query, **options), renderer)
 
-    async with create_orchestrator(settings) as orchestrator:
+    warm = not (options.get("stages") or options.get("chain"))  # else another stage is first
+    async with await open_for_one_answer(settings, warm, options.get("model")) as orchestrator:
         return await stream_answer(orchestrator, query, renderer, **options)
 
 

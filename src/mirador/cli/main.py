@@ -24,6 +24,7 @@ _COMMANDS = {
     "chat": ("mirador.cli.chat:chat", "Talk with Mirador interactively."),
     "route": ("mirador.cli.route:route", "Show the stages a query would run, running none."),
     "models": ("mirador.cli.models:models", "List, check and manage models and personas."),
+    "pull": ("mirador.cli.pull:pull", "Download a model (hf:, https:, ollama:) and register it."),
     "chains": ("mirador.cli.chains:chains", "List the chains of personas that can answer."),
     "memory": ("mirador.cli.memory:memory", "See, search, export and forget what is remembered."),
     "rate": ("mirador.cli.rate:rate", "Rate an answer from 1 to 5 (the last one by default)."),
@@ -70,6 +71,11 @@ def cli() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI, turning Mirador's errors into messages and exit codes."""
     from mirador.errors import MiradorError
+
+    # numpy's OpenBLAS would start a thread per core for the embedder's tiny matrices, which
+    # then fight llama.cpp's threads for the same cores: a query's embedding took 0.6 s instead
+    # of 0.02 s on 2 busy cores. One thread is plenty (set before numpy is first imported).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
     try:
         cli.main(args=argv, prog_name="mirador", standalone_mode=False)

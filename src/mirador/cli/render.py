@@ -26,6 +26,21 @@ def confidence_color(confidence: float) -> str:
     return CYAN
 
 
+def private_copy(stream: TextIO) -> TextIO:
+    """`stream` on a duplicate of its file descriptor, so that what is written to it is
+    never lost while llama-cpp-python points fds 1 and 2 at /dev/null to silence a model
+    load in another thread; a stream without a descriptor is returned as it is."""
+    import io
+    import os
+
+    try:
+        fd = os.dup(stream.fileno())
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return stream
+    return open(fd, "w", encoding=stream.encoding, errors=stream.errors,  # noqa: SIM115
+                buffering=1, closefd=True)
+
+
 def use_color(setting: str, no_color: bool, stream: TextIO) -> bool:
     if no_color or setting == "never":
         return False
@@ -34,18 +49,33 @@ def use_color(setting: str, no_color: bool, stream: TextIO) -> bool:
 
 @dataclass
 class TerminalRenderer:
-    """Stage headers, tokens coloured by confidence, errors on stderr, a closing summary."""
+    """Stage headers, tokens coloured by confidence, errors on stderr, a closing summary.
+
+    The plan line and a stage's header are held back until that stage shows something
+    (a token, an error, its end): until then the model may still be getting ready, and
+    whatever progress that prints finishes before the header, never inside the answer.
+    """
 
     color: bool = False
     quiet: bool = False
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     _at_line_start: bool = True
+    _held: list[Event] = field(default_factory=list)
 
     def show(self, event: Event) -> None:
+        if isinstance(event, Ack | StageStart):
+            self._held.append(event)
+            return
+        self._release()
         handler = getattr(self, f"_on_{event.type}", None)
         if handler is not None:
             handler(event)
+
+    def _release(self) -> None:
+        held, self._held = self._held, []
+        for event in held:
+            getattr(self, f"_on_{event.type}")(event)
 
     def _paint(self, text: str, color: str) -> str:
         return f"{color}{text}{RESET}" if self.color else text

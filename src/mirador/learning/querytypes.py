@@ -29,6 +29,7 @@ import yaml
 from mirador.embeddings import Embedder
 from mirador.errors import ConfigError
 from mirador.orchestration.routing import classify as classify_complexity
+from mirador.yamlfile import SAFE_LOADER
 
 SEEDS_FILE = "seeds.yaml"
 SHIPPED_VECTORS = "seeds-minilm.npz"  # the seeds embedded by the default model, shipped
@@ -72,7 +73,7 @@ def load_seeds(path: Path | None = None) -> dict[str, list[str]]:
         text = resources.files("mirador.learning").joinpath(SEEDS_FILE).read_text("utf-8")
     else:
         text = path.read_text("utf-8")
-    data = yaml.safe_load(text) or {}
+    data = yaml.load(text, Loader=SAFE_LOADER) or {}
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
         raise ConfigError(f"{path or SEEDS_FILE}: give each domain a list of example queries")
     return {str(domain): [str(q) for q in queries] for domain, queries in data.items()}

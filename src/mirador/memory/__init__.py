@@ -27,15 +27,18 @@ __all__ = ["Memory", "MemoryRecord", "Recalled", "attach", "build_store", "sessi
            "set_rating"]
 
 
-def attach(orchestrator: Orchestrator, embedder: Embedder | None = None) -> Memory | None:
+def attach(orchestrator: Orchestrator, embedder: Embedder | None = None,
+           start: bool = True) -> Memory | None:
     """Give the orchestrator memory (context for later stages, every answer remembered),
-    unless the settings turn memory off. Loading starts now, in the background; pass the
-    embedder another part already loads to share it."""
+    unless the settings turn memory off. Loading starts now, in the background (with
+    `start=False`: at the first recall or write); pass the embedder another part already
+    loads to share it."""
     settings = orchestrator.settings
     if not settings.config.memory.enabled:
         return None
     memory = Memory(settings, orchestrator.manager, orchestrator.manifest, embedder=embedder)
-    memory.start()
+    if start:
+        memory.start()
     orchestrator.context = memory
     orchestrator.sinks.append(memory)
     return memory

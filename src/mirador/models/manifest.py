@@ -257,7 +257,9 @@ def builtin_manifest_data() -> dict:
     text = resources.files("mirador.defaults").joinpath("manifest.yaml").read_text("utf-8")
     import yaml
 
-    return yaml.safe_load(text)
+    from mirador.yamlfile import SAFE_LOADER
+
+    return yaml.load(text, Loader=SAFE_LOADER)
 
 
 def merge_manifest_data(base: dict, extra: dict) -> dict:

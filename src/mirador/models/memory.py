@@ -13,8 +13,6 @@ scaled by how far off estimates have been so far.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
 import json
 import os
 import threading
@@ -68,6 +66,8 @@ def available_bytes() -> int:
 
 def release_freed_memory() -> None:
     """Hand freed heap back to the system (glibc), so resident memory drops after an unload."""
+    import ctypes.util  # slow to import (0.1 s); only unloads need it
+
     name = ctypes.util.find_library("c")
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(name).malloc_trim(0)

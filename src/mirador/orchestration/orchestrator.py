@@ -228,12 +228,14 @@ class Orchestrator:
             self.manager.warm(persona.model)
         yield Ack(answer_id=answer_id, query=q.text, complexity=plan.complexity,
                   stages=[s.name for s in plan.stages], chain=plan.chain)
-        recall = self._start_recall(q, len(plan.stages))
+        recall: asyncio.Task[str] | None = None  # starts at the first token: never before it
         answers: dict[str, StageAnswer] = {}
         ends: list[StageEnd] = []
         first_token: float | None = None
         try:
             for index, (stage, persona) in enumerate(zip(plan.stages, personas, strict=True)):
+                if index:
+                    recall = recall or self._start_recall(q, len(plan.stages))
                 background = await self._background(recall) if index else ""
                 messages = prompts.stage_messages(q, persona, stage, answers, background)
                 run = _StageRun()
@@ -243,6 +245,7 @@ class Orchestrator:
                     async for event in tokens:
                         if first_token is None:
                             first_token = time.perf_counter() - started
+                            recall = self._start_recall(q, len(plan.stages))
                         yield event
                 if run.status != "ok":
                     yield ErrorEvent(stage=stage.name, model=persona.model.id,

@@ -1,0 +1,63 @@
+"""The terminal renderer: what a person sees, in the order they see it."""
+
+from __future__ import annotations
+
+import io
+import os
+
+from mirador.cli.render import TerminalRenderer, private_copy
+from mirador.orchestration.events import Ack, ErrorEvent, StageEnd, StageStart, Token
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def stage_start(index: int = 0, stage: str = "quick_response") -> StageStart:
+    return StageStart(stage=stage, model="m", persona="quick", confidence=0.6, index=index)
+
+
+def test_the_plan_and_header_wait_until_the_stage_shows_something() -> None:
+    screen = Terminal()
+    renderer = TerminalRenderer(out=screen, err=screen)
+    renderer.show(Ack(answer_id="a", query="q", complexity="simple", stages=["quick_response"]))
+    renderer.show(stage_start())
+    screen.write("Preparing the default model (once): 100%\n")  # the model gets ready meanwhile
+    renderer.show(Token(text="Hello", stage="quick_response", model="m", confidence=0.6))
+    assert screen.getvalue() == ("Preparing the default model (once): 100%\n"
+                                 "(simple: quick_response)\n"
+                                 "── quick_response · quick on m · confidence 0.60 ──\nHello")
+
+
+def test_a_stage_that_fails_before_its_first_token_still_gets_its_header() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    renderer = TerminalRenderer(out=out, err=err)
+    renderer.show(stage_start())
+    assert out.getvalue() == ""
+    renderer.show(ErrorEvent(stage="quick_response", model="m", status="error", message="boom"))
+    renderer.show(StageEnd(stage="quick_response", model="m", status="error", tokens=0,
+                           seconds=0.1, ttft=None, tokens_per_second=None, partial=True))
+    assert out.getvalue().startswith("── quick_response · quick on m")
+    assert err.getvalue() == "[error] boom\n"
+
+
+def test_a_private_copy_still_writes_while_the_descriptor_points_at_dev_null() -> None:
+    read_end, write_end = os.pipe()
+    saved = os.dup(write_end)
+    with open(write_end, "w", encoding="utf-8") as stream:
+        copy = private_copy(stream)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, write_end)  # what llama-cpp-python does to fds 1 and 2 during a load
+        copy.write('{"type": "ack"}\n')
+        copy.close()
+        os.dup2(saved, write_end)
+        os.close(null)
+    os.close(saved)
+    with open(read_end, encoding="utf-8") as pipe:
+        assert pipe.read() == '{"type": "ack"}\n'
+
+
+def test_a_stream_without_a_descriptor_is_used_as_it_is() -> None:
+    stream = io.StringIO()
+    assert private_copy(stream) is stream

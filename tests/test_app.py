@@ -1,0 +1,33 @@
+"""The composition root: what `mirador ask` builds for one answer in a fresh process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mirador.app import open_for_one_answer
+from mirador.learning import Learner
+from mirador.memory import Memory
+from mirador.orchestration.events import Ack, Done, StageStart
+from mirador.settings import Settings
+
+
+async def test_one_answer_warms_the_first_model_and_keeps_learning_and_memory(
+        settings: Settings, tiny_gguf: Path) -> None:
+    orchestrator = await open_for_one_answer(settings, warm=True, model=str(tiny_gguf))
+    try:
+        await orchestrator.manager.settled()  # the warm-up began before any question
+        assert orchestrator.manager.is_loaded(tiny_gguf.stem)
+        assert isinstance(orchestrator.chooser, Learner)
+        assert orchestrator.chooser in orchestrator.sinks
+        assert isinstance(orchestrator.context, Memory)
+        assert orchestrator.context in orchestrator.sinks
+        events = [e async for e in orchestrator.process("What should I focus on today?",
+                                                        model=str(tiny_gguf))]
+    finally:
+        await orchestrator.aclose()
+    ack, done = events[0], events[-1]
+    assert isinstance(ack, Ack) and isinstance(done, Done)
+    assert ack.chain is not None and ack.chain != "auto"  # the learner chose the chain
+    steps = orchestrator.manifest.chain(ack.chain).steps
+    assert [e.stage for e in events if isinstance(e, StageStart)] == steps == ack.stages
+    assert done.status in ("ok", "partial")
