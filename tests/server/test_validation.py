@@ -51,11 +51,11 @@ def test_num_predict_minus_one_means_no_limit_capped_by_the_server(
 
 
 def test_bad_openai_fields_are_a_400_naming_the_field(server: ServerThread) -> None:
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0) as client:
-        with pytest.raises(openai.BadRequestError) as err:
-            client.chat.completions.create(
-                model="gemma3-270m", messages=[{"role": "user", "content": "Hi"}],
-                extra_body={"temperature": "hot"})
+    with (openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0) as client,
+          pytest.raises(openai.BadRequestError) as err):
+        client.chat.completions.create(
+            model="gemma3-270m", messages=[{"role": "user", "content": "Hi"}],
+            extra_body={"temperature": "hot"})
     assert "temperature" in str(err.value)
 
 
