@@ -59,9 +59,9 @@ def test_health_answers_promptly_while_an_answer_runs(server: ServerThread) -> N
 
 def test_twenty_ollama_streaming_clients_on_quick_get_no_errors(
         make_server: Callable[..., ServerThread]) -> None:
-    # Twenty answers of 24 tokens take several first-token timeouts (2 s) one after
+    # Twenty answers of 24 tokens take several first-token timeouts (5 s) one after
     # another: only the time each waits in the model's queue makes that fine.
-    server = make_server({"max_active": 20}, config=stages(2.0, 24))
+    server = make_server({"max_active": 20}, config=stages(5.0, 24))
 
     async def one(n: int) -> tuple[str, float]:
         started = time.monotonic()
