@@ -10,6 +10,8 @@ these into exit codes; the server turns them into JSON bodies.
     │   ├── ModelFileError     a GGUF that is missing, unreadable or corrupt
     │   ├── ModelLoadError     the runtime refused to load a model
     │   ├── ModelBudgetError   a model does not fit the memory budget now
+    │   ├── ModelBusyError     a request waited longer than models.queue_wait for its turn
+    │   ├── ContextOverflowError  a prompt longer than the model's context window
     │   └── DownloadError      `mirador pull` could not fetch a model
     ├── BackendError
     │   └── BackendUnavailableError  a server that is down or unreachable
@@ -53,6 +55,14 @@ class ModelLoadError(ModelError):
 
 class ModelBudgetError(ModelError):
     """A model does not fit the memory budget, even after evicting what may be evicted."""
+
+
+class ModelBusyError(ModelError):
+    """A request waited longer than `models.queue_wait` for its turn on a busy model."""
+
+
+class ContextOverflowError(ModelError):
+    """A prompt that does not fit the model's context window (the client's to shorten)."""
 
 
 class DownloadError(ModelError):

@@ -97,6 +97,9 @@ class ServerConfig(Strict):
     max_queued: int = Field(default=32, ge=0, description="Answers waiting for a slot; "
                             "beyond this a request gets 503 with Retry-After.")
     max_request_bytes: int = Field(default=1_000_000, ge=1024)
+    max_tokens: int = Field(default=2048, ge=1, description="Most tokens one answer from an "
+                            "Ollama/OpenAI client may generate; larger max_tokens or "
+                            "num_predict (and num_predict -1, 'no limit') are capped to it.")
     cors_origins: list[str] = Field(default=[], description="Origins a browser may call from; "
                                     "none by default.")
     compat_stages: Literal["all", "final"] = Field(
@@ -141,6 +144,9 @@ class ModelsConfig(Strict):
     budget_fraction: float = Field(default=0.6, gt=0.0, le=1.0)
     busy_wait: float = Field(default=30.0, ge=0.0, description="Seconds a load waits for an "
                              "answer that holds the memory it needs before it fails.")
+    queue_wait: float = Field(default=300.0, gt=0.0, description="Seconds a request waits "
+                              "for its turn on a model busy with other answers before it "
+                              "fails; this wait is not charged to the stage's timeouts.")
     keep_alive: float | None = Field(default=1800.0, gt=0.0, description="Seconds a model "
                                      "may sit idle before it is unloaded; None: never.")
     preload: bool = Field(default=True, description="Load the models a query will probably "

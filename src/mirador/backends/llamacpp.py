@@ -6,6 +6,11 @@ worker checks after every token, so generation stops within a token and the
 model is free again. One lock per loaded model keeps two streams from
 sharing a context at once.
 
+llama-cpp-python's high-level API (0.3.x) decodes one sequence per context, so
+a loaded model serves one stream at a time: the backend says so (`sequences`)
+and the model manager queues requests first in, first out. Tokenizing runs in
+worker threads too: a long prompt takes a while and must not stall the server.
+
 LoRA adapters ride on the loaded base model: each is read once (llama.cpp's
 `llama_adapter_lora_init`) and switched per request on the model's one
 context (`llama_set_adapters_lora`), so personas with different adapters
@@ -28,7 +33,7 @@ from typing import Any
 
 from mirador.backends.base import BackendEvent, ChatRequest, Finished, LoadedModel, TextPiece
 from mirador.backends.chat_format import Formatter, formatter_for
-from mirador.errors import ModelFileError, ModelLoadError
+from mirador.errors import ContextOverflowError, ModelFileError, ModelLoadError
 from mirador.models.adapters import adapter_problems
 from mirador.models.gguf_info import read_gguf_info
 from mirador.models.manifest import LoraAdapter, ModelEntry, SamplingOptions
@@ -85,6 +90,10 @@ class LlamaCppBackend:
 
     def context_size(self, model: ModelEntry) -> int:
         return min(model.context_length, self._settings.config.backends.llamacpp.n_ctx)
+
+    def sequences(self, model: ModelEntry) -> int:
+        """Streams one loaded model serves at once: one (see the module docstring)."""
+        return 1
 
     def estimate_bytes(self, model: ModelEntry) -> int:
         """Weights + KV cache + buffers, from the GGUF header (blocking: it may assemble)."""
@@ -181,7 +190,9 @@ class LlamaCppBackend:
     async def count_tokens(self, model: ModelEntry, text: str) -> int:
         """How many tokens `text` is for `model`, by its own tokenizer (loads it if needed)."""
         loaded = await self._get(model)
-        return len(loaded.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        tokens = await asyncio.to_thread(loaded.llm.tokenize, text.encode("utf-8"),
+                                         add_bos=False, special=False)
+        return len(tokens)
 
     # -- generation --------------------------------------------------------------
 
@@ -195,8 +206,9 @@ class LlamaCppBackend:
                              ) -> AsyncGenerator[BackendEvent, None]:
         await asyncio.to_thread(_activate, loaded, request.model.id, request.loras)
         prompt = loaded.formatter(request.messages)
-        tokens = loaded.llm.tokenize(prompt.text.encode("utf-8"), add_bos=not prompt.has_bos,
-                                     special=True)
+        tokens = await asyncio.to_thread(loaded.llm.tokenize, prompt.text.encode("utf-8"),
+                                         add_bos=not prompt.has_bos, special=True)
+        _check_fits(tokens, loaded.llm.n_ctx(), request.model.id)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancel = threading.Event()
@@ -256,6 +268,14 @@ def _generate(llm: Any, tokens: list[int], kwargs: dict[str, Any], cancel: threa
         emit(exc)
     finally:
         emit(_DONE)
+
+
+def _check_fits(tokens: list[int], n_ctx: int, model_id: str) -> None:
+    """A prompt must leave room for at least one generated token."""
+    if len(tokens) >= n_ctx:
+        raise ContextOverflowError(
+            f"the prompt is {len(tokens)} tokens but model '{model_id}' has a context window "
+            f"of {n_ctx} tokens; send a shorter prompt or fewer earlier turns")
 
 
 def _close(loaded: _Loaded) -> None:

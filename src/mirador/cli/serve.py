@@ -35,7 +35,7 @@ def serve(host: str | None, port: int | None, token: str | None, cors: tuple[str
     _check_port_free(cfg.host, cfg.port)
     shown = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
     click.echo(f"Mirador serving on http://{shown}:{cfg.port}  (web page /, Ollama API /api, "
-               f"OpenAI API /v1, Mirador API /mirador, docs /docs)", err=True)
+               f"OpenAI API /v1, Mirador API /mirador, API description /openapi.json)", err=True)
     uvicorn.run(create_app(settings), host=cfg.host, port=cfg.port, log_level=log_level,
                 ws="none", lifespan="on", timeout_graceful_shutdown=5)
 

@@ -21,13 +21,13 @@ import asyncio
 import time
 from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import aclosing, suppress
+from contextlib import aclosing, asynccontextmanager, suppress
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mirador.backends import Backend, BackendEvent, ChatRequest, LoadedModel, create_backend
-from mirador.errors import MiradorError, ModelBudgetError, ModelLoadError
+from mirador.errors import MiradorError, ModelBudgetError, ModelBusyError, ModelLoadError
 from mirador.models.gate import BACKGROUND, REAL, PriorityGate
 from mirador.models.gguf_info import read_gguf_info
 from mirador.models.manifest import LoraAdapter, Manifest, ModelEntry
@@ -45,10 +45,12 @@ from mirador.models.slots import (
     LOADING,
     READY,
     UNLOADING,
+    Admitted,
     HostsAdapters,
     PreloadCounters,
     Slot,
     SlotStatus,
+    TakesTurns,
     detail,
     why_held,
 )
@@ -397,21 +399,53 @@ class ModelManager:
         await self.ensure_loaded(model)
         return int(await counter(model, text))
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[BackendEvent]:
+    async def stream_chat(self, request: ChatRequest
+                          ) -> AsyncIterator[BackendEvent | Admitted]:
         """Stream from the request's model, loading it (and its adapters) first; the model
-        counts as busy, so it is never evicted, until the stream ends."""
+        counts as busy, so it is never evicted, until the stream ends.
+
+        The first event is `Admitted`, when the request's turn on the model begins (at
+        once unless the backend takes turns and the model is busy); ModelBusyError when
+        the turn does not come within `models.queue_wait` seconds."""
         slot = await self._lease(request.model, request.loras)
         before, epoch = resident_bytes(), self._epoch
         try:
-            async with aclosing(slot.backend.stream_chat(request)) as events:  # type: ignore[type-var]
-                async for event in events:
-                    yield event
+            async with self._turn(slot) as admitted:
+                yield admitted
+                async with aclosing(slot.backend.stream_chat(request)) as events:  # type: ignore[type-var]
+                    async for event in events:
+                        yield event
         finally:
             slot.busy -= 1
             slot.last_used = self._clock()
             slot.protected_until = 0.0  # used as warmed or guessed for: plain LRU from now
             self._observe_growth(slot, before, epoch)
             self._notify()
+
+    @asynccontextmanager
+    async def _turn(self, slot: Slot) -> AsyncIterator[Admitted]:
+        """Wait, first in first out, for a turn on `slot`'s model; hold it while inside."""
+        if slot.turns is None:
+            if not isinstance(slot.backend, TakesTurns):
+                yield Admitted()
+                return
+            slot.turns = asyncio.Semaphore(max(1, slot.backend.sequences(slot.model)))
+        turns, ahead, asked = slot.turns, slot.busy - 1, time.monotonic()
+        slot.waiting += 1
+        try:
+            async with asyncio.timeout(self.config.queue_wait):
+                await turns.acquire()
+        except TimeoutError:
+            raise ModelBusyError(
+                f"waited {self.config.queue_wait:.0f} s for a turn on model '{slot.model.id}', "
+                f"busy with {ahead} other request(s); retry later, or raise models.queue_wait "
+                "in config.yaml") from None
+        finally:
+            slot.waiting -= 1
+        try:
+            yield Admitted(waited=time.monotonic() - asked, ahead=ahead)
+        finally:
+            turns.release()
 
     async def prepare(self, model: ModelEntry, loras: tuple[LoraAdapter, ...] = ()) -> None:
         """Make a persona ready to answer: its base loaded, its adapters read and set. This

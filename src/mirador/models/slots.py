@@ -1,4 +1,11 @@
-"""What the model manager holds: one slot per base model, and how it reports them."""
+"""What the model manager holds: one slot per base model, and how it reports them.
+
+A backend that runs a limited number of streams at once on one loaded model
+(llama.cpp's high-level API: one sequence per context) says so with `TakesTurns`;
+the manager then queues requests for that model first in, first out, and tells
+the stream's reader when its turn starts (`Admitted`), so the time spent waiting
+is bounded on its own (`models.queue_wait`) and not charged to first-token timeouts.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +28,28 @@ class HostsAdapters(Protocol):
     async def unload_adapter(self, model: ModelEntry, lora: LoraAdapter) -> None: ...
 
 
+@runtime_checkable
+class TakesTurns(Protocol):
+    """A backend that serves at most `sequences(model)` streams at once on a loaded model."""
+
+    def sequences(self, model: ModelEntry) -> int: ...
+
+
+@runtime_checkable
+class SizesContext(Protocol):
+    """A backend that knows the context window (in tokens) it runs `model` with."""
+
+    def context_size(self, model: ModelEntry) -> int: ...
+
+
+@dataclass(frozen=True)
+class Admitted:
+    """A stream's turn on its model has begun, after `waited` seconds in the queue."""
+
+    waited: float = 0.0
+    ahead: int = 0  # requests that held or were waiting for the model when this one asked
+
+
 @dataclass(eq=False)
 class Slot:
     """One base model the manager holds (or is loading, or unloading)."""
@@ -38,6 +67,8 @@ class Slot:
     estimate: int = 0  # the raw estimate before loading (the profile's key)
     loaded: int = 0  # what the load itself took (measured, else estimated)
     watch: int = 0  # streams still to watch for growth the load did not show
+    turns: asyncio.Semaphore | None = None  # FIFO turns, for a backend that TakesTurns
+    waiting: int = 0  # requests queued for a turn now
 
     @property
     def total(self) -> int:

@@ -36,6 +36,7 @@ from mirador.models.manifest import (
     ResolvedPersona,
     load_manifest,
 )
+from mirador.models.slots import Admitted
 from mirador.orchestration import prompts
 from mirador.orchestration.events import (
     Ack,
@@ -290,16 +291,19 @@ class Orchestrator:
         begun = time.perf_counter()
         run.message = ""
         stream = self.manager.stream_chat(request)
+        queued = True  # until Admitted: the manager bounds the wait (models.queue_wait)
         try:
             while True:
                 limit = stage.timeout if run.ttft is not None else stage.first_token_deadline
                 remaining = begun + limit - time.perf_counter()
                 try:
-                    async with asyncio.timeout(max(remaining, 0.0)):
+                    async with asyncio.timeout(None if queued else max(remaining, 0.0)):
                         event = await anext(stream)
                 except StopAsyncIteration:
                     break
-                if isinstance(event, TextPiece) and event.text:
+                if isinstance(event, Admitted):  # time in the queue is not the stage's
+                    queued, begun = False, time.perf_counter()
+                elif isinstance(event, TextPiece) and event.text:
                     if run.ttft is None:
                         run.ttft = time.perf_counter() - begun
                     run.text.append(event.text)

@@ -62,8 +62,10 @@ def create_app(settings: Settings, orchestrator_factory: OrchestratorFactory = c
         finally:
             await rt.aclose()
 
+    # No /docs or /redoc: FastAPI's pages load Swagger UI and ReDoc from a CDN, and
+    # nothing here may reach the network. The description is served at /openapi.json.
     app = FastAPI(title="Mirador", version=version("mirador"), lifespan=lifespan,
-                  description=_DESCRIPTION)
+                  description=_DESCRIPTION, docs_url=None, redoc_url=None)
     for router in (native.router, ollama_api.router, openai_api.router):
         app.include_router(router)
     _add_pages(app)
@@ -155,9 +157,9 @@ _HTTP_KINDS = {404: "not_found", 405: "method_not_allowed", 400: "invalid_reques
 def _http_message(request: Request, exc: StarletteHTTPException) -> str:
     if exc.status_code == 404:
         return (f"no such endpoint: {request.method} {request.url.path}; "
-                "the API is described at /docs and /openapi.json")
+                "the API is described at /openapi.json")
     if exc.status_code == 405:
-        return f"{request.method} is not allowed on {request.url.path}; see /docs"
+        return f"{request.method} is not allowed on {request.url.path}; see /openapi.json"
     if exc.status_code == 400:
         return f"the request body could not be read ({exc.detail}); send valid JSON"
     return str(exc.detail)

@@ -8,6 +8,7 @@ back as the same dataclasses the orchestrator yields, so the same renderers show
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
@@ -56,13 +57,15 @@ def find_server(settings: Settings, timeout: float = PROBE_TIMEOUT) -> ServerCli
         health = reply.json() if reply.status_code == 200 else {}
     except (httpx.HTTPError, ValueError):
         return None
-    if not isinstance(health, dict) or not _same_home(health.get("home"), settings.home):
+    if not isinstance(health, dict) or health.get("home_id") != home_id(settings.home):
         return None
     return client
 
 
-def _same_home(theirs: object, ours: Path) -> bool:
-    return isinstance(theirs, str) and Path(theirs).resolve() == ours.resolve()
+def home_id(home: Path) -> str:
+    """A fingerprint of a Mirador home: says which home a server serves without naming
+    its path (which /mirador/health must not reveal)."""
+    return hashlib.sha256(str(home.resolve()).encode("utf-8", "surrogateescape")).hexdigest()[:16]
 
 
 def event_from_dict(data: dict[str, Any]) -> Event:

@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import Literal
 
 from mirador.backends import Message
-from mirador.errors import ModelNotFoundError
+from mirador.errors import ContextOverflowError, ModelNotFoundError
 from mirador.models.manifest import ModelEntry
+from mirador.models.slots import SizesContext
 from mirador.orchestration.events import Ack, Done, ErrorEvent, Event, StageEnd, StageStart, Token
 from mirador.orchestration.orchestrator import Orchestrator, Query
 from mirador.orchestration.stages import ModelStage
 from mirador.server.errors import BadRequestError
+from mirador.server.options import Sampling
 from mirador.server.runtime import AnswerRequest
 
 PREFIX = "mirador"
@@ -91,17 +93,50 @@ def _normalise(name: str) -> str:
 
 
 def build_request(orchestrator: Orchestrator, target: Target, query: Query,
-                  system: str | None = None, temperature: float | None = None,
-                  max_tokens: int | None = None) -> AnswerRequest:
+                  system: str | None = None, sampling: Sampling | None = None) -> AnswerRequest:
     """The answer a target runs. A client's system prompt and sampling reach single models."""
     if target.kind != "model":
         return _STAGED[target.kind](orchestrator, target, query)
+    sampling = sampling or Sampling()
     last = orchestrator.stages[-1]
     stage = ModelStage(name=target.ref, model=target.ref, confidence=1.0,
                        timeout=max(last.timeout, SINGLE_MODEL_TIMEOUT),
                        first_token_timeout=last.first_token_timeout, system_prompt=system,
-                       temperature=temperature, max_tokens=max_tokens)
+                       temperature=sampling.temperature, max_tokens=sampling.max_tokens)
     return AnswerRequest(query=query, stages=[stage])
+
+
+async def check_fits(orchestrator: Orchestrator, models: Sequence[ModelEntry], query: Query,
+                     system: str | None = None) -> None:
+    """ContextOverflowError (a 400) when the client's text alone overflows a model's window.
+
+    Counting runs in a worker thread, and only for text at least as many bytes as the
+    window has tokens: a token covers at least one byte, so shorter text always fits."""
+    text = "\n".join([system or "", *(m.content for m in query.history), query.text])
+    size = len(text.encode("utf-8"))
+    for entry in {m.id: m for m in models}.values():
+        window = context_window(orchestrator, entry)
+        if size < window:
+            continue
+        tokens = await orchestrator.manager.count_tokens(entry, text)
+        if tokens >= window:
+            raise ContextOverflowError(
+                f"the prompt is {tokens} tokens but model '{entry.id}' has a context window "
+                f"of {window} tokens; send a shorter prompt or fewer earlier messages")
+
+
+def context_window(orchestrator: Orchestrator, entry: ModelEntry) -> int:
+    """The window `entry` runs with: its backend's setting where it has one."""
+    backend = orchestrator.manager.backend(entry.backend)
+    if isinstance(backend, SizesContext):
+        return backend.context_size(entry)
+    return entry.context_length
+
+
+def target_models(orchestrator: Orchestrator, target: Target) -> list[ModelEntry]:
+    """The base models a target's steps run on."""
+    steps, _ = _steps(orchestrator, target)
+    return [orchestrator.manifest.resolve(step).model for step in steps]
 
 
 # Staged targets run with their personas' own prompts and options.

@@ -24,9 +24,11 @@ from mirador.errors import (
     BackendError,
     BackendUnavailableError,
     ConfigError,
+    ContextOverflowError,
     MemoryStoreError,
     MiradorError,
     MissingExtraError,
+    ModelBusyError,
     ModelError,
     ModelNotFoundError,
     RatingError,
@@ -75,6 +77,8 @@ class ServerBusyError(HttpError):
 # Mirador's own errors by class, most specific first: (status, type).
 _STATUS: tuple[tuple[type[MiradorError], int, str], ...] = (
     (ModelNotFoundError, 404, "model_not_found"),
+    (ContextOverflowError, 400, "context_length_exceeded"),
+    (ModelBusyError, 503, "server_busy"),
     (RatingError, 404, "answer_not_found"),
     (ConfigError, 400, "invalid_request"),
     (MissingExtraError, 501, "not_implemented"),

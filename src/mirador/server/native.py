@@ -19,11 +19,12 @@ from mirador.backends import Message
 from mirador.orchestration.events import Done
 from mirador.orchestration.orchestrator import Query as MiradorQuery
 from mirador.server import schemas
-from mirador.server.compat import cards, model_size
+from mirador.server.client import home_id
+from mirador.server.compat import cards, check_fits, model_size
 from mirador.server.errors import NotFoundError
 from mirador.server.runtime import AnswerRequest, AnswerStream, ServerRuntime
 from mirador.server.services import memory_service, rating_service
-from mirador.server.streaming import AnswerResponse, failure_message, sse
+from mirador.server.streaming import AnswerResponse, failure_message, sse, unless_gone
 
 EVENTS_REF = "#/components/schemas/{model}"
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -54,16 +55,30 @@ def _sse_doc() -> dict[int | str, dict[str, Any]]:
 
 
 @router.post("/ask", responses=_sse_doc())
-async def ask(body: schemas.AskBody, rt: Runtime) -> Any:
+async def ask(body: schemas.AskBody, rt: Runtime, request: Request) -> Any:
     """Answer a question progressively, streaming typed events."""
+    return await unless_gone(request, _ask(body, rt))
+
+
+async def _ask(body: schemas.AskBody, rt: ServerRuntime) -> Any:
     history = tuple(Message(t.role, t.content) for t in body.history)
     query = MiradorQuery(text=body.query.strip(), session_id=body.session_id,
                          namespace=body.namespace, history=history)
+    await check_fits(rt.orchestrator, _models_for(rt, body), query)
     answer = await rt.answer(AnswerRequest(query=query, stages=body.stages, model=body.model,
                                            chain=body.chain))
     if not body.stream:
         return JSONResponse(await _drain(answer))
     return AnswerResponse(answer, _events(answer), "text/event-stream")
+
+
+def _models_for(rt: ServerRuntime, body: schemas.AskBody) -> list[Any]:
+    """The base models an ask may run on (before it is planned): a chain's, or the stages'."""
+    orchestrator = rt.orchestrator
+    if body.chain:
+        return [orchestrator.manifest.resolve(s.model).model
+                for s in orchestrator.chain_stages(body.chain)]
+    return [orchestrator.resolve(s, body.model).model for s in orchestrator.stages]
 
 
 async def _events(answer: AnswerStream) -> AsyncIterator[bytes]:
@@ -161,8 +176,7 @@ async def unload_model(model_id: str, rt: Runtime) -> Any:
 @router.get("/health", response_model=schemas.Health)
 async def health(rt: Runtime) -> Any:
     """Is the server up, how busy is it, which models are warm."""
-    home = str(rt.settings.home.resolve())
-    return {"status": "ok", "version": version("mirador"), "home": home,
+    return {"status": "ok", "version": version("mirador"), "home_id": home_id(rt.settings.home),
             "uptime": round(time.time() - rt.started, 3), "active": rt.gate.active,
             "queued": rt.gate.waiting, "served": rt.served, "max_active": rt.gate.max_active,
             "max_queued": rt.gate.max_queued,

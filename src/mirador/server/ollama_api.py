@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field
 
@@ -24,9 +24,10 @@ from mirador.orchestration.events import Done
 from mirador.orchestration.orchestrator import Query
 from mirador.server import compat
 from mirador.server.native import Runtime
+from mirador.server.options import OllamaOptions, Sampling
 from mirador.server.runtime import AnswerStream, ServerRuntime
 from mirador.server.schemas import Lenient
-from mirador.server.streaming import AnswerResponse, failure_message, ndjson
+from mirador.server.streaming import AnswerResponse, failure_message, ndjson, unless_gone
 
 OLLAMA_API_VERSION = "0.11.0"  # the Ollama API whose endpoints and fields this mirrors
 FOREVER = "2318-08-18T00:00:00Z"  # Ollama's "never expires"
@@ -42,12 +43,11 @@ class ChatMessage(Lenient):
 class GenerationBody(Lenient):
     model: str = Field(min_length=1)
     stream: bool = True
-    options: dict[str, Any] | None = None
+    options: OllamaOptions | None = None
     keep_alive: float | str | None = None
 
-    def sampling(self) -> dict[str, Any]:
-        opts = self.options or {}
-        return {"temperature": opts.get("temperature"), "max_tokens": opts.get("num_predict")}
+    def sampling(self, cap: int) -> Sampling:
+        return (self.options or OllamaOptions()).sampling(cap)
 
     def unloads(self) -> bool:
         return str(self.keep_alive).strip().rstrip("smh") in ("0", "0.0")
@@ -80,24 +80,25 @@ def _generate_piece(text: str) -> dict[str, Any]:
 
 
 @router.post("/chat")
-async def chat(body: ChatBody, rt: Runtime) -> Any:
+async def chat(body: ChatBody, rt: Runtime, request: Request) -> Any:
     """Ollama's chat: the last user message answered with the earlier ones as history."""
     target = compat.resolve_target(rt.orchestrator, body.model)
     messages = [(m.role, m.content) for m in body.messages]
     if not any(c.strip() for _, c in messages):
         return await _load_or_unload(rt, target, body, _chat_piece)
     query, system = compat.chat_query(messages)
-    return await _answer(rt, target, query, system, body, _chat_piece)
+    return await unless_gone(request, _answer(rt, target, query, system, body, _chat_piece))
 
 
 @router.post("/generate")
-async def generate(body: GenerateBody, rt: Runtime) -> Any:
+async def generate(body: GenerateBody, rt: Runtime, request: Request) -> Any:
     """Ollama's completion: the prompt answered on its own."""
     target = compat.resolve_target(rt.orchestrator, body.model)
     if not body.prompt.strip():
         return await _load_or_unload(rt, target, body, _generate_piece)
     query = Query(text=body.prompt.strip())
-    return await _answer(rt, target, query, body.system, body, _generate_piece)
+    return await unless_gone(request,
+                             _answer(rt, target, query, body.system, body, _generate_piece))
 
 
 Piece = Callable[[str], dict[str, Any]]
@@ -106,7 +107,10 @@ Piece = Callable[[str], dict[str, Any]]
 async def _answer(rt: ServerRuntime, target: compat.Target, query: Query, system: str | None,
                   body: GenerationBody, piece: Piece) -> Any:
     started = time.perf_counter()
-    request = compat.build_request(rt.orchestrator, target, query, system, **body.sampling())
+    await compat.check_fits(rt.orchestrator, compat.target_models(rt.orchestrator, target),
+                            query, system)
+    sampling = body.sampling(rt.settings.config.server.max_tokens)
+    request = compat.build_request(rt.orchestrator, target, query, system, sampling)
     answer = await rt.answer(request)
     load = time.perf_counter() - started
     view = compat.TextView(mode=rt.settings.config.server.compat_stages)

