@@ -23,9 +23,11 @@ _TITLES = {"quick_response": "First answer", "deep_analysis": "Analysis",
 
 
 def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
-                   earlier: Mapping[str, StageAnswer], background: str) -> tuple[Message, ...]:
-    """The chat a stage runs: system prompt, examples, session history, this stage's request."""
-    system = stage.system_prompt or persona.system
+                   earlier: Mapping[str, StageAnswer], background: str,
+                   extra_system: str | None = None) -> tuple[Message, ...]:
+    """The chat a stage runs: system prompt (with the caller's `extra_system` after the
+    persona's), examples, session history, this stage's request."""
+    system = "\n\n".join(s for s in (stage.system_prompt or persona.system, extra_system) if s)
     messages = [Message("system", system)] if system else []
     for example in persona.examples:
         messages += [Message("user", example.user), Message("assistant", example.assistant)]
@@ -52,3 +54,16 @@ def _user_turn(text: str, earlier: Mapping[str, StageAnswer], background: str) -
 def stage_options(stage: ModelStage) -> SamplingOptions:
     """The sampling options a stage sets over its persona's."""
     return SamplingOptions(temperature=stage.temperature, max_tokens=stage.max_tokens)
+
+
+def request_options(base: SamplingOptions, wished: SamplingOptions | None,
+                    budget: int | None) -> SamplingOptions:
+    """`base` (persona and stage) with the caller's wishes over it: their stop strings
+    beside the persona's, and at most `budget` tokens (what the answer has left)."""
+    options = base.merged(wished)
+    if wished is not None and wished.stop and base.stop:
+        options = options.model_copy(update={"stop": [*base.stop, *wished.stop]})
+    if budget is not None:
+        options = options.model_copy(update={"max_tokens": min(options.max_tokens or budget,
+                                                               budget)})
+    return options
