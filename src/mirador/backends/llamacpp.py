@@ -33,7 +33,7 @@ from typing import Any
 
 from mirador.backends.base import BackendEvent, ChatRequest, Finished, LoadedModel, TextPiece
 from mirador.backends.chat_format import Formatter, formatter_for
-from mirador.errors import ContextOverflowError, ModelFileError, ModelLoadError
+from mirador.errors import ConfigError, ContextOverflowError, ModelFileError, ModelLoadError
 from mirador.models.adapters import adapter_problems
 from mirador.models.gguf_info import read_gguf_info
 from mirador.models.manifest import LoraAdapter, ModelEntry, SamplingOptions
@@ -197,6 +197,10 @@ class LlamaCppBackend:
     # -- generation --------------------------------------------------------------
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[BackendEvent]:
+        if any(m.images for m in request.messages):
+            raise ConfigError(f"model '{request.model.id}' runs on llama.cpp here, which cannot "
+                              "show it images; send images to a vision model on Ollama or an "
+                              "OpenAI-compatible server")
         loaded = await self._get(request.model)
         async with loaded.lock, contextlib.aclosing(self._stream_locked(loaded, request)) as events:
             async for event in events:

@@ -63,6 +63,7 @@ class Query:
     session_id: str | None = None
     namespace: str = "default"
     history: tuple[Message, ...] = ()
+    images: tuple[str, ...] = ()  # base64 image files shown with the question
 
 
 @dataclass(frozen=True)

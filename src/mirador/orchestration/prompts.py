@@ -32,7 +32,8 @@ def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
     for example in persona.examples:
         messages += [Message("user", example.user), Message("assistant", example.assistant)]
     messages.extend(query.history)
-    messages.append(Message("user", _user_turn(query.text, earlier, background)))
+    messages.append(Message("user", _user_turn(query.text, earlier, background),
+                            images=query.images))
     return tuple(messages)
 
 

@@ -159,15 +159,19 @@ _STAGED: dict[str, Callable[[Orchestrator, Target, Query], AnswerRequest]] = {
 }
 
 
-def chat_query(messages: Sequence[tuple[str, str]]) -> tuple[Query, str | None]:
-    """A chat (role, content) list as a Query (the last user turn, earlier turns as history)
-    and the client's system prompt."""
+def chat_query(messages: Sequence[tuple[str, str]],
+               images: Sequence[Sequence[str]] = ()) -> tuple[Query, str | None]:
+    """A chat (role, content) list, with each message's images if any, as a Query (the last
+    user turn, earlier turns as history) and the client's system prompt."""
     system = "\n\n".join(c for r, c in messages if r in SYSTEM_ROLES and c) or None
-    turns = [Message(r, c) for r, c in messages if r in ("user", "assistant")]  # type: ignore[arg-type]
+    pictures = list(images) or [()] * len(messages)
+    turns = [Message(r, c, tuple(p)) for (r, c), p in zip(messages, pictures, strict=True)  # type: ignore[arg-type]
+             if r in ("user", "assistant")]
     if not turns or turns[-1].role != "user" or not turns[-1].content.strip():
         raise BadRequestError("the last message must be the user's, with some text; send "
                               'messages ending with {"role": "user", "content": "..."}')
-    return Query(text=turns[-1].content.strip(), history=tuple(turns[:-1])), system
+    last = turns[-1]
+    return Query(text=last.content.strip(), history=tuple(turns[:-1]), images=last.images), system
 
 
 # -- listing -------------------------------------------------------------------------

@@ -8,9 +8,12 @@ same thing.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.server.errors import BadRequestError
@@ -41,9 +44,30 @@ def bad_role(role: str, roles: Sequence[str]) -> str:
     return f"'{role}' is not a role Mirador knows; use one of {', '.join(roles)}"
 
 
+def sees(orchestrator: Orchestrator, target: Any) -> bool:
+    """Whether images may go to `target`: one manifest model tagged `vision` on Ollama or an
+    OpenAI-compatible server, which receive them in their own wire format."""
+    if target.kind != "model":
+        return False
+    entry = orchestrator.manifest.model(target.ref)
+    return VISION_TAG in entry.tags and entry.backend in ("ollama", "openai")
+
+
+def base64_images(images: Sequence[str] | None) -> Sequence[str] | None:
+    """`images` if each is base64 (Ollama's wire form); ValueError naming the bad one."""
+    for i, image in enumerate(images or ()):
+        try:
+            base64.b64decode(image, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"image {i} is not base64; send each image file base64-encoded"
+                             ) from None
+    return images
+
+
 def vision_models(orchestrator: Orchestrator) -> list[str]:
     """Manifest models that can see images (tagged `vision`)."""
-    return [m.id for m in orchestrator.manifest.models if VISION_TAG in m.tags]
+    return [m.id for m in orchestrator.manifest.models
+            if VISION_TAG in m.tags and m.backend in ("ollama", "openai")]
 
 
 def no_images(orchestrator: Orchestrator, target: object) -> str:

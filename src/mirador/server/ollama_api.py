@@ -18,7 +18,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from mirador.models.manifest import ModelEntry
 from mirador.orchestration.events import Done
@@ -42,6 +42,11 @@ class ChatMessage(Lenient):
     content: str = ""
     images: list[str] | None = None
     tool_calls: list[Any] | None = None
+
+    @field_validator("images")
+    @classmethod
+    def _base64(cls, images: list[str] | None) -> Any:
+        return fields.base64_images(images)
 
 
 class GenerationBody(Lenient):
@@ -92,6 +97,11 @@ class GenerateBody(GenerationBody):
     system: str | None = None
     images: list[str] | None = None
     suffix: str | None = None
+
+    @field_validator("images")
+    @classmethod
+    def _base64(cls, images: list[str] | None) -> Any:
+        return fields.base64_images(images)
     template: str | None = None
     raw: bool | None = None
     context: list[int] | None = None
@@ -138,7 +148,7 @@ async def chat(body: ChatBody, rt: Runtime, request: Request) -> Any:
     messages = [(m.role, m.content) for m in body.messages]
     if not any(c.strip() for _, c in messages):
         return await _load_or_unload(rt, target, body, _chat_piece)
-    query, system = compat.chat_query(messages)
+    query, system = compat.chat_query(messages, [m.images or () for m in body.messages])
     return await unless_gone(request, _answer(rt, target, query, system, body, _chat_piece))
 
 
@@ -149,7 +159,7 @@ async def generate(body: GenerateBody, rt: Runtime, request: Request) -> Any:
     _check(rt, target, body, bool(body.images))
     if not body.prompt.strip():
         return await _load_or_unload(rt, target, body, _generate_piece)
-    query = Query(text=body.prompt.strip())
+    query = Query(text=body.prompt.strip(), images=tuple(body.images or ()))
     return await unless_gone(request,
                              _answer(rt, target, query, body.system, body, _generate_piece))
 
@@ -158,7 +168,7 @@ def _check(rt: ServerRuntime, target: compat.Target, body: GenerationBody,
            images: bool) -> None:
     """A 400 naming the first field this request sets that Mirador cannot honour."""
     refused = body.refusals(target.name)
-    if images:
+    if images and not fields.sees(rt.orchestrator, target):
         refused.append(("images", fields.no_images(rt.orchestrator, target)))
     body.keep()  # a keep_alive that is not a duration is a 400 before any work
     fields.refuse(refused)

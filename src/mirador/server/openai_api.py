@@ -29,9 +29,22 @@ from mirador.server.streaming import AnswerResponse, failure_message, sse_data, 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 
+class ImageUrl(Lenient):
+    url: str
+    detail: str | None = None
+
+
 class ContentPart(Lenient):
     type: str
     text: str = ""
+    image_url: ImageUrl | None = None
+
+    def image(self) -> str | None:
+        """The base64 of an inline (data: URL) image; None for anything else."""
+        if self.image_url is None:
+            return None
+        head, _, data = self.image_url.url.partition(",")
+        return data if head.startswith("data:image/") and head.endswith(";base64") else None
 
 
 class ChatMessage(Lenient):
@@ -46,6 +59,11 @@ class ChatMessage(Lenient):
 
     def parts(self) -> list[str]:
         return [p.type for p in self.content] if isinstance(self.content, list) else []
+
+    def images(self) -> tuple[str, ...]:
+        if not isinstance(self.content, list):
+            return ()
+        return tuple(image for p in self.content if (image := p.image()) is not None)
 
 
 class StreamOptions(Lenient):
@@ -119,14 +137,28 @@ class CompletionBody(Lenient):
             elif message.role not in fields.OPENAI_ROLES:
                 found.append((f"messages[{i}].role",
                               fields.bad_role(message.role, fields.OPENAI_ROLES)))
-            for j, part in enumerate(message.parts()):
-                if part not in ("text", "image_url"):
-                    found.append((f"messages[{i}].content[{j}].type",
-                                  f"'{part}' parts are not supported; send text"))
+            found += _part_refusals(i, message)
         return list(dict.fromkeys(found))
 
     def images(self) -> bool:
         return any("image_url" in m.parts() for m in self.messages)
+
+
+def _part_refusals(i: int, message: ChatMessage) -> list[tuple[str, str]]:
+    found = []
+    for j, part in enumerate(message.content if isinstance(message.content, list) else []):
+        where = f"messages[{i}].content[{j}]"
+        if part.type not in ("text", "image_url"):
+            found.append((f"{where}.type", f"'{part.type}' parts are not supported; send text"))
+        elif part.type == "image_url" and part.image() is None:
+            found.append((f"{where}.image_url", "Mirador fetches nothing from the network; "
+                          "send the image inline as a data:image/...;base64 URL"))
+        elif part.type == "image_url":
+            try:
+                fields.base64_images([part.image() or ""])
+            except ValueError as exc:
+                found.append((f"{where}.image_url", str(exc)))
+    return found
 
 
 _NOT_APPLIED = "Mirador does not apply it; leave it out (it applies temperature, top_p, " \
@@ -142,10 +174,11 @@ async def chat_completions(body: CompletionBody, rt: Runtime, request: Request) 
 async def _complete(body: CompletionBody, rt: ServerRuntime) -> Any:
     target = compat.resolve_target(rt.orchestrator, body.model)
     refused = body.refusals(target.name)
-    if body.images():
+    if body.images() and not fields.sees(rt.orchestrator, target):
         refused.append(("messages", fields.no_images(rt.orchestrator, target)))
     fields.refuse(refused)
-    query, system = compat.chat_query([(m.role, m.text()) for m in body.messages])
+    query, system = compat.chat_query([(m.role, m.text()) for m in body.messages],
+                                      [m.images() for m in body.messages])
     await compat.check_fits(rt.orchestrator, compat.target_models(rt.orchestrator, target),
                             query, system)
     sampling = body.sampling(rt.settings.config.server.max_tokens)
