@@ -181,7 +181,9 @@ class LlamaCppBackend:
     async def count_tokens(self, model: ModelEntry, text: str) -> int:
         """How many tokens `text` is for `model`, by its own tokenizer (loads it if needed)."""
         loaded = await self._get(model)
-        return len(loaded.llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+        tokens = await asyncio.to_thread(loaded.llm.tokenize, text.encode("utf-8"),
+                                         add_bos=False, special=False)  # off the event loop
+        return len(tokens)
 
     # -- generation --------------------------------------------------------------
 
