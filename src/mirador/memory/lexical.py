@@ -41,7 +41,8 @@ if in into is it its itself just me more most my myself no nor not now of off on
 other our ours ourselves out over own same she should so some such than that the their
 theirs them themselves then there these they this those through to too under until up very
 was we were what when where which while who whom why will with would you your yours yourself
-yourselves i'm im ive id""".split())  # noqa: SIM905 (a list literal reads worse)
+yourselves i'm im ive id us let get got please tell know one also may might must shall
+like want need much many well way thing things something anything really yes ok okay""".split())  # noqa: SIM905 (a list literal reads worse)
 
 
 def query_terms(text: str) -> list[str]:

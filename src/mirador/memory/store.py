@@ -335,7 +335,8 @@ class MemoryStore:
             similarity += [float(np.dot(vector, v)) for v in got["embeddings"]]
         docs = self._doc_vectors(namespace, ids)
         return [Candidate(record=MemoryRecord.from_metadata(i, m), similarity=s,
-                          lexical=lexical.get(i), doc_vector=docs.get(i))
+                          lexical=lexical.get(i), doc_vector=docs.get(i),
+                          doc_similarity=float(docs[i] @ vector) if i in docs else None)
                 for i, m, s in zip(ids, metas, similarity, strict=True)]
 
     def _doc_vectors(self, namespace: str, ids: list[str]) -> dict[str, np.ndarray]:
