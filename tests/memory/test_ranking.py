@@ -75,7 +75,7 @@ def test_search_always_returns_the_top_k_and_only_the_gate_filters(store: Memory
     hits = store.recall("What is my car's tyre pressure?", now, params=strict)
     assert {h.record.id for h in hits} == {"x", "y"}  # nothing relevant, still ranked
     assert relevant(hits, strict) == []
-    close = store.recall("What language am I studying?", now)
+    close = store.recall("Am I learning Portuguese for the move to Lisbon?", now)
     assert [h.record.id for h in relevant(close, store.params)] == ["x"]
 
 
