@@ -125,8 +125,10 @@ class MemoryConfig(Strict):
         "tag; None: the packaged all-MiniLM-L6-v2 (Ollama: all-minilm).")
     half_life_days: float = Field(default=90.0, gt=0, description="Age that halves a memory's "
                                   "weight in recall.")
-    min_relevance: float = Field(default=0.25, ge=0.0, le=1.0,
-                                 description="Recall drops results scoring under this.")
+    min_relevance: float = Field(
+        default=0.44, ge=0.0, le=1.0, description="The context compiler gives a model only "
+        "memories at least this similar in meaning to the question (search shows the top "
+        "results regardless); calibrated in bench/recall.py.")
     recall_limit: int = Field(default=5, ge=1, le=50)
     token_budget: int = Field(default=600, ge=32, description="Tokens of context later stages "
                               "get, counted with their model's tokenizer.")
