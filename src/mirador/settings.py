@@ -173,7 +173,7 @@ class LearningConfig(Strict):
 class Config(Strict):
     """The whole of `config.yaml`."""
 
-    default_model: str = "gemma3-270m"
+    default_model: str = "smollm2-135m"
     backends: BackendsConfig = BackendsConfig()
     stages: list[StageConfig] = Field(default_factory=_default_stages)
     routing: RoutingConfig = RoutingConfig()

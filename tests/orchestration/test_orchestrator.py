@@ -1,4 +1,4 @@
-"""The progressive orchestrator: real Gemma for the happy path, scripted faults for the rest."""
+"""The progressive orchestrator: real SmolLM2 for the happy path, scripted faults for the rest."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ async def test_staged_answer_from_the_real_model(real: Orchestrator) -> None:
         tokens = [e for e in events if isinstance(e, Token) and e.stage == stage.name]
         assert tokens, f"{stage.name} produced no tokens"
         assert {t.confidence for t in tokens} == {stage.confidence}
-        assert {t.model for t in tokens} == {"gemma3-270m"}
+        assert {t.model for t in tokens} == {"smollm2-135m"}
         end = next(e for e in ends if e.stage == stage.name)
         assert end.status == "ok" and end.tokens == len(tokens) and end.ttft is not None
         assert events[-1].answers[stage.name].text == "".join(t.text for t in tokens).strip()
@@ -111,7 +111,7 @@ async def test_stopping_early_stops_the_model(real: Orchestrator, spy: SpyBacken
         if tokens == 2:
             break
     await stream.aclose()  # type: ignore[attr-defined]
-    loaded = spy.real._models["gemma3-270m"]
+    loaded = spy.real._models["smollm2-135m"]
     assert not loaded.lock.locked(), "the model is still busy after the consumer left"
     events = await run(real, "Hi", stages=SHORT[:1])
     assert events[-1].status == "ok"  # type: ignore[union-attr]
@@ -124,10 +124,10 @@ async def test_first_stage_model_loads_while_the_acknowledgement_shows(
     ack = await anext(stream)
     assert isinstance(ack, Ack)
     for _ in range(200):  # no further event is pulled: the load must be under way by itself
-        if [m.model_id for m in await orchestrator.manager.ps()] == ["gemma3-270m"]:
+        if [m.model_id for m in await orchestrator.manager.ps()] == ["smollm2-135m"]:
             break
         await asyncio.sleep(0.05)
-    assert [m.model_id for m in await orchestrator.manager.ps()] == ["gemma3-270m"]
+    assert [m.model_id for m in await orchestrator.manager.ps()] == ["smollm2-135m"]
     await stream.aclose()  # type: ignore[attr-defined]
     await orchestrator.aclose()
 
