@@ -27,7 +27,8 @@ def create_orchestrator(settings: Settings) -> Orchestrator:
     embedder = shared_embedder(settings)  # one MiniLM for learning and memory, loading now
     learner = create_learner(settings, manifest, embedder)
     orchestrator = Orchestrator(settings, manifest, chooser=learner,
-                                sinks=[learner] if learner is not None else [])
+                                sinks=[learner] if learner is not None else [],
+                                embedder=embedder)  # the quality gate judges with it too
     from mirador.models.preload import attach
 
     attach(orchestrator)  # predictive preload, and the usage it learns from
