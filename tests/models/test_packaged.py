@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -33,7 +34,12 @@ def test_the_default_is_used_in_place_and_verified_once(tmp_path: Path) -> None:
     seen.clear()
     assert packaged_gguf(DEFAULT, models, progress=lambda d, t: seen.append((d, t))) == path
     assert seen == [], "a verified file is not hashed again"
-    assert "llm" not in sys.modules, "finding the file must not import the package (and llm)"
+    probe = ("import sys; from pathlib import Path; from mirador.models.packaged import "
+             f"packaged_gguf; packaged_gguf('{DEFAULT}', Path(r'{models}')); "
+             "print('llm' in sys.modules)")
+    imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    assert imported == "False", "finding the file must not import the package (and llm)"
 
 
 def _plain_package(root: Path, gguf: bytes) -> str:
