@@ -68,9 +68,9 @@ def _default_stages() -> list[StageConfig]:
         StageConfig(name="quick_response", persona="quick", confidence=0.6,
                     max_tokens=160, first_token_timeout=10.0, total_timeout=30.0),
         StageConfig(name="deep_analysis", persona="analyst", confidence=0.85,
-                    max_tokens=320, first_token_timeout=20.0, total_timeout=60.0),
+                    max_tokens=200, first_token_timeout=20.0, total_timeout=60.0),
         StageConfig(name="synthesis", persona="synthesizer", confidence=0.95,
-                    max_tokens=320, first_token_timeout=20.0, total_timeout=60.0),
+                    max_tokens=220, first_token_timeout=20.0, total_timeout=60.0),
     ]
 
 
@@ -181,7 +181,7 @@ class LearningConfig(Strict):
 class Config(Strict):
     """The whole of `config.yaml`."""
 
-    default_model: str = "gemma3-270m"
+    default_model: str = "smollm2-135m"
     backends: BackendsConfig = BackendsConfig()
     stages: list[StageConfig] = Field(default_factory=_default_stages)
     routing: RoutingConfig = RoutingConfig()
