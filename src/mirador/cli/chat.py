@@ -55,9 +55,11 @@ def _line_reader(settings: Settings,
         return lambda: _plain_line()
     from prompt_toolkit import PromptSession
     from prompt_toolkit.buffer import Buffer
-    from prompt_toolkit.history import FileHistory
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
 
-    session: PromptSession[str] = PromptSession(history=FileHistory(str(settings.history_path)))
+    history = (FileHistory(str(settings.history_path)) if settings.config.memory.enabled
+               else InMemoryHistory())  # memory off: no typed line is written anywhere
+    session: PromptSession[str] = PromptSession(history=history)
     if typing is not None:
         def changed(buffer: Buffer) -> None:
             for told in typing:

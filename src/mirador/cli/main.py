@@ -26,6 +26,7 @@ _COMMANDS = {
     "models": ("mirador.cli.models:models", "List, check and manage models and personas."),
     "chains": ("mirador.cli.chains:chains", "List the chains of personas that can answer."),
     "memory": ("mirador.cli.memory:memory", "See, search, export and forget what is remembered."),
+    "privacy": ("mirador.cli.privacy:privacy", "Erase what Mirador keeps about you (wipe)."),
     "rate": ("mirador.cli.rate:rate", "Rate an answer from 1 to 5 (the last one by default)."),
     "why": ("mirador.cli.why:why", "Explain why an answer used the chain it did."),
     "stats": ("mirador.cli.stats:stats", "What Mirador has learned from ratings."),
