@@ -87,9 +87,18 @@ def main(argv: list[str] | None = None) -> None:
     except MiradorError as exc:
         _report(exc)
         sys.exit(EXIT_ERROR)
+    except OSError as exc:  # a path the person gave cannot be read or written
+        _report(MiradorError(_file_problem(exc)))
+        sys.exit(EXIT_ERROR)
     except Exception as exc:  # a bug: say so plainly, keep the traceback for MIRADOR_DEBUG=1
         _report(exc, bug=True)
         sys.exit(EXIT_ERROR)
+
+
+def _file_problem(exc: OSError) -> str:
+    where = f" {exc.filename}" if exc.filename else ""
+    return (f"cannot use the file{where}: {exc.strerror or exc}; check the path, that its "
+            "folder exists and that you may read or write it")
 
 
 def _report(exc: BaseException, bug: bool = False) -> None:
