@@ -12,13 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import link_default_model
+from mirador.settings import Settings
 
 MARKER = "ZQXMARKER123"
 SECRET = f"My locker code is {MARKER}, please remember it."
 OTHER = "What is a good name for a grey cat?"
 ONE_STAGE = ("stages:\n  - {name: quick_response, persona: quick, confidence: 0.6, "
-             "max_tokens: 8}\n")
+             "max_tokens: 8, first_token_timeout: 240, total_timeout: 300}\n")  # 2 busy cores
 
 
 def mirador(home: Path, *args: str, timeout: float = 300,
@@ -59,9 +59,11 @@ CHROMA = "memory/chroma"
 
 
 @pytest.fixture(scope="session")
-def told_home(tmp_path_factory: pytest.TempPathFactory, gemma_gguf: Path) -> Path:
+def told_home(tmp_path_factory: pytest.TempPathFactory, session_settings: Settings) -> Path:
     """A home where the secret and another question were asked (built once)."""
-    home = link_default_model(tmp_path_factory.mktemp("told") / "home", gemma_gguf)
+    home = tmp_path_factory.mktemp("told") / "home"
+    shutil.copytree(session_settings.models_dir, home / "models", copy_function=os.link,
+                    ignore=shutil.ignore_patterns("usage.json", "memory.json"))
     (home / "config.yaml").write_text(ONE_STAGE)
     secret_id = ask(home, SECRET)
     other_id = ask(home, OTHER)
@@ -70,12 +72,11 @@ def told_home(tmp_path_factory: pytest.TempPathFactory, gemma_gguf: Path) -> Pat
 
 
 @pytest.fixture
-def home(told_home: Path, tmp_path: Path, gemma_gguf: Path) -> Path:
-    """A private copy of the told home."""
-    copy = tmp_path / "told-copy"
-    shutil.copytree(told_home, copy, ignore=shutil.ignore_patterns("*.gguf*"))
-    link_default_model(copy, gemma_gguf)
-    return copy
+def home(told_home: Path, isolated_home: Path) -> Path:
+    """This test's home (with the default model in place) holding a copy of the told one."""
+    shutil.copytree(told_home, isolated_home, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("*.gguf*"))
+    return isolated_home
 
 
 def ids(home: Path) -> tuple[str, str]:

@@ -12,7 +12,6 @@ from mirador.errors import RatingError
 from mirador.learning.api import rate_answer
 from mirador.learning.store import LearningStore
 from mirador.settings import load_settings
-from tests.conftest import link_default_model
 from tests.privacy.conftest import ONE_STAGE, ask, files_with, mirador
 
 MARKER = "NOMEMMARK456"
@@ -20,10 +19,9 @@ SECRET = f"My passport number is {MARKER}."
 
 
 @pytest.fixture
-def fresh(tmp_path: Path, gemma_gguf: Path) -> Path:
-    home = link_default_model(tmp_path / "fresh", gemma_gguf)
-    (home / "config.yaml").write_text(ONE_STAGE)
-    return home
+def fresh(isolated_home: Path) -> Path:
+    (isolated_home / "config.yaml").write_text(ONE_STAGE)
+    return isolated_home
 
 
 def _only_statistics(home: Path, answer_id: str) -> None:

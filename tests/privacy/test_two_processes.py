@@ -12,12 +12,11 @@ from contextlib import closing
 from pathlib import Path
 
 from mirador.learning.store import LearningStore
-from tests.conftest import link_default_model
 from tests.privacy.conftest import ONE_STAGE, mirador
 
 
-def test_two_asks_at_once_both_keep_their_answer(tmp_path: Path, gemma_gguf: Path) -> None:
-    home = link_default_model(tmp_path / "home", gemma_gguf)
+def test_two_asks_at_once_both_keep_their_answer(isolated_home: Path) -> None:
+    home = isolated_home
     (home / "config.yaml").write_text(ONE_STAGE)
     questions = ["What is a good name for a grey cat?", "Name one fruit that is yellow."]
     children = [subprocess.Popen([sys.executable, "-m", "mirador", "ask", "--local", "--json",
@@ -27,7 +26,7 @@ def test_two_asks_at_once_both_keep_their_answer(tmp_path: Path, gemma_gguf: Pat
                                  stdin=subprocess.DEVNULL)
                 for q in questions]
     outputs = [child.communicate(timeout=300) for child in children]
-    assert [c.returncode for c in children] == [0, 0], [err for _, err in outputs]
+    assert [c.returncode for c in children] == [0, 0], outputs
     assert all("warning" not in err.lower() for _, err in outputs), outputs
     answer_ids = {json.loads(out.splitlines()[0])["answer_id"] for out, _ in outputs}
     with closing(LearningStore.in_home(home)) as store:
