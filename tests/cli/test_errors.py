@@ -89,3 +89,8 @@ def test_chat_skips_a_line_that_is_not_text(isolated_home: Path) -> None:
 
 def test_serve_refuses_a_port_out_of_range(isolated_home: Path) -> None:
     _clear_error(mirador("serve", "--port", "70000"), "--port", "1<=x<=65535")
+
+
+def test_a_config_with_no_stages_is_refused(isolated_home: Path) -> None:
+    (isolated_home / "config.yaml").write_text("stages: []\n")
+    _clear_error(mirador("ask", "--local", "hi"), "config.yaml", "stages", "at least 1")
