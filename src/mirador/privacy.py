@@ -79,6 +79,7 @@ def forget(settings: Settings, ids: Sequence[str], live: Live | None = None) -> 
     """Erase these exchanges (memory ids = answer ids) from every file Mirador keeps."""
     live = live or Live()
     ids = list(dict.fromkeys(ids))
+    _drop_partial_writes(settings)
     with _store(settings, live) as store:
         texts = _texts(settings, store, ids)
         _usage(settings, live).forget(texts)
@@ -93,6 +94,7 @@ def forget_all(settings: Settings, live: Live | None = None) -> Forgotten:
     """Erase every exchange: memories, journals, and every text the ratings database and
     the preload history keep. What ratings taught (without any text) is kept."""
     live = live or Live()
+    _drop_partial_writes(settings)
     _usage(settings, live).forget(None)
     ChatHistory(settings.history_path).clear()
     turns = _sessions(settings).clear()
@@ -115,7 +117,14 @@ def wipe(settings: Settings) -> list[Path]:
     removed = [path for path in targets if path.exists() or path.is_symlink()]
     for path in removed:
         _remove(path)
+    _drop_partial_writes(settings)
     return removed
+
+
+def _drop_partial_writes(settings: Settings) -> None:
+    """Files half-written when a process was killed mid-rewrite (they hold old text)."""
+    for path in (settings.home.joinpath(*USAGE_FILE), settings.history_path):
+        path.with_name(path.name + ".partial").unlink(missing_ok=True)
 
 
 def _remove(path: Path) -> None:
