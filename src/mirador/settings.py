@@ -183,7 +183,7 @@ class Config(Strict):
 
     default_model: str = "smollm2-135m"
     backends: BackendsConfig = BackendsConfig()
-    stages: list[StageConfig] = Field(default_factory=_default_stages)
+    stages: list[StageConfig] = Field(default_factory=_default_stages, min_length=1)
     routing: RoutingConfig = RoutingConfig()
     color: Literal["auto", "always", "never"] = "auto"
     memory: MemoryConfig = MemoryConfig()

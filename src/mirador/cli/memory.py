@@ -130,23 +130,15 @@ def forget(memory_id: str | None, query: str | None, everything: bool, namespace
     """
     if sum(bool(x) for x in (memory_id, query, everything)) != 1:
         raise click.UsageError("give exactly one of: an ID, --query TEXT or --all")
-    settings, store = _open()
-    if everything:
-        if not yes:
-            click.confirm(f"forget all {_guard(store.count)} memories?", abort=True)
-        ids = [r.id for r in _guard(store.records)]
-        gone = _guard(store.forget_all)
-    else:
-        ids = [memory_id] if memory_id else _query_ids(store, str(query), namespace, yes)
-        gone = _guard(store.forget, ids)
-    from mirador.memory import session_log
+    from mirador.cli.privacy import forget_memories
 
-    session_log(settings).forget(ids)
-    if everything:
-        session_log(settings).clear()
-    if memory_id and not gone:
-        raise click.ClickException(f"no memory with id '{memory_id}'")
-    click.echo(f"forgot {gone} memor{'y' if gone == 1 else 'ies'}")
+    settings, store = _open()
+    if everything and not yes:
+        click.confirm(f"forget all {_guard(store.count)} memories?", abort=True)
+    ids = None if everything else [memory_id] if memory_id else _query_ids(
+        store, str(query), namespace, yes)
+    store.close()
+    forget_memories(settings, ids, must_exist=memory_id)  # every file, via a server if one runs
 
 
 def _query_ids(store: MemoryStore, query: str, namespace: str | None, yes: bool) -> list[str]:

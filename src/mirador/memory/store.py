@@ -31,6 +31,7 @@ import numpy as np
 from mirador.embeddings import Embedder
 from mirador.errors import MemoryStoreError
 from mirador.memory import erase
+from mirador.memory.files import check_store_files
 from mirador.memory.lexical import LexicalIndex
 from mirador.memory.ranking import Candidate, RankingParams, blend, rank
 from mirador.memory.records import MemoryRecord, Recalled
@@ -71,6 +72,7 @@ def open_client(settings: Settings) -> Any:
         if server is not None:
             return _http_client(chromadb, server, quiet)
         path = memory_dir(settings) / "chroma"
+        check_store_files(path)  # an empty or foreign file is reported, never replaced
         path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=quiet)
     except MemoryStoreError:
