@@ -27,7 +27,7 @@ def create_orchestrator(settings: Settings) -> Orchestrator:
     """An orchestrator over the manifest in the settings' home."""
     manifest = load_manifest(settings.manifest_path)
     embedder = shared_embedder(settings)  # one MiniLM for learning and memory, loading now
-    orchestrator = Orchestrator(settings, manifest)
+    orchestrator = Orchestrator(settings, manifest, embedder=embedder)  # the gate judges with it
     return _wire(orchestrator, create_learner(settings, manifest, embedder), embedder)
 
 
@@ -42,7 +42,7 @@ async def open_for_one_answer(settings: Settings, warm: bool = True,
     """
     manifest = load_manifest(settings.manifest_path)
     embedder = shared_embedder(settings)
-    orchestrator = Orchestrator(settings, manifest)
+    orchestrator = Orchestrator(settings, manifest, embedder=embedder)  # the gate judges with it
     # a model that cannot be named is not warmed here: the answer itself reports it
     with contextlib.suppress(MiradorError):
         if warm:

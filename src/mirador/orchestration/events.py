@@ -81,6 +81,7 @@ class StageEnd(_Event):
     load_seconds: float = 0.0  # loading the model for this stage
     prompt_seconds: float | None = None  # evaluating the prompt, as the backend measured it
     eval_seconds: float | None = None  # generating, as the backend measured it
+    reason: str | None = None  # why the stage ended early when it was not cut short
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,12 @@ class StageAnswer:
 
 @dataclass(frozen=True)
 class Done(_Event):
-    """The end: the answer of each stage, the final answer and the totals."""
+    """The end: each stage's answer, the final answer (the best stage's) and the totals.
+
+    `quality` has each stage's relevance to the question, repetition and flags
+    (see `mirador.orchestration.quality`); `chosen_because` says why
+    `final_stage` was picked, and `set_aside` names later stages passed over.
+    """
 
     type: ClassVar[str] = "done"
     answer_id: str
@@ -107,6 +113,9 @@ class Done(_Event):
     tokens: int = 0
     ttft: float | None = None
     error: str | None = None
+    chosen_because: str | None = None  # why `final_stage` gave the answer
+    set_aside: list[str] = field(default_factory=list)  # later stages passed over
+    quality: dict[str, dict[str, Any]] = field(default_factory=dict)  # each stage's scores
 
 
 Event = Ack | StageStart | Token | ErrorEvent | StageEnd | Done
