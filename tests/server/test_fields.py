@@ -13,7 +13,7 @@ import ollama
 import openai
 import pytest
 
-from mirador.backends import ChatRequest, Finished
+from mirador.backends import ChatRequest, Finished, TextPiece
 from mirador.server.errors import BadRequestError
 from mirador.server.fields import Keep, keep_alive
 from tests.server.conftest import SHORT, ServerThread
@@ -47,12 +47,16 @@ def requests_seen(server: ServerThread, monkeypatch: pytest.MonkeyPatch) -> list
     seen: list[ChatRequest] = []
     real = manager.stream_chat
     generated.clear()
+    texts.clear()
 
     async def recording(request: ChatRequest) -> AsyncIterator[Any]:
         seen.append(request)
+        texts.append("")
         async for event in real(request):
             if isinstance(event, Finished):
                 generated.append(event.completion_tokens)
+            if isinstance(event, TextPiece):
+                texts[-1] += event.text
             yield event
 
     monkeypatch.setattr(manager, "stream_chat", recording)
@@ -60,6 +64,7 @@ def requests_seen(server: ServerThread, monkeypatch: pytest.MonkeyPatch) -> list
 
 
 generated: list[int] = []
+texts: list[str] = []  # what the model wrote for each request
 
 
 def system_of(request: ChatRequest) -> str:
@@ -108,7 +113,7 @@ def test_sampling_options_apply_to_every_stage(oclient: ollama.Client,
         assert options.stop and "banana" in options.stop
 
 
-@pytest.mark.parametrize("model", ["mirador:duo", "base"])
+@pytest.mark.parametrize("model", ["mirador:quick", "base"])
 def test_the_same_seed_gives_the_same_text(server: ServerThread, oclient: ollama.Client,
                                            model: str) -> None:
     model = base_model(server) if model == "base" else model
@@ -121,6 +126,22 @@ def test_the_same_seed_gives_the_same_text(server: ServerThread, oclient: ollama
     first = text(11)
     assert text(11) == first
     assert any(text(seed) != first for seed in (12, 13, 14)), "the seed changes nothing"
+
+
+def test_the_same_seed_gives_every_stage_of_a_chain_the_same_text(
+        oclient: ollama.Client, requests_seen: list[ChatRequest]) -> None:
+    """A later stage also sees what memory recalls, which the first answer changed: where a
+    stage's prompt is the same both times, its text is the same."""
+    for _ in range(2):
+        oclient.generate(model="mirador:duo", prompt="Write a word.",
+                         options={"seed": 3, "temperature": 1.5})
+    assert len(requests_seen) == 4
+    first, second = (requests_seen[:2], texts[:2]), (requests_seen[2:], texts[2:])
+    assert first[1][0] == second[1][0], "the first stage's text differs under one seed"
+    runs = [list(zip(*first, strict=True)), list(zip(*second, strict=True))]
+    for (one, text_one), (two, text_two) in zip(*runs, strict=True):
+        if one.messages == two.messages:
+            assert text_one == text_two
 
 
 def test_the_openai_seed_gives_the_same_text(aiclient: openai.OpenAI) -> None:

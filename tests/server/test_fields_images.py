@@ -15,10 +15,11 @@ import pytest
 import yaml
 
 from mirador.app import create_orchestrator
-from mirador.backends import Message
-from mirador.backends.openai_compat import _message, data_url
+from mirador.backends import ChatRequest, Finished, Message
+from mirador.backends.openai_compat import OpenAIBackend, _message, data_url
+from mirador.models.manifest import ModelEntry, SamplingOptions
 from mirador.orchestration.orchestrator import Orchestrator
-from mirador.settings import Settings
+from mirador.settings import BackendsConfig, OpenAIConfig, Settings, load_settings
 from tests.backends.test_openai_compat import llama_server  # noqa: F401  (a fixture)
 from tests.server.conftest import ServerThread
 from tests.support.fake_ollama import FakeOllama
@@ -111,19 +112,23 @@ def test_openai_wire_form_of_an_image() -> None:
     assert _message(Message("user", "hi")) == {"role": "user", "content": "hi"}
 
 
-def test_images_reach_an_openai_compatible_vision_model(
-        make_server: Callable[..., ServerThread], llama_server: str) -> None:  # noqa: F811
-    """llama_cpp.server checks the request against OpenAI's message types: it accepts the
-    parts Mirador sends (its model is not a vision model, so it cannot say more)."""
-    server = make_server(
-        factory=with_models({"id": "seer", "backend": "openai", "name": "served",
-                             "tags": ["vision"]}),
-        config={"backends": {"openai": {"base_url": llama_server, "timeout": 60}}})
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0,
-                       timeout=120) as client:
-        reply = client.chat.completions.create(model="seer", max_tokens=3, messages=[
-            {"role": "user", "content": [
-                {"type": "text", "text": "Describe it."},
-                {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG64}"}}]}])
-    assert reply.choices[0].message.content is not None
-    assert reply.choices[0].finish_reason in ("stop", "length")
+async def test_llama_cpp_server_accepts_the_image_parts_mirador_sends(
+        llama_server: str) -> None:  # noqa: F811
+    """llama_cpp.server fails on a malformed image part and takes the parts Mirador's OpenAI
+    backend sends; its model is not a vision model, so it cannot say more."""
+    async with httpx.AsyncClient(timeout=60) as web:
+        malformed = await web.post(f"{llama_server}/chat/completions", json={
+            "model": "x", "max_tokens": 1, "messages": [{"role": "user", "content": [
+                {"type": "image_url", "image_url": 5}]}]})
+    assert malformed.status_code >= 400
+    settings = load_settings(backends=BackendsConfig(
+        openai=OpenAIConfig(base_url=llama_server, timeout=60)))
+    backend = OpenAIBackend(settings)
+    seer = ModelEntry(id="seer", backend="openai", name="served", tags=["vision"])
+    request = ChatRequest(model=seer, options=SamplingOptions(max_tokens=3), messages=(
+        Message("user", "Describe it.", images=(PNG64,)),))
+    try:
+        events = [event async for event in backend.stream_chat(request)]
+    finally:
+        await backend.aclose()
+    assert isinstance(events[-1], Finished)

@@ -221,6 +221,10 @@ class LlamaCppBackend:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
         kwargs = _completion_kwargs(request.options, prompt.stop)
+        if request.options.seed is not None:
+            # A prompt evaluated partly from the cache gives logits a rounding apart from one
+            # evaluated whole, enough to change a sampled token: with a seed, evaluate it whole.
+            loaded.llm.reset()
         worker = loop.run_in_executor(
             None, _generate, loaded.llm, tokens, kwargs, cancel, emit)
         try:
