@@ -5,8 +5,11 @@ Model names:
     mirador:auto (or mirador, mirador:latest)  the configured stages, routed by complexity
     mirador:quick                              the first configured stage alone
     mirador:<chain id>                         a chain from the manifest, step by step
-    <model id> (or <model id>:latest)          one stage on that manifest model, with the
-                                               client's system prompt and temperature
+    <model id> (or <model id>:latest)          one stage on that manifest model, no persona
+
+On every target the client's system prompt is added to each stage's persona prompt,
+its sampling options apply to every stage, and its token limit bounds the whole
+answer (see `mirador.orchestration.stages.Overrides`).
 
 A staged answer becomes one stream of text. With `server.compat_stages: all` (the
 default) every stage streams in turn under a header line (`── synthesis · synthesizer

@@ -333,7 +333,13 @@ async def show(body: ShowBody, rt: Runtime) -> Any:
             "model_info": {"general.architecture": _details(card)["family"],
                            "mirador.kind": card.kind, "mirador.steps": list(card.steps),
                            "mirador.base_models": [m.id for m in card.base_models]},
-            "capabilities": ["completion"], "modified_at": _modified(card)}
+            "capabilities": _capabilities(rt, target), "modified_at": _modified(card)}
+
+
+def _capabilities(rt: ServerRuntime, target: compat.Target) -> list[str]:
+    """What the model does here: completion, and vision where images pass through (no
+    tools: those requests are refused)."""
+    return ["completion", "vision"] if fields.sees(rt.orchestrator, target) else ["completion"]
 
 
 @router.get("/version")
