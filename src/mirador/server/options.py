@@ -130,7 +130,7 @@ class OllamaOptions(Lenient):
         return value
 
     def sampling(self, cap: int) -> Sampling:
-        options = SamplingOptions(**{ours: getattr(self, theirs)
-                                     for theirs, ours in APPLIED.items()})
-        return Sampling(options=options, max_tokens=capped(self.num_predict, cap),
+        values = {ours: getattr(self, theirs) for theirs, ours in APPLIED.items()}
+        values["stop"] = values["stop"] or None  # []: the persona's stop strings stand
+        return Sampling(options=SamplingOptions(**values), max_tokens=capped(self.num_predict, cap),
                         window=self.num_ctx)
