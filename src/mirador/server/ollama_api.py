@@ -196,12 +196,13 @@ async def _answer(rt: ServerRuntime, target: compat.Target, query: Query, system
 
 def _keep_for(rt: ServerRuntime, models: list[ModelEntry], keep: Keep) -> None:
     """Ollama's keep_alive for the models of this answer: a duration sets how long they
-    stay loaded after it, none restores the configured keep-alive (0 is done after it)."""
+    stay loaded after it; none (or 0, which unloads them after it) restores the configured
+    keep-alive for their next load."""
     manager = rt.orchestrator.manager
     for model in models:
         if keep.given and not keep.unload:
             manager.set_keep_alive(model, keep.seconds)
-        elif not keep.given:
+        else:
             manager.reset_keep_alive(model)
 
 
