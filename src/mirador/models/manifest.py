@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mirador.errors import ConfigError, ModelNotFoundError
 from mirador.yamlfile import describe_validation_error, read_yaml
+
+if TYPE_CHECKING:
+    from mirador.settings import Settings
 
 
 class Strict(BaseModel):
@@ -262,6 +265,20 @@ def builtin_manifest_data() -> dict:
     return yaml.load(text, Loader=SAFE_LOADER)
 
 
+def _move_builtin_personas(data: dict, extra: dict, model: str, path: Path | None) -> None:
+    known = [m.get("id") for m in data.get("models") or [] if isinstance(m, dict)]
+    if model not in known:
+        raise ConfigError(
+            f"config.yaml: default_model '{model}' is not a model in the manifest (known: "
+            f"{', '.join(str(k) for k in known)}); declare it in {path or 'manifest.yaml'}, "
+            "fetch one with 'mirador pull', or remove default_model")
+    own = {e.get("id") for e in extra.get("personas") or [] if isinstance(e, dict)}
+    for persona in data.get("personas") or []:
+        if (isinstance(persona, dict) and persona.get("id") not in own
+                and persona.get("model") == BUILTIN_DEFAULT_MODEL):
+            persona["model"] = model
+
+
 def merge_manifest_data(base: dict, extra: dict) -> dict:
     """`extra`'s entries added to `base`'s; an entry with a known id replaces the old one."""
     merged: dict[str, Any] = {}
@@ -280,15 +297,32 @@ def merge_manifest_data(base: dict, extra: dict) -> dict:
     return merged
 
 
-def load_manifest(path: Path | None) -> Manifest:
-    """The built-in manifest, plus the user's file at `path` when it exists."""
+BUILTIN_DEFAULT_MODEL = "smollm2-135m"
+"""The model the built-in personas run on unless config.yaml's `default_model` says otherwise."""
+
+
+def manifest_for(settings: Settings) -> Manifest:
+    """The manifest in the settings' home, with config.yaml's `default_model` applied."""
+    return load_manifest(settings.manifest_path, settings.config.default_model)
+
+
+def load_manifest(path: Path | None, default_model: str | None = None) -> Manifest:
+    """The built-in manifest, plus the user's file at `path` when it exists.
+
+    With `default_model` (config.yaml's), the built-in personas that run on the built-in
+    default model run on that model instead; personas the user's file redefines keep theirs.
+    """
     from pydantic import ValidationError
 
     data = builtin_manifest_data()
     source = Path("<built-in manifest>")
+    extra = None
     if path is not None and path.exists():
-        data = merge_manifest_data(data, read_yaml(path))
+        extra = read_yaml(path)
+        data = merge_manifest_data(data, extra)
         source = path
+    if default_model and default_model != BUILTIN_DEFAULT_MODEL:
+        _move_builtin_personas(data, extra or {}, default_model, path)
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:
