@@ -102,6 +102,8 @@ class PersonaEntry(Strict):
     lora: LoraAdapter | None = None
     triggers: list[str] = []
     description: str = ""
+    request: str | None = Field(default=None, description="What this persona is asked to do "
+                                "when it follows another stage in a chain (its job, in a line).")
 
 
 class ChainEntry(Strict):
@@ -198,14 +200,16 @@ class Manifest(Strict):
         examples: list[Example] = []
         options = SamplingOptions()
         loras: list[LoraAdapter] = []
+        request: str | None = None
         for persona in reversed(chain):  # the base-most persona first, the named one last
             system = persona.system if persona.system is not None else system
+            request = persona.request if persona.request is not None else request
             examples = persona.examples or examples
             options = options.merged(persona.options)
             if persona.lora is not None:
                 loras.append(persona.lora)
         return ResolvedPersona(id=ref, model=base, system=system, options=options,
-                               loras=tuple(loras), examples=tuple(examples))
+                               loras=tuple(loras), examples=tuple(examples), request=request)
 
     def check_references(self) -> list[str]:
         """Problems with ids that point nowhere or in circles; empty when all is well."""
@@ -254,6 +258,7 @@ class ResolvedPersona(BaseModel):
     options: SamplingOptions
     loras: tuple[LoraAdapter, ...]
     examples: tuple[Example, ...] = ()
+    request: str | None = None
 
 
 def builtin_manifest_data() -> dict:
