@@ -132,3 +132,15 @@ def test_decay_is_scored_against_the_given_now(store: MemoryStore) -> None:
     hit = store.recall("Do I exercise?", later)[0]
     assert hit.decay < 0.1  # four half-lives on
     assert hit.similarity - store.params.age_weight <= hit.score < hit.similarity
+
+
+def test_age_and_updates_reorder_the_top_but_never_drop_a_relevant_memory() -> None:
+    params = RankingParams(limit=2, age_weight=0.04, supersede_from=0.4, supersede_margin=0.1)
+    answer = _candidate("answer", 0.60, 2000, [0, 0, 1])  # old, but the clear answer
+    fact = _candidate("fact", 0.50, 400, [1, 0, 0])
+    update = _candidate("update", 0.45, 3, [1, 0.2, 0])  # updates `fact`, ranked third
+    noise = _candidate("noise", 0.30, 0, [0, 1, 0])
+    hits = rank([answer, fact, update, noise], time.time(), params)
+    assert [h.record.id for h in hits] == ["answer", "update"]  # the update replaces the fact
+    alone = rank([answer, fact, noise], time.time(), params)
+    assert [h.record.id for h in alone] == ["answer", "fact"]  # newness alone adds nothing

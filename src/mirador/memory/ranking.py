@@ -1,5 +1,5 @@
-"""How recalled memories are ranked: meaning first, words as a bounded bonus, age and
-updates only where they decide between memories that answer the question alike.
+"""How recalled memories are ranked: which memories answer is decided by meaning (and a
+bounded bonus for words); age and updates only reorder those, never choose them.
 
 Every signal is general; none knows any particular memory or question:
 
@@ -19,8 +19,17 @@ Every signal is general; none knows any particular memory or question:
   to reorder memories that do not.
 - supersession: an older memory on the same subject as a newer one (their exchanges'
   vectors at least `supersede_from` in cosine) that answers the question nearly as well
-  (at most `supersede_margin` lower) is what the newer one updates: it ranks just below
-  the newer one. A newer memory far less relevant, or on another subject, updates nothing.
+  (at most `supersede_margin` lower, after age) is what the newer one updates: it ranks
+  just below the newer one, and no further. A newer memory far less relevant, or on
+  another subject, updates nothing.
+
+Which memories recall returns is decided by relevance alone (dense plus the lexical
+bonus): the best `limit`, except that a newer memory updating one of them joins and takes
+that one's place. Age and supersession then order them; neither evicts an unrelated
+memory, so recall@k is the relevance ranking's but for updates that replace what they
+update. With the tuned defaults (no own-words mix, no word bonus: neither helped on the
+tuning half) the relevance ranking is plain cosine to the whole exchange; the lexical
+index still adds its best matches to the candidates.
 
 Search always returns the top `limit`, with scores. Only the context compiler gates
 what it injects into a prompt, by dense similarity (`inject_similarity`, see
@@ -47,14 +56,14 @@ class RankingParams:
     """The knobs of the ranking; defaults chosen on the tuning half in bench/recall.py."""
 
     half_life_days: float = 90.0
-    age_weight: float = 0.02  # the most age can take off a score (cosine units)
+    age_weight: float = 0.04  # the most age can take off a score (cosine units)
     query_weight: float = 0.7  # in the stored search vector (fixed when a memory is written)
-    match_query_weight: float = 0.2  # in the similarity that ranks (0: the exchange alone)
+    match_query_weight: float = 0.0  # in the similarity that ranks (0: the exchange alone)
     lexical_weight: float = 0.0  # the most a word match can add (cosine units)
     lexical_saturation: float = 5.0  # the BM25 score that earns half of it
-    supersede_from: float = 0.4  # doc-vector cosine where "same subject" starts
+    supersede_from: float = 0.5  # doc-vector cosine where "same subject" starts
     supersede_margin: float = 0.15  # how much less relevant a newer memory may be
-    inject_similarity: float = 0.442
+    inject_similarity: float = 0.439
     limit: int = 5
 
 
@@ -100,20 +109,48 @@ def lexical_bonus(lexical: Sequence[float | None], params: RankingParams) -> np.
 
 
 def rank(candidates: Sequence[Candidate], now: float, params: RankingParams) -> list[Recalled]:
-    """Score and order `candidates` as of `now` (epoch seconds); the best `limit` of them."""
+    """Score and order `candidates` as of `now` (epoch seconds): the best `limit` by
+    relevance (meaning, and words); a newer memory that updates one of them joins and takes
+    its place; ordered by relevance, age and updates."""
     if not candidates:
         return []
     similarity = np.array([dense(c, params) for c in candidates], dtype=np.float64)
+    relevance = similarity + lexical_bonus([c.lexical for c in candidates], params)
     ages = np.array([(now - c.record.timestamp) / SECONDS_PER_DAY for c in candidates])
     fresh = freshness(ages, params)
-    base = (similarity + lexical_bonus([c.lexical for c in candidates], params)
-            - params.age_weight * (1.0 - fresh))
-    scores, superseded = _supersede(candidates, base, params)
-    order = np.argsort(-scores, kind="stable")[: params.limit]
+    aged = relevance - params.age_weight * (1.0 - fresh)
+    links = _links(candidates, aged, params)
+    chosen = _with_updates(np.argsort(-relevance, kind="stable")[: params.limit], links,
+                           aged)
+    scores, superseded = _supersede(aged, links, chosen)
+    order = _cut(sorted(chosen, key=lambda i: (-scores[i], i)), superseded, params.limit)
     return [Recalled(record=candidates[i].record, score=float(scores[i]),
                      similarity=float(similarity[i]), decay=float(fresh[i]),
                      superseded=float(superseded[i]), lexical=candidates[i].lexical or 0.0)
             for i in order]
+
+
+def _cut(order: list[int], superseded: np.ndarray, limit: int) -> list[int]:
+    """The first `limit` of `order`; an update that joined takes the place of the memory
+    it updates (the last superseded ones go first), never of an unrelated memory."""
+    extra = len(order) - limit
+    if extra <= 0:
+        return order
+    updated = [i for i in order if superseded[i] > 0.0]
+    dropped = set(updated[::-1][:extra])
+    return [i for i in order if i not in dropped][:limit]
+
+
+def _with_updates(top: np.ndarray, links: np.ndarray, scores: np.ndarray) -> list[int]:
+    """The chosen memories and, for each one an update supersedes, its most relevant
+    update."""
+    chosen = [int(i) for i in top]
+    for older in list(chosen):
+        newer = np.flatnonzero(links[older])
+        if newer.size:
+            best = int(newer[np.argmax(scores[newer])])
+            chosen += [best] if best not in chosen else []
+    return chosen
 
 
 def relevant(hits: Sequence[Recalled], params: RankingParams) -> list[Recalled]:
@@ -121,14 +158,18 @@ def relevant(hits: Sequence[Recalled], params: RankingParams) -> list[Recalled]:
     return [h for h in hits if h.similarity >= params.inject_similarity]
 
 
-def _supersede(candidates: Sequence[Candidate], scores: np.ndarray,
-               params: RankingParams) -> tuple[np.ndarray, np.ndarray]:
-    """Scores with each superseded memory moved just below the least relevant newer
-    memory that updates it, and how far each one moved (0 when it did not)."""
-    links = _links(candidates, scores, params)
+def _supersede(scores: np.ndarray, links: np.ndarray, chosen: list[int]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Scores with each chosen superseded memory moved just below the most relevant
+    chosen newer memory that updates it (as little as puts the update first), and how far
+    each one moved."""
     moved = scores.copy()
-    for older in np.flatnonzero(links.any(axis=1)):
-        moved[older] = min(scores[older], float(scores[links[older]].min()) - _BELOW)
+    inside = np.zeros(len(scores), dtype=bool)
+    inside[chosen] = True
+    for older in chosen:
+        newer = links[older] & inside
+        if newer.any():
+            moved[older] = min(scores[older], float(scores[newer].max()) - _BELOW)
     return moved, scores - moved
 
 
