@@ -62,7 +62,7 @@ def test_privacy_wipe_leaves_no_personal_file_and_keeps_config_and_models(home: 
     assert "nothing personal is left" in result.stdout
     assert files_with(home, MARKER) == [] and files_with(home, "grey cat") == []
     assert not (home / "memory").exists() and not (home / "learning.db").exists()
-    assert (home / "config.yaml").is_file() and list((home / "models").glob("*.gguf"))
+    assert (home / "config.yaml").is_file() and list((home / "models").glob("*.verified"))
     assert "nothing remembered yet" in mirador(home, "memory", "ls").stdout
 
 

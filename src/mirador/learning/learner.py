@@ -116,9 +116,9 @@ class Learner:
     @classmethod
     def for_ratings(cls, settings: Settings, manifest: Manifest | None = None) -> Learner:
         """A learner that rates and explains without loading the embedding model."""
-        from mirador.models.manifest import load_manifest
+        from mirador.models.manifest import manifest_for
 
-        manifest = manifest or load_manifest(settings.manifest_path)
+        manifest = manifest or manifest_for(settings)
         config = settings.config.learning
         return cls(LearningStore.in_home(settings.home), manifest, None, config.bandit(),
                    model_key=_model_key(settings),

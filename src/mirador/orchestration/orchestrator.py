@@ -35,7 +35,7 @@ from mirador.models.manifest import (
     ModelEntry,
     ResolvedPersona,
     SamplingOptions,
-    load_manifest,
+    manifest_for,
 )
 from mirador.models.slots import Admitted
 from mirador.orchestration import prompts, quality
@@ -143,7 +143,7 @@ class Orchestrator:
                  sinks: Sequence[AnswerSink] = (), chooser: ChainChooser | None = None,
                  load_timeout: float = 300.0, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.manifest = manifest or load_manifest(settings.manifest_path)
+        self.manifest = manifest or manifest_for(settings)
         self.manager = manager or ModelManager(settings, self.manifest)
         self.stages = [ModelStage.from_config(s) for s in settings.config.stages]
         self.context = context

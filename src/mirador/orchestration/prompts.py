@@ -30,7 +30,8 @@ STAGE_REQUESTS: dict[str, str] = {
         "Now write your final answer to my question: keep what was right above and add the "
         "missing points. Clear and practical, at most five sentences."),
 }
-"""What a later stage is asked to do, by stage name; other stages get `DEFAULT_REQUEST`."""
+"""What a later stage is asked to do, by stage name; other stages get their persona's
+`request` from the manifest, or else `DEFAULT_REQUEST`."""
 
 DEFAULT_REQUEST = "Answer my question again, in your own role, building on the answer above."
 CUT_SHORT = "(That answer was cut short.)"
@@ -57,7 +58,8 @@ def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
         messages.append(Message("assistant", answer.text))
         if i + 1 < len(spoken):
             messages.append(Message("user", _request(spoken[i + 1][0], answer)))
-    last = _last_turn(query.text, stage.name, spoken, background)
+    request = STAGE_REQUESTS.get(stage.name) or persona.request or DEFAULT_REQUEST
+    last = _last_turn(query.text, request, spoken, background)
     messages.append(Message("user", last, images=() if spoken else query.images))
     return tuple(messages)
 
@@ -67,7 +69,7 @@ def _request(stage_name: str, previous: StageAnswer | None) -> str:
     return cut + STAGE_REQUESTS.get(stage_name, DEFAULT_REQUEST)
 
 
-def _last_turn(question: str, stage_name: str, spoken: list[tuple[str, StageAnswer]],
+def _last_turn(question: str, request: str, spoken: list[tuple[str, StageAnswer]],
                background: str) -> str:
     parts = []
     if background:
@@ -76,7 +78,8 @@ def _last_turn(question: str, stage_name: str, spoken: list[tuple[str, StageAnsw
         parts.append(question)
         return "\n\n".join(parts)
     parts.append(f"My question was: {question}")
-    parts.append(_request(stage_name, spoken[-1][1]))
+    cut = f"{CUT_SHORT} " if spoken[-1][1].partial else ""
+    parts.append(cut + request)
     return "\n\n".join(parts)
 
 
