@@ -36,7 +36,7 @@ def test_completion_without_streaming(client: openai.OpenAI) -> None:
     choice = reply.choices[0]
     assert reply.object == "chat.completion" and reply.model == "mirador:quick"
     assert choice.message.role == "assistant" and choice.message.content
-    assert choice.finish_reason == "stop"
+    assert choice.finish_reason in ("stop", "length")  # length: cut at the stage's limit
     assert reply.usage and reply.usage.completion_tokens > 0
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
 
@@ -50,7 +50,7 @@ def test_streamed_chain_shows_each_stage_in_turn(client: openai.OpenAI) -> None:
     assert sum(1 for c in chunks if c.choices and c.choices[0].delta.content) >= 4
     assert text.index("── brief ·") < text.index("── brief_final ·")
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
-    assert finishes[-1] == "stop" and finishes.count("stop") == 1
+    assert finishes[-1] in ("stop", "length") and finishes.count(finishes[-1]) == 1
     assert chunks[-1].usage and chunks[-1].usage.completion_tokens > 0
     assert len({c.id for c in chunks}) == 1
 

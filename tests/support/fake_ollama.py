@@ -84,6 +84,7 @@ class FakeOllama:
     records: list[Record] = field(default_factory=list)
     library: dict[str, Path] = field(default_factory=dict)
     pull_delay: float = 0.0
+    bodies: list[dict[str, Any]] = field(default_factory=list)  # every POST body, in order
 
     def __post_init__(self) -> None:
         self.models = {_full(name): Path(path) for name, path in self.models.items()}
@@ -335,6 +336,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             body = self._body()
+            self.app.bodies.append(body)
             stream = body.get("stream", True)
             objects = routes[self.path](body)
             first = next(objects)  # errors before any output still get their status code

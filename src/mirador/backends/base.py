@@ -21,6 +21,7 @@ Role = Literal["system", "user", "assistant"]
 class Message:
     role: Role
     content: str
+    images: tuple[str, ...] = ()  # base64-encoded image files, for models that can see
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from typing import Any
 
 from mirador.backends.base import BackendEvent, ChatRequest, Finished, LoadedModel, TextPiece
 from mirador.backends.chat_format import Formatter, formatter_for
-from mirador.errors import ContextOverflowError, ModelFileError, ModelLoadError
+from mirador.errors import ConfigError, ContextOverflowError, ModelFileError, ModelLoadError
 from mirador.models.adapters import adapter_problems
 from mirador.models.gguf_info import read_gguf_info
 from mirador.models.manifest import LoraAdapter, ModelEntry, SamplingOptions
@@ -197,6 +197,10 @@ class LlamaCppBackend:
     # -- generation --------------------------------------------------------------
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[BackendEvent]:
+        if any(m.images for m in request.messages):
+            raise ConfigError(f"model '{request.model.id}' runs on llama.cpp here, which cannot "
+                              "show it images; send images to a vision model on Ollama or an "
+                              "OpenAI-compatible server")
         loaded = await self._get(request.model)
         async with loaded.lock, contextlib.aclosing(self._stream_locked(loaded, request)) as events:
             async for event in events:
@@ -217,6 +221,10 @@ class LlamaCppBackend:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
         kwargs = _completion_kwargs(request.options, prompt.stop)
+        if request.options.seed is not None:
+            # A prompt evaluated partly from the cache gives logits a rounding apart from one
+            # evaluated whole, enough to change a sampled token: with a seed, evaluate it whole.
+            loaded.llm.reset()
         worker = loop.run_in_executor(
             None, _generate, loaded.llm, tokens, kwargs, cancel, emit)
         try:
@@ -234,15 +242,16 @@ def _generate(llm: Any, tokens: list[int], kwargs: dict[str, Any], cancel: threa
               emit: Callable[[Any], None]) -> None:
     """Worker thread: run llama.cpp and emit pieces until done or cancelled."""
     started = time.perf_counter()
-    count = 0
+    seen = _Seen(len(tokens))
     reason: Any = "stop"  # llama.cpp's finish_reason: "stop" or "length"
     try:
         from llama_cpp import StoppingCriteriaList
 
         # Checked after every token, even one whose bytes do not make text yet (and so
-        # yield no chunk), so closing the stream stops generation within a token.
-        until_cancelled = StoppingCriteriaList([lambda _ids, _logits: cancel.is_set()])
-        stream = llm.create_completion(tokens, stream=True, stopping_criteria=until_cancelled,
+        # yield no chunk), so closing the stream stops generation within a token; it
+        # also counts the tokens generated and times the first.
+        stream = llm.create_completion(tokens, stream=True,
+                                       stopping_criteria=StoppingCriteriaList([seen.check(cancel)]),
                                        **kwargs)
         try:
             for chunk in stream:
@@ -250,24 +259,42 @@ def _generate(llm: Any, tokens: list[int], kwargs: dict[str, Any], cancel: threa
                     reason = "cancelled"
                     break
                 choice = chunk["choices"][0]
-                if choice.get("finish_reason"):  # the closing chunk carries no new token
-                    reason = choice["finish_reason"]
-                    if not choice["text"]:
-                        continue
-                count += 1
+                reason = choice.get("finish_reason") or reason  # the closing chunk's
                 if choice["text"]:
                     emit(TextPiece(choice["text"]))
         finally:
             stream.close()
-        if cancel.is_set():
-            reason = "cancelled"
-        seconds = time.perf_counter() - started
-        emit(Finished(reason=reason, prompt_tokens=len(tokens), completion_tokens=count,
-                      timings={"seconds": seconds}))
+        emit(seen.finished("cancelled" if cancel.is_set() else reason, started))
     except Exception as exc:  # handed to the event loop, which raises it there
         emit(exc)
     finally:
         emit(_DONE)
+
+
+@dataclass
+class _Seen:
+    """Tokens a generation has produced, counted as llama.cpp samples them."""
+
+    prompt: int
+    generated: int = 0
+    first: float | None = None  # when the first token was sampled
+
+    def check(self, cancel: threading.Event) -> Callable[[Any, Any], bool]:
+        def stop_if_cancelled(ids: Any, _logits: Any) -> bool:
+            # `ids` holds the prompt and the tokens evaluated so far, not the one just sampled
+            self.generated = len(ids) - self.prompt + 1
+            self.first = self.first or time.perf_counter()
+            return cancel.is_set()
+
+        return stop_if_cancelled
+
+    def finished(self, reason: Any, started: float) -> Finished:
+        now = time.perf_counter()
+        first = self.first or now
+        return Finished(reason=reason, prompt_tokens=self.prompt,
+                        completion_tokens=self.generated,
+                        timings={"seconds": now - started, "prompt_seconds": first - started,
+                                 "eval_seconds": now - first})
 
 
 def _check_fits(tokens: list[int], n_ctx: int, model_id: str) -> None:

@@ -14,7 +14,14 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from mirador.backends.base import BackendEvent, ChatRequest, Finished, LoadedModel, TextPiece
+from mirador.backends.base import (
+    BackendEvent,
+    ChatRequest,
+    Finished,
+    LoadedModel,
+    Message,
+    TextPiece,
+)
 from mirador.errors import BackendError, BackendUnavailableError, ModelNotFoundError
 from mirador.models.manifest import ModelEntry, SamplingOptions
 from mirador.settings import Settings
@@ -59,7 +66,7 @@ class OllamaBackend:
         with self._translated(tag, request.model):
             stream = await self._api().chat(
                 model=tag, stream=True, keep_alive=self.keep_alive(request.model),
-                messages=[{"role": m.role, "content": m.content} for m in request.messages],
+                messages=[_message(m) for m in request.messages],
                 options=ollama_options(request.options))
             try:
                 async for part in stream:
@@ -141,6 +148,14 @@ def ollama_options(options: SamplingOptions) -> dict[str, Any]:
     """Mirador's sampling options under Ollama's names; unset ones are left to Ollama."""
     values = options.model_dump(exclude_none=True)
     return {OPTION_NAMES[key]: value for key, value in values.items() if key in OPTION_NAMES}
+
+
+def _message(message: Message) -> dict[str, Any]:
+    """A message as Ollama's chat takes it: images as base64 strings beside the text."""
+    wire: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.images:
+        wire["images"] = list(message.images)
+    return wire
 
 
 def _tag(model: ModelEntry) -> str:

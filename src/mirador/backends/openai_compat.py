@@ -12,11 +12,19 @@ again without it, and the pieces are counted instead.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from mirador.backends.base import BackendEvent, ChatRequest, Finished, LoadedModel, TextPiece
+from mirador.backends.base import (
+    BackendEvent,
+    ChatRequest,
+    Finished,
+    LoadedModel,
+    Message,
+    TextPiece,
+)
 from mirador.errors import BackendError, BackendUnavailableError, ModelNotFoundError
 from mirador.models.manifest import ModelEntry, SamplingOptions
 from mirador.settings import Settings
@@ -74,7 +82,7 @@ class OpenAIBackend:
 
         kwargs: dict[str, Any] = {
             "model": name, "stream": True, **openai_options(request.options),
-            "messages": [{"role": m.role, "content": m.content} for m in request.messages]}
+            "messages": [_message(m) for m in request.messages]}
         if self._include_usage:
             try:
                 return await self._api().chat.completions.create(
@@ -145,6 +153,29 @@ def openai_options(options: SamplingOptions) -> dict[str, Any]:
     """The sampling options the OpenAI chat API knows; the others are left out."""
     values = options.model_dump(exclude_none=True)
     return {key: values[key] for key in OPTION_NAMES if key in values}
+
+
+def _message(message: Message) -> dict[str, Any]:
+    """A message as OpenAI's chat takes it: with images, a list of text and image parts
+    (each image inline as a data: URL)."""
+    if not message.images:
+        return {"role": message.role, "content": message.content}
+    parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]
+    parts += [{"type": "image_url", "image_url": {"url": data_url(image)}}
+              for image in message.images]
+    return {"role": message.role, "content": parts}
+
+
+# The first bytes of each image format, and its media type.
+_MAGIC = ((b"\x89PNG", "image/png"), (b"\xff\xd8\xff", "image/jpeg"), (b"GIF8", "image/gif"),
+          (b"RIFF", "image/webp"))
+
+
+def data_url(image: str) -> str:
+    """A base64 image file as a data: URL with its media type."""
+    head = base64.b64decode(image[:16] + "=" * (-len(image[:16]) % 4), validate=False)
+    kind = next((media for magic, media in _MAGIC if head.startswith(magic)), "image/png")
+    return f"data:{kind};base64,{image}"
 
 
 def _name(model: ModelEntry) -> str:

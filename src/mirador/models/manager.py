@@ -99,6 +99,7 @@ class ModelManager:
         self._gate = PriorityGate()
         self._changed = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
+        self._keep_alive: dict[str, float | None] = {}  # set by a request (Ollama's keep_alive)
         self._epoch = 0  # counts loads and unloads, so growth is only measured between them
         self.preloader: Preloader | None = None  # set by mirador.models.preload.attach
 
@@ -360,7 +361,31 @@ class ModelManager:
     # -- keep-alive ------------------------------------------------------------------
 
     def keep_alive(self, model: ModelEntry) -> float | None:
+        """Seconds `model` stays loaded after its last use (None: until unloaded): what the
+        last request set, else the manifest's, else the config's."""
+        if model.id in self._keep_alive:
+            return self._keep_alive[model.id]
         return model.keep_alive if model.keep_alive is not None else self.config.keep_alive
+
+    def set_keep_alive(self, model: ModelEntry, seconds: float | None) -> None:
+        """Keep `model` loaded `seconds` after its last use (None: until unloaded), as a
+        request's keep_alive asks, until another request says otherwise."""
+        self._keep_alive[model.id] = seconds
+        self._notify()  # the reaper may be asleep for longer than the new expiry
+
+    def reset_keep_alive(self, model: ModelEntry) -> None:
+        """Back to the manifest's or the config's keep-alive."""
+        if model.id in self._keep_alive:
+            del self._keep_alive[model.id]
+            self._notify()
+
+    def expires_in(self, model: ModelEntry) -> float | None:
+        """Seconds until `model` expires if it stays idle (None: never)."""
+        alive = self.keep_alive(model)
+        slot = self._slots.get(model.id)
+        if alive is None or slot is None:
+            return alive
+        return max(0.0, slot.last_used + alive - self._clock())
 
     async def reap(self) -> list[str]:
         """Unload idle models past their keep-alive; returns their ids."""
@@ -385,7 +410,7 @@ class ModelManager:
     async def _reap_forever(self) -> None:
         while self._slots:
             alive = [a for s in self._slots.values() if (a := self.keep_alive(s.model))]
-            await asyncio.sleep(min(max(min(alive, default=60.0) / 4, 0.05), 30.0))
+            await self._wait_change(min(max(min(alive, default=60.0) / 4, 0.05), 30.0))
             await self.reap()
 
     # -- generation ------------------------------------------------------------------

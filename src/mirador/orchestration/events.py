@@ -76,6 +76,11 @@ class StageEnd(_Event):
     ttft: float | None
     tokens_per_second: float | None
     partial: bool = False  # the text stopped early (timeout, error, cancel)
+    finish_reason: Literal["stop", "length"] | None = None  # None: the model did not finish
+    prompt_tokens: int | None = None  # by the model's own tokenizer, where the backend says
+    load_seconds: float = 0.0  # loading the model for this stage
+    prompt_seconds: float | None = None  # evaluating the prompt, as the backend measured it
+    eval_seconds: float | None = None  # generating, as the backend measured it
     reason: str | None = None  # why the stage ended early when it was not cut short
 
 

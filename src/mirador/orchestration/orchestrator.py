@@ -34,6 +34,7 @@ from mirador.models.manifest import (
     Manifest,
     ModelEntry,
     ResolvedPersona,
+    SamplingOptions,
     manifest_for,
 )
 from mirador.models.slots import Admitted
@@ -50,7 +51,7 @@ from mirador.orchestration.events import (
     Token,
 )
 from mirador.orchestration.routing import Route, classify
-from mirador.orchestration.stages import ModelStage, select_stages
+from mirador.orchestration.stages import ModelStage, Overrides, select_stages
 from mirador.settings import Settings
 
 if TYPE_CHECKING:
@@ -65,6 +66,7 @@ class Query:
     session_id: str | None = None
     namespace: str = "default"
     history: tuple[Message, ...] = ()
+    images: tuple[str, ...] = ()  # base64 image files shown with the question
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,8 @@ class _StageRun:
     status: StageStatus = "ok"
     message: str = ""
     seconds: float = 0.0
+    finished: Finished | None = None  # what the backend reported at the end
+    load_seconds: float = 0.0
     watch: quality.LoopWatch = field(default_factory=quality.LoopWatch)
     loop: quality.Loop | None = None
 
@@ -238,10 +242,12 @@ class Orchestrator:
     # -- running -------------------------------------------------------------
 
     async def process(self, query: str | Query, *, stages: Sequence[str | ModelStage] | None = None,
-                      model: str | None = None, chain: str | None = None
-                      ) -> AsyncIterator[Event]:
-        """Answer `query` progressively, yielding typed events as they happen."""
+                      model: str | None = None, chain: str | None = None,
+                      overrides: Overrides | None = None) -> AsyncIterator[Event]:
+        """Answer `query` progressively, yielding typed events as they happen; `overrides`:
+        what the caller asks of every stage (see `Overrides`)."""
         started = time.perf_counter()
+        wish = overrides or Overrides()
         q = query if isinstance(query, Query) else Query(text=query)
         plan = await self._plan_without_blocking(q, stages, chain, model)
         personas = [self.resolve(s, model) for s in plan.stages]
@@ -258,14 +264,21 @@ class Orchestrator:
         first_token: float | None = None
         try:
             for index, (stage, persona) in enumerate(zip(plan.stages, personas, strict=True)):
+                budget = _left(wish.max_tokens, answers)
+                if budget == 0:
+                    break  # the caller's token limit is spent: the answer ends here
                 if index:
                     recall = recall or self._start_recall(q, len(plan.stages))
                 background = await self._background(recall) if index else ""
-                messages = prompts.stage_messages(q, persona, stage, answers, background)
+                messages = prompts.stage_messages(q, persona, stage, answers, background,
+                                                  wish.system)
+                options = prompts.request_options(
+                    persona.options.merged(prompts.stage_options(stage)), wish.options, budget)
                 run = _StageRun()
                 yield StageStart(stage=stage.name, model=persona.model.id, persona=persona.id,
                                  confidence=stage.confidence, index=index)
-                async with aclosing(self._run_stage(stage, persona, messages, run)) as tokens:
+                async with aclosing(self._run_stage(stage, persona, messages, options,
+                                                    run)) as tokens:
                     async for event in tokens:
                         fresh = first_token is None
                         if fresh:
@@ -302,14 +315,15 @@ class Orchestrator:
         return done
 
     async def _run_stage(self, stage: ModelStage, persona: ResolvedPersona,
-                         messages: tuple[Message, ...], run: _StageRun
-                         ) -> AsyncGenerator[Token, None]:
-        options = persona.options.merged(prompts.stage_options(stage))
+                         messages: tuple[Message, ...], options: SamplingOptions,
+                         run: _StageRun) -> AsyncGenerator[Token, None]:
         request = ChatRequest(model=persona.model, messages=messages, options=options,
                               loras=persona.loras)
+        loading = time.perf_counter()
         try:
             async with asyncio.timeout(self.load_timeout):
                 await self.manager.ensure_loaded(persona.model)
+            run.load_seconds = time.perf_counter() - loading
         except TimeoutError:
             run.status, run.message = "timeout", f"loading {persona.model.id} took too long"
             return
@@ -341,8 +355,10 @@ class Orchestrator:
                                 confidence=stage.confidence)
                     if run.loop is not None:
                         break  # a loop only grows: end the stage here
-                elif isinstance(event, Finished) and event.reason == "cancelled":
-                    run.status = "cancelled"
+                elif isinstance(event, Finished):
+                    run.status = "cancelled" if event.reason == "cancelled" else run.status
+                    run.finished = event
+                    run.tokens = event.completion_tokens or run.tokens
         except TimeoutError:
             waited = "its first token" if run.ttft is None else "the whole stage"
             run.status = "timeout"
@@ -362,11 +378,18 @@ class Orchestrator:
         seconds = run.seconds
         gen_time = seconds - (run.ttft or 0.0)
         rate = (run.tokens - 1) / gen_time if run.tokens > 1 and gen_time > 0 else None
+        end = run.finished
+        timings = end.timings if end else {}
         return StageEnd(stage=stage.name, model=persona.model.id, status=run.status,
                         tokens=run.tokens, seconds=round(seconds, 4),
                         ttft=None if run.ttft is None else round(run.ttft, 4),
                         tokens_per_second=None if rate is None else round(rate, 2),
                         partial=run.status != "ok",
+                        finish_reason=end.reason if end and end.reason != "cancelled" else None,
+                        prompt_tokens=end.prompt_tokens or None if end else None,
+                        load_seconds=round(run.load_seconds, 4),
+                        prompt_seconds=_rounded(timings.get("prompt_seconds")),
+                        eval_seconds=_rounded(timings.get("eval_seconds")),
                         reason=run.loop.describe() if run.loop else None)
 
     # -- hooks ---------------------------------------------------------------
@@ -390,6 +413,17 @@ class Orchestrator:
     async def _tell_sinks(self, record: AnswerRecord) -> None:
         for sink in self.sinks:
             await sink.answer_finished(record)
+
+
+def _left(limit: int | None, answers: dict[str, StageAnswer]) -> int | None:
+    """Tokens the answer may still generate under the caller's `limit` (None: no limit)."""
+    if limit is None:
+        return None
+    return max(0, limit - sum(a.tokens for a in answers.values()))
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
 
 
 def _done(answer_id: str, answers: dict[str, StageAnswer], started: float,

@@ -38,25 +38,29 @@ CUT_SHORT = "(That answer was cut short.)"
 
 
 def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
-                   earlier: Mapping[str, StageAnswer], background: str) -> tuple[Message, ...]:
-    """The chat a stage runs: system prompt, examples, session history, this stage's request."""
-    system = stage.system_prompt or persona.system
+                   earlier: Mapping[str, StageAnswer], background: str,
+                   extra_system: str | None = None) -> tuple[Message, ...]:
+    """The chat a stage runs: system prompt (with the caller's `extra_system` after the
+    persona's), examples, session history, this stage's request."""
+    system = "\n\n".join(s for s in (stage.system_prompt or persona.system, extra_system) if s)
     messages = [Message("system", system)] if system else []
     for example in persona.examples:
         messages += [Message("user", example.user), Message("assistant", example.assistant)]
     messages.extend(query.history)
     spoken = [(name, answer) for name, answer in earlier.items() if answer.text]
+    question = Message("user", query.text, images=query.images)  # the images go with it
     if not spoken and not background:
-        messages.append(Message("user", query.text))
+        messages.append(question)
         return tuple(messages)
     if spoken:
-        messages.append(Message("user", query.text))
+        messages.append(question)
     for i, (_, answer) in enumerate(spoken):
         messages.append(Message("assistant", answer.text))
         if i + 1 < len(spoken):
             messages.append(Message("user", _request(spoken[i + 1][0], answer)))
     request = STAGE_REQUESTS.get(stage.name) or persona.request or DEFAULT_REQUEST
-    messages.append(Message("user", _last_turn(query.text, request, spoken, background)))
+    last = _last_turn(query.text, request, spoken, background)
+    messages.append(Message("user", last, images=() if spoken else query.images))
     return tuple(messages)
 
 
@@ -82,3 +86,16 @@ def _last_turn(question: str, request: str, spoken: list[tuple[str, StageAnswer]
 def stage_options(stage: ModelStage) -> SamplingOptions:
     """The sampling options a stage sets over its persona's."""
     return SamplingOptions(temperature=stage.temperature, max_tokens=stage.max_tokens)
+
+
+def request_options(base: SamplingOptions, wished: SamplingOptions | None,
+                    budget: int | None) -> SamplingOptions:
+    """`base` (persona and stage) with the caller's wishes over it: their stop strings
+    beside the persona's, and at most `budget` tokens (what the answer has left)."""
+    options = base.merged(wished)
+    if wished is not None and wished.stop and base.stop:
+        options = options.model_copy(update={"stop": [*base.stop, *wished.stop]})
+    if budget is not None:
+        options = options.model_copy(update={"max_tokens": min(options.max_tokens or budget,
+                                                               budget)})
+    return options

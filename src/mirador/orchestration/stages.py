@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mirador.errors import ConfigError
+from mirador.models.manifest import SamplingOptions
 from mirador.settings import StageConfig
 
 
@@ -37,6 +38,20 @@ class ModelStage:
                    timeout=cfg.total_timeout, first_token_timeout=cfg.first_token_timeout,
                    system_prompt=cfg.system_prompt, temperature=cfg.temperature,
                    max_tokens=cfg.max_tokens)
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What the caller of one answer asks of every stage it runs.
+
+    `system` is added to each persona's system prompt; `options` (temperature, top_p,
+    top_k, seed, repeat_penalty, stop) apply to every stage, stop strings beside the
+    persona's own; `max_tokens` bounds the whole answer: each stage may generate what
+    the earlier ones left, and once it is spent no further stage runs."""
+
+    system: str | None = None
+    options: SamplingOptions | None = None
+    max_tokens: int | None = None
 
 
 def select_stages(known: Sequence[ModelStage], names: Sequence[str]) -> list[ModelStage]:

@@ -5,8 +5,11 @@ Model names:
     mirador:auto (or mirador, mirador:latest)  the configured stages, routed by complexity
     mirador:quick                              the first configured stage alone
     mirador:<chain id>                         a chain from the manifest, step by step
-    <model id> (or <model id>:latest)          one stage on that manifest model, with the
-                                               client's system prompt and temperature
+    <model id> (or <model id>:latest)          one stage on that manifest model, no persona
+
+On every target the client's system prompt is added to each stage's persona prompt,
+its sampling options apply to every stage, and its token limit bounds the whole
+answer (see `mirador.orchestration.stages.Overrides`).
 
 A staged answer becomes one stream of text. With `server.compat_stages: all` (the
 default) every stage streams in turn under a header line (`── synthesis · synthesizer
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -35,6 +38,7 @@ from mirador.server.options import Sampling
 from mirador.server.runtime import AnswerRequest
 
 PREFIX = "mirador"
+SYSTEM_ROLES = ("system", "developer")  # OpenAI's developer message is a system message
 AUTO, QUICK = "auto", "quick"
 Kind = Literal["auto", "quick", "chain", "model"]
 # A client that names one model expects a plain model: no stage deadline cutting a long
@@ -93,28 +97,29 @@ def _normalise(name: str) -> str:
 
 def build_request(orchestrator: Orchestrator, target: Target, query: Query,
                   system: str | None = None, sampling: Sampling | None = None) -> AnswerRequest:
-    """The answer a target runs. A client's system prompt and sampling reach single models."""
+    """The answer a target runs, with the client's system prompt (added to each persona's)
+    and sampling on every stage, and its token limit over the whole answer."""
+    overrides = (sampling or Sampling()).overrides(system)
     if target.kind != "model":
-        return _STAGED[target.kind](orchestrator, target, query)
-    sampling = sampling or Sampling()
+        return replace(_STAGED[target.kind](orchestrator, target, query), overrides=overrides)
     last = orchestrator.stages[-1]
     stage = ModelStage(name=target.ref, model=target.ref, confidence=1.0,
                        timeout=max(last.timeout, SINGLE_MODEL_TIMEOUT),
-                       first_token_timeout=last.first_token_timeout, system_prompt=system,
-                       temperature=sampling.temperature, max_tokens=sampling.max_tokens)
-    return AnswerRequest(query=query, stages=[stage])
+                       first_token_timeout=last.first_token_timeout)
+    return AnswerRequest(query=query, stages=[stage], overrides=overrides)
 
 
 async def check_fits(orchestrator: Orchestrator, models: Sequence[ModelEntry], query: Query,
-                     system: str | None = None) -> None:
-    """ContextOverflowError (a 400) when the client's text alone overflows a model's window.
+                     system: str | None = None, limit: int | None = None) -> None:
+    """ContextOverflowError (a 400) when the client's text alone overflows a model's window,
+    or the smaller `limit` the client set (Ollama's num_ctx; more than the window is a 400).
 
     Counting runs in a worker thread, and only for text at least as many bytes as the
     window has tokens: a token covers at least one byte, so shorter text always fits."""
     text = "\n".join([system or "", *(m.content for m in query.history), query.text])
     size = len(text.encode("utf-8"))
     for entry in {m.id: m for m in models}.values():
-        window = context_window(orchestrator, entry)
+        window = _window(orchestrator, entry, limit)
         if size < window:
             continue
         tokens = await orchestrator.manager.count_tokens(entry, text)
@@ -122,6 +127,15 @@ async def check_fits(orchestrator: Orchestrator, models: Sequence[ModelEntry], q
             raise ContextOverflowError(
                 f"the prompt is {tokens} tokens but model '{entry.id}' has a context window "
                 f"of {window} tokens; send a shorter prompt or fewer earlier messages")
+
+
+def _window(orchestrator: Orchestrator, entry: ModelEntry, limit: int | None) -> int:
+    window = context_window(orchestrator, entry)
+    if limit is not None and limit > window:
+        raise BadRequestError(f"options.num_ctx: {limit} is more than the context window of "
+                              f"model '{entry.id}' ({window} tokens); send at most {window}, "
+                              "or leave num_ctx out")
+    return min(window, limit or window)
 
 
 def context_window(orchestrator: Orchestrator, entry: ModelEntry) -> int:
@@ -147,15 +161,19 @@ _STAGED: dict[str, Callable[[Orchestrator, Target, Query], AnswerRequest]] = {
 }
 
 
-def chat_query(messages: Sequence[tuple[str, str]]) -> tuple[Query, str | None]:
-    """A chat (role, content) list as a Query (the last user turn, earlier turns as history)
-    and the client's system prompt."""
-    system = "\n\n".join(c for r, c in messages if r == "system" and c) or None
-    turns = [Message(r, c) for r, c in messages if r in ("user", "assistant")]  # type: ignore[arg-type]
+def chat_query(messages: Sequence[tuple[str, str]],
+               images: Sequence[Sequence[str]] = ()) -> tuple[Query, str | None]:
+    """A chat (role, content) list, with each message's images if any, as a Query (the last
+    user turn, earlier turns as history) and the client's system prompt."""
+    system = "\n\n".join(c for r, c in messages if r in SYSTEM_ROLES and c) or None
+    pictures = list(images) or [()] * len(messages)
+    turns = [Message(r, c, tuple(p)) for (r, c), p in zip(messages, pictures, strict=True)  # type: ignore[arg-type]
+             if r in ("user", "assistant")]
     if not turns or turns[-1].role != "user" or not turns[-1].content.strip():
         raise BadRequestError("the last message must be the user's, with some text; send "
                               'messages ending with {"role": "user", "content": "..."}')
-    return Query(text=turns[-1].content.strip(), history=tuple(turns[:-1])), system
+    last = turns[-1]
+    return Query(text=last.content.strip(), history=tuple(turns[:-1]), images=last.images), system
 
 
 # -- listing -------------------------------------------------------------------------
@@ -231,6 +249,7 @@ class TextView:
     """Turns an answer's events into text deltas for clients that know only text."""
 
     mode: Literal["all", "final"] = "all"
+    stops: tuple[str, ...] = ()  # the client's stop strings: kept out of the framing too
     stages: list[str] = field(default_factory=list)
     ends: list[StageEnd] = field(default_factory=list)
     current: str | None = None
@@ -257,6 +276,8 @@ class TextView:
         if not self.staged or self.mode == "final":
             return ""
         gap = "\n\n" if event.index else ""
+        if self.stops:  # the stages never write a stop string; neither may the headers
+            return _without(f"{gap}── {event.stage} ──\n\n", self.stops)
         return (f"{gap}── {event.stage} · {event.persona} · "
                 f"confidence {event.confidence:.2f} ──\n\n")
 
@@ -267,7 +288,9 @@ class TextView:
         return event.text
 
     def _on_error(self, event: ErrorEvent) -> str:
-        return f"\n[{event.status}] {event.message}\n" if self.mode == "all" else ""
+        if self.mode != "all":
+            return ""
+        return _without(f"\n[{event.status}] {event.message}\n", self.stops)
 
     def _on_stage_end(self, event: StageEnd) -> str:
         self.ends.append(event)
@@ -279,23 +302,44 @@ class TextView:
         return ""
 
 
+def _without(text: str, stops: Sequence[str]) -> str:
+    """`text` with every occurrence of the stop strings taken out (until none is left)."""
+    while stops and any(stop in text for stop in stops):
+        for stop in stops:
+            text = text.replace(stop, "")
+    return text
+
+
+def finish_reason(ends: Sequence[StageEnd]) -> Literal["stop", "length"]:
+    """`length` when the answer's last stage was cut by a token limit, else `stop`."""
+    return "length" if ends and ends[-1].finish_reason == "length" else "stop"
+
+
 @dataclass(frozen=True)
 class Usage:
-    """Token counts and durations (seconds) of a finished answer, as compat stats need."""
+    """Token counts and durations (seconds) of a finished answer, in Ollama's meaning."""
 
     prompt_tokens: int
     completion_tokens: int
     total: float
-    prompt_eval: float
-    eval: float
-    load: float
+    prompt_eval: float  # evaluating the stages' prompts
+    eval: float  # generating
+    load: float  # loading models for this answer
+    ttft: float  # from the request to the answer's first token
 
 
-def usage(done: Done, ends: Sequence[StageEnd], query: Query, load: float) -> Usage:
-    """Counts from the stages' reports. Prompt tokens are estimated (about 4 characters
-    per token): the stages' prompts are built and tokenized inside the backends."""
-    prompt_chars = len(query.text) + sum(len(m.content) for m in query.history)
-    first = sum(e.ttft or 0.0 for e in ends)
-    return Usage(prompt_tokens=max(1, prompt_chars // 4), completion_tokens=done.tokens,
-                 total=done.seconds, prompt_eval=first,
-                 eval=max(0.0, sum(e.seconds for e in ends) - first), load=load)
+def usage(done: Done, ends: Sequence[StageEnd], query: Query) -> Usage:
+    """Counts and durations summed over the stages, as their backends measured them: every
+    stage evaluates its own prompt, counted by its model's tokenizer. A backend that does
+    not count prompt tokens (a server that sends no usage) is estimated at about four
+    characters a token; one that does not time prompt evaluation, by its first-token time."""
+    prompt = sum(e.prompt_tokens or 0 for e in ends)
+    if not prompt:
+        prompt = max(1, (len(query.text) + sum(len(m.content) for m in query.history)) // 4)
+    prompt_eval = sum(e.prompt_seconds if e.prompt_seconds is not None else e.ttft or 0.0
+                      for e in ends)
+    generating = sum(e.eval_seconds if e.eval_seconds is not None
+                     else max(0.0, e.seconds - (e.ttft or 0.0)) for e in ends)
+    return Usage(prompt_tokens=prompt, completion_tokens=sum(e.tokens for e in ends),
+                 total=done.seconds, prompt_eval=prompt_eval, eval=generating,
+                 load=sum(e.load_seconds for e in ends), ttft=done.ttft or 0.0)

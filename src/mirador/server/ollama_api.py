@@ -18,11 +18,13 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from mirador.models.manifest import ModelEntry
 from mirador.orchestration.events import Done
 from mirador.orchestration.orchestrator import Query
-from mirador.server import compat
+from mirador.server import compat, fields
+from mirador.server.fields import ROLES, Keep, keep_alive
 from mirador.server.native import Runtime
 from mirador.server.options import OllamaOptions, Sampling
 from mirador.server.runtime import AnswerStream, ServerRuntime
@@ -38,28 +40,87 @@ router = APIRouter(prefix="/api", tags=["ollama"])
 class ChatMessage(Lenient):
     role: str
     content: str = ""
+    images: list[str] | None = None
+    tool_calls: list[Any] | None = None
+
+    @field_validator("images")
+    @classmethod
+    def _base64(cls, images: list[str] | None) -> Any:
+        return fields.base64_images(images)
 
 
 class GenerationBody(Lenient):
     model: str = Field(min_length=1)
     stream: bool = True
     options: OllamaOptions | None = None
-    keep_alive: float | str | None = None
+    keep_alive: float | str | None = Field(default=None, description="How long the model "
+                                           "stays loaded after this request: seconds or a "
+                                           "duration ('5m'); 0 unloads it after the answer; "
+                                           "negative keeps it loaded.")
+    think: bool | str | None = None
 
     def sampling(self, cap: int) -> Sampling:
         return (self.options or OllamaOptions()).sampling(cap)
 
-    def unloads(self) -> bool:
-        return str(self.keep_alive).strip().rstrip("smh") in ("0", "0.0")
+    def keep(self) -> Keep:
+        return keep_alive(self.keep_alive)
+
+    def refusals(self, model: str) -> list[tuple[str, str]]:
+        """(field, why) for every field set here that Mirador cannot honour."""
+        if self.think not in (None, False, ""):
+            return [("think", f"model '{model}' does not produce a separate reasoning "
+                              "trace; send think: false or leave it out")]
+        return []
 
 
 class ChatBody(GenerationBody):
     messages: list[ChatMessage] = []
+    tools: list[Any] | None = None
+
+    def refusals(self, model: str) -> list[tuple[str, str]]:
+        found = super().refusals(model)
+        uses_tools = bool(self.tools) or any(m.role == "tool" or m.tool_calls
+                                             for m in self.messages)
+        if uses_tools:
+            found.append(("tools", fields.no_tools(model)))
+        for i, message in enumerate(self.messages):
+            if message.role not in ROLES and message.role != "tool":
+                found.append((f"messages[{i}].role", fields.bad_role(message.role, ROLES)))
+        return found
+
+    def images(self) -> bool:
+        return any(m.images for m in self.messages)
 
 
 class GenerateBody(GenerationBody):
     prompt: str = ""
     system: str | None = None
+    images: list[str] | None = None
+    suffix: str | None = None
+
+    @field_validator("images")
+    @classmethod
+    def _base64(cls, images: list[str] | None) -> Any:
+        return fields.base64_images(images)
+    template: str | None = None
+    raw: bool | None = None
+    context: list[int] | None = None
+
+    def refusals(self, model: str) -> list[tuple[str, str]]:
+        found = super().refusals(model)
+        if self.suffix:
+            found.append(("suffix", f"model '{model}' does not fill in the middle; send "
+                                    "the text before and after in the prompt instead"))
+        if self.template:
+            found.append(("template", "Mirador formats prompts with each model's own chat "
+                                      "template; leave template out"))
+        if self.raw:
+            found.append(("raw", "Mirador always formats the prompt as a chat turn; send "
+                                 "raw: false or leave it out"))
+        if self.context:
+            found.append(("context", "send the earlier turns as messages to /api/chat "
+                                     "instead of a context array"))
+        return found
 
 
 class ShowBody(Lenient):
@@ -83,10 +144,11 @@ def _generate_piece(text: str) -> dict[str, Any]:
 async def chat(body: ChatBody, rt: Runtime, request: Request) -> Any:
     """Ollama's chat: the last user message answered with the earlier ones as history."""
     target = compat.resolve_target(rt.orchestrator, body.model)
+    _check(rt, target, body, body.images())
     messages = [(m.role, m.content) for m in body.messages]
     if not any(c.strip() for _, c in messages):
         return await _load_or_unload(rt, target, body, _chat_piece)
-    query, system = compat.chat_query(messages)
+    query, system = compat.chat_query(messages, [m.images or () for m in body.messages])
     return await unless_gone(request, _answer(rt, target, query, system, body, _chat_piece))
 
 
@@ -94,11 +156,22 @@ async def chat(body: ChatBody, rt: Runtime, request: Request) -> Any:
 async def generate(body: GenerateBody, rt: Runtime, request: Request) -> Any:
     """Ollama's completion: the prompt answered on its own."""
     target = compat.resolve_target(rt.orchestrator, body.model)
+    _check(rt, target, body, bool(body.images))
     if not body.prompt.strip():
         return await _load_or_unload(rt, target, body, _generate_piece)
-    query = Query(text=body.prompt.strip())
+    query = Query(text=body.prompt.strip(), images=tuple(body.images or ()))
     return await unless_gone(request,
                              _answer(rt, target, query, body.system, body, _generate_piece))
+
+
+def _check(rt: ServerRuntime, target: compat.Target, body: GenerationBody,
+           images: bool) -> None:
+    """A 400 naming the first field this request sets that Mirador cannot honour."""
+    refused = body.refusals(target.name)
+    if images and not fields.sees(rt.orchestrator, target):
+        refused.append(("images", fields.no_images(rt.orchestrator, target)))
+    body.keep()  # a keep_alive that is not a duration is a 400 before any work
+    fields.refuse(refused)
 
 
 Piece = Callable[[str], dict[str, Any]]
@@ -106,44 +179,61 @@ Piece = Callable[[str], dict[str, Any]]
 
 async def _answer(rt: ServerRuntime, target: compat.Target, query: Query, system: str | None,
                   body: GenerationBody, piece: Piece) -> Any:
-    started = time.perf_counter()
-    await compat.check_fits(rt.orchestrator, compat.target_models(rt.orchestrator, target),
-                            query, system)
     sampling = body.sampling(rt.settings.config.server.max_tokens)
+    models = compat.target_models(rt.orchestrator, target)
+    await compat.check_fits(rt.orchestrator, models, query, system, sampling.window)
+    _keep_for(rt, models, body.keep())
     request = compat.build_request(rt.orchestrator, target, query, system, sampling)
     answer = await rt.answer(request)
-    load = time.perf_counter() - started
-    view = compat.TextView(mode=rt.settings.config.server.compat_stages)
-    chunks = _chunks(answer, view, target, query, piece, load)
+    view = compat.TextView(mode=rt.settings.config.server.compat_stages,
+                           stops=tuple(sampling.options.stop or ()))
+    chunks = _chunks(rt, answer, view, target, query, piece, body.keep())
     if body.stream:
         return AnswerResponse(answer, (ndjson(c) async for c in chunks), "application/x-ndjson")
     reply = await _joined(answer, chunks, piece)
     return JSONResponse(reply, status_code=500 if "error" in reply else 200)
 
 
-async def _chunks(answer: AnswerStream, view: compat.TextView, target: compat.Target,
-                  query: Query, piece: Piece, load: float) -> AsyncIterator[dict[str, Any]]:
+def _keep_for(rt: ServerRuntime, models: list[ModelEntry], keep: Keep) -> None:
+    """Ollama's keep_alive for the models of this answer: a duration sets how long they
+    stay loaded after it; none (or 0, which unloads them after it) restores the configured
+    keep-alive for their next load."""
+    manager = rt.orchestrator.manager
+    for model in models:
+        if keep.given and not keep.unload:
+            manager.set_keep_alive(model, keep.seconds)
+        else:
+            manager.reset_keep_alive(model)
+
+
+async def _chunks(rt: ServerRuntime, answer: AnswerStream, view: compat.TextView,
+                  target: compat.Target, query: Query, piece: Piece,
+                  keep: Keep) -> AsyncIterator[dict[str, Any]]:
     try:
         async for event in answer:
             if text := view.feed(event):
                 yield {"model": target.name, "created_at": _now(), **piece(text), "done": False}
             if isinstance(event, Done):
-                yield _final(event, view, target, query, piece, load)
+                yield _final(event, view, target, query, piece)
     except Exception as exc:  # the stream has started: end it with Ollama's error line
         yield {"error": failure_message(exc)}
+    if keep.unload:  # keep_alive 0: the models go once the answer is out
+        for model in compat.target_models(rt.orchestrator, target):
+            await rt.orchestrator.manager.unload(model)
 
 
 def _final(done: Done, view: compat.TextView, target: compat.Target, query: Query,
-           piece: Piece, load: float) -> dict[str, Any]:
+           piece: Piece) -> dict[str, Any]:
     if done.status == "error":
         return {"error": done.error or "every stage failed"}
-    use = compat.usage(done, view.ends, query, load)
+    use = compat.usage(done, view.ends, query)
     ns = 1_000_000_000
     return {"model": target.name, "created_at": _now(), **piece(""), "done": True,
-            "done_reason": "stop", "total_duration": int(use.total * ns),
+            "done_reason": compat.finish_reason(view.ends), "total_duration": int(use.total * ns),
             "load_duration": int(use.load * ns), "prompt_eval_count": use.prompt_tokens,
             "prompt_eval_duration": int(use.prompt_eval * ns),
-            "eval_count": use.completion_tokens, "eval_duration": int(use.eval * ns)}
+            "eval_count": use.completion_tokens, "eval_duration": int(use.eval * ns),
+            "ttft_duration": int(use.ttft * ns)}
 
 
 async def _joined(answer: AnswerStream, chunks: AsyncIterator[dict[str, Any]],
@@ -172,7 +262,9 @@ async def _load_or_unload(rt: ServerRuntime, target: compat.Target, body: Genera
                           piece: Piece) -> Any:
     """An empty request loads the target's models (or, with keep_alive 0, unloads them)."""
     manager = rt.orchestrator.manager
-    unload = body.unloads()
+    keep = body.keep()
+    unload = keep.unload
+    _keep_for(rt, _base_models(rt, target), keep)
     for model in _base_models(rt, target):
         await (manager.unload(model) if unload else manager.ensure_loaded(model))
     reply = {"model": target.name, "created_at": _now(), **piece(""), "done": True,
@@ -182,7 +274,7 @@ async def _load_or_unload(rt: ServerRuntime, target: compat.Target, body: Genera
     return JSONResponse(reply)
 
 
-def _base_models(rt: ServerRuntime, target: compat.Target) -> list[Any]:
+def _base_models(rt: ServerRuntime, target: compat.Target) -> list[ModelEntry]:
     card = compat.cards_for(rt.orchestrator, target, rt.settings.models_dir)
     return list(card.base_models)
 
@@ -219,7 +311,7 @@ async def running(rt: Runtime) -> Any:
     manager = rt.orchestrator.manager
     return {"models": [{"name": c.name, "model": c.name, "size": loaded[c.name].size_bytes,
                         "digest": c.digest, "details": _details(c),
-                        "expires_at": _expires(manager.keep_alive(c.base_models[0])),
+                        "expires_at": _expires(manager.expires_in(c.base_models[0])),
                         "size_vram": 0, "context_length": c.base_models[0].context_length}
                        for c in cards]}
 
@@ -242,7 +334,13 @@ async def show(body: ShowBody, rt: Runtime) -> Any:
             "model_info": {"general.architecture": _details(card)["family"],
                            "mirador.kind": card.kind, "mirador.steps": list(card.steps),
                            "mirador.base_models": [m.id for m in card.base_models]},
-            "capabilities": ["completion"], "modified_at": _modified(card)}
+            "capabilities": _capabilities(rt, target), "modified_at": _modified(card)}
+
+
+def _capabilities(rt: ServerRuntime, target: compat.Target) -> list[str]:
+    """What the model does here: completion, and vision where images pass through (no
+    tools: those requests are refused)."""
+    return ["completion", "vision"] if fields.sees(rt.orchestrator, target) else ["completion"]
 
 
 @router.get("/version")

@@ -17,8 +17,9 @@ from fastapi import APIRouter, Request
 from pydantic import Field
 
 from mirador.errors import AllStagesFailedError
+from mirador.models.manifest import SamplingOptions
 from mirador.orchestration.events import Done
-from mirador.server import compat
+from mirador.server import compat, fields
 from mirador.server.native import Runtime
 from mirador.server.options import Sampling, capped
 from mirador.server.runtime import AnswerStream, ServerRuntime
@@ -28,19 +29,41 @@ from mirador.server.streaming import AnswerResponse, failure_message, sse_data, 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
 
+class ImageUrl(Lenient):
+    url: str
+    detail: str | None = None
+
+
 class ContentPart(Lenient):
     type: str
     text: str = ""
+    image_url: ImageUrl | None = None
+
+    def image(self) -> str | None:
+        """The base64 of an inline (data: URL) image; None for anything else."""
+        if self.image_url is None:
+            return None
+        head, _, data = self.image_url.url.partition(",")
+        return data if head.startswith("data:image/") and head.endswith(";base64") else None
 
 
 class ChatMessage(Lenient):
     role: str
     content: str | list[ContentPart] | None = None
+    tool_calls: list[Any] | None = None
 
     def text(self) -> str:
         if isinstance(self.content, list):
             return "".join(p.text for p in self.content if p.type == "text")
         return self.content or ""
+
+    def parts(self) -> list[str]:
+        return [p.type for p in self.content] if isinstance(self.content, list) else []
+
+    def images(self) -> tuple[str, ...]:
+        if not isinstance(self.content, list):
+            return ()
+        return tuple(image for p in self.content if (image := p.image()) is not None)
 
 
 class StreamOptions(Lenient):
@@ -53,13 +76,93 @@ class CompletionBody(Lenient):
     stream: bool = False
     stream_options: StreamOptions | None = None
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    seed: int | None = None
+    stop: str | list[str] | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    n: int | None = Field(default=None, ge=1)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0)
+    presence_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    frequency_penalty: float | None = Field(default=None, ge=-2.0, le=2.0)
+    logit_bias: dict[str, float] | None = None
+    tools: list[Any] | None = None
+    functions: list[Any] | None = None
+    modalities: list[str] | None = None
+    audio: Any = None
+    prediction: Any = None
+    reasoning_effort: str | None = None
+    web_search_options: Any = None
 
     def sampling(self, cap: int) -> Sampling:
-        """Temperature and the token limit, capped at `cap` (server.max_tokens)."""
-        return Sampling(temperature=self.temperature,
+        """The sampling fields for every stage, and the token limit capped at `cap`."""
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop
+        options = SamplingOptions(temperature=self.temperature, top_p=self.top_p,
+                                  seed=self.seed, stop=stop or None)
+        return Sampling(options=options,
                         max_tokens=capped(self.max_completion_tokens or self.max_tokens, cap))
+
+    def refusals(self, model: str) -> list[tuple[str, str]]:
+        """(field, why) for every field set here that Mirador cannot honour."""
+        found = [(name, why) for name, why in (
+            ("n", "Mirador gives one answer per request; send n: 1 or leave it out, and "
+                  "ask again for another"),
+            ("logprobs", f"model '{model}' does not report log probabilities here; send "
+                         "logprobs: false or leave it out"),
+            ("top_logprobs", "log probabilities are not reported; leave top_logprobs out"),
+            ("presence_penalty", _NOT_APPLIED), ("frequency_penalty", _NOT_APPLIED),
+            ("logit_bias", _NOT_APPLIED),
+            ("tools", fields.no_tools(model)), ("functions", fields.no_tools(model)),
+            ("modalities", "Mirador answers in text only; send ['text'] or leave it out"),
+            ("audio", "Mirador answers in text only; leave audio out"),
+            ("prediction", "predicted outputs are not supported; leave prediction out"),
+            ("reasoning_effort", f"model '{model}' does not reason separately; leave "
+                                 "reasoning_effort out"),
+            ("web_search_options", "nothing here searches the web; leave it out"),
+        ) if self._set(name)]
+        return found + self._message_refusals(model)
+
+    def _set(self, name: str) -> bool:
+        value = getattr(self, name)
+        defaults: dict[str, Any] = {"n": 1, "logprobs": False, "presence_penalty": 0.0,
+                                    "frequency_penalty": 0.0, "modalities": ["text"]}
+        return value is not None and value != defaults.get(name) and value not in ([], {})
+
+    def _message_refusals(self, model: str) -> list[tuple[str, str]]:
+        found = []
+        for i, message in enumerate(self.messages):
+            if message.role in ("tool", "function") or message.tool_calls:
+                found.append(("tools", fields.no_tools(model)))
+            elif message.role not in fields.OPENAI_ROLES:
+                found.append((f"messages[{i}].role",
+                              fields.bad_role(message.role, fields.OPENAI_ROLES)))
+            found += _part_refusals(i, message)
+        return list(dict.fromkeys(found))
+
+    def images(self) -> bool:
+        return any("image_url" in m.parts() for m in self.messages)
+
+
+def _part_refusals(i: int, message: ChatMessage) -> list[tuple[str, str]]:
+    found = []
+    for j, part in enumerate(message.content if isinstance(message.content, list) else []):
+        where = f"messages[{i}].content[{j}]"
+        if part.type not in ("text", "image_url"):
+            found.append((f"{where}.type", f"'{part.type}' parts are not supported; send text"))
+        elif part.type == "image_url" and part.image() is None:
+            found.append((f"{where}.image_url", "Mirador fetches nothing from the network; "
+                          "send the image inline as a data:image/...;base64 URL"))
+        elif part.type == "image_url":
+            try:
+                fields.base64_images([part.image() or ""])
+            except ValueError as exc:
+                found.append((f"{where}.image_url", str(exc)))
+    return found
+
+
+_NOT_APPLIED = "Mirador does not apply it; leave it out (it applies temperature, top_p, " \
+    "seed, stop and max_tokens)"
 
 
 @router.post("/chat/completions")
@@ -70,21 +173,26 @@ async def chat_completions(body: CompletionBody, rt: Runtime, request: Request) 
 
 async def _complete(body: CompletionBody, rt: ServerRuntime) -> Any:
     target = compat.resolve_target(rt.orchestrator, body.model)
-    query, system = compat.chat_query([(m.role, m.text()) for m in body.messages])
+    refused = body.refusals(target.name)
+    if body.images() and not fields.sees(rt.orchestrator, target):
+        refused.append(("messages", fields.no_images(rt.orchestrator, target)))
+    fields.refuse(refused)
+    query, system = compat.chat_query([(m.role, m.text()) for m in body.messages],
+                                      [m.images() for m in body.messages])
     await compat.check_fits(rt.orchestrator, compat.target_models(rt.orchestrator, target),
                             query, system)
-    request = compat.build_request(rt.orchestrator, target, query, system,
-                                   body.sampling(rt.settings.config.server.max_tokens))
-    started = time.perf_counter()
+    sampling = body.sampling(rt.settings.config.server.max_tokens)
+    request = compat.build_request(rt.orchestrator, target, query, system, sampling)
     answer = await rt.answer(request)
-    view = compat.TextView(mode=rt.settings.config.server.compat_stages)
+    view = compat.TextView(mode=rt.settings.config.server.compat_stages,
+                           stops=tuple(sampling.options.stop or ()))
     reply = _Reply(id=f"chatcmpl-{answer.ack.answer_id if answer.ack else 'x'}",
                    model=target.name, created=int(time.time()))
     if body.stream:
         usage = bool(body.stream_options and body.stream_options.include_usage)
-        return AnswerResponse(answer, reply.stream(answer, view, query, started, usage),
+        return AnswerResponse(answer, reply.stream(answer, view, query, usage),
                               "text/event-stream")
-    return await reply.whole(answer, view, query, started)
+    return await reply.whole(answer, view, query)
 
 
 class _Reply:
@@ -100,7 +208,7 @@ class _Reply:
                              "logprobs": None}])
 
     async def stream(self, answer: AnswerStream, view: compat.TextView, query: Any,
-                     started: float, include_usage: bool) -> AsyncIterator[bytes]:
+                     include_usage: bool) -> AsyncIterator[bytes]:
         yield sse_data(self._delta({"role": "assistant", "content": ""}))
         try:
             async for event in answer:
@@ -109,9 +217,9 @@ class _Reply:
                 if isinstance(event, Done):
                     if event.status == "error":
                         raise AllStagesFailedError(event.error or "every stage failed")
-                    yield sse_data(self._delta({}, "stop"))
+                    yield sse_data(self._delta({}, compat.finish_reason(view.ends)))
                     if include_usage:
-                        use = compat.usage(event, view.ends, query, time.perf_counter() - started)
+                        use = compat.usage(event, view.ends, query)
                         yield sse_data(self._chunk([], usage=_usage(use)))
         except Exception as exc:  # the stream has started: end it with an error object
             yield sse_data({"error": {"message": failure_message(exc), "type": "server_error",
@@ -119,8 +227,8 @@ class _Reply:
             return
         yield sse_data("[DONE]")
 
-    async def whole(self, answer: AnswerStream, view: compat.TextView, query: Any,
-                    started: float) -> dict[str, Any]:
+    async def whole(self, answer: AnswerStream, view: compat.TextView,
+                    query: Any) -> dict[str, Any]:
         texts: list[str] = []
         done: Done | None = None
         try:
@@ -131,12 +239,12 @@ class _Reply:
             await answer.cancel()
         if done is None or done.status == "error":
             raise AllStagesFailedError((done.error if done else None) or "every stage failed")
-        use = compat.usage(done, view.ends, query, time.perf_counter() - started)
+        use = compat.usage(done, view.ends, query)
         message = {"role": "assistant", "content": "".join(texts), "refusal": None}
         return {"id": self.id, "object": "chat.completion", "created": self.created,
                 "model": self.model, "usage": _usage(use),
-                "choices": [{"index": 0, "message": message, "finish_reason": "stop",
-                             "logprobs": None}]}
+                "choices": [{"index": 0, "message": message, "logprobs": None,
+                             "finish_reason": compat.finish_reason(view.ends)}]}
 
 
 def _usage(use: compat.Usage) -> dict[str, int]:

@@ -17,7 +17,7 @@ from typing import Any
 from mirador.errors import MiradorError
 from mirador.orchestration.events import Ack, Event
 from mirador.orchestration.orchestrator import Orchestrator, Query
-from mirador.orchestration.stages import ModelStage
+from mirador.orchestration.stages import ModelStage, Overrides
 from mirador.server.limits import StreamGate
 from mirador.settings import Settings
 
@@ -33,9 +33,11 @@ class AnswerRequest:
     stages: Sequence[str | ModelStage] | None = None
     model: str | None = None
     chain: str | None = None
+    overrides: Overrides | None = None  # the client's system prompt and sampling
 
     def options(self) -> dict[str, Any]:
-        return {"stages": self.stages, "model": self.model, "chain": self.chain}
+        return {"stages": self.stages, "model": self.model, "chain": self.chain,
+                "overrides": self.overrides}
 
 
 @dataclass
