@@ -31,9 +31,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mirador.backends.base import BackendEvent, ChatRequest, Finished, LoadedModel, TextPiece
+from mirador.backends.base import (
+    BackendEvent,
+    ChatRequest,
+    Finished,
+    LoadedModel,
+    ResponseFormat,
+    TextPiece,
+)
 from mirador.backends.chat_format import Formatter, formatter_for
-from mirador.errors import ContextOverflowError, ModelFileError, ModelLoadError
+from mirador.errors import BackendError, ContextOverflowError, ModelFileError, ModelLoadError
 from mirador.models.adapters import adapter_problems
 from mirador.models.gguf_info import read_gguf_info
 from mirador.models.manifest import LoraAdapter, ModelEntry, SamplingOptions
@@ -217,6 +224,8 @@ class LlamaCppBackend:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
         kwargs = _completion_kwargs(request.options, prompt.stop)
+        if request.format is not None:
+            kwargs["grammar"] = await asyncio.to_thread(_grammar, request.format)
         worker = loop.run_in_executor(
             None, _generate, loaded.llm, tokens, kwargs, cancel, emit)
         try:
@@ -340,6 +349,32 @@ def _completion_kwargs(options: SamplingOptions, stops: tuple[str, ...]) -> dict
             kwargs[key] = value
     kwargs.setdefault("max_tokens", 512)
     return kwargs
+
+
+def json_grammar(fmt: ResponseFormat) -> Any:
+    """llama.cpp's grammar for `fmt`: any JSON object, or JSON matching its schema.
+
+    ValueError, saying what is wrong, for a schema llama.cpp cannot turn into a grammar."""
+    import json
+
+    from llama_cpp import LlamaGrammar
+    from llama_cpp.llama_grammar import JSON_GBNF
+
+    if fmt.schema is None:
+        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    try:
+        return LlamaGrammar.from_json_schema(json.dumps(fmt.schema), verbose=False)
+    except (ValueError, KeyError, TypeError, RuntimeError, AssertionError) as exc:
+        raise ValueError(f"the JSON schema cannot be used for constrained decoding "
+                         f"({type(exc).__name__}: {exc}); send a simpler schema (objects, "
+                         "arrays, strings, numbers, enums, required properties)") from None
+
+
+def _grammar(fmt: ResponseFormat) -> Any:
+    try:
+        return json_grammar(fmt)
+    except ValueError as exc:
+        raise BackendError(str(exc)) from None
 
 
 def _token_text(llm: Any, token: int) -> str:

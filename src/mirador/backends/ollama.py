@@ -12,9 +12,16 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from mirador.backends.base import BackendEvent, ChatRequest, Finished, LoadedModel, TextPiece
+from mirador.backends.base import (
+    BackendEvent,
+    ChatRequest,
+    Finished,
+    LoadedModel,
+    ResponseFormat,
+    TextPiece,
+)
 from mirador.errors import BackendError, BackendUnavailableError, ModelNotFoundError
 from mirador.models.manifest import ModelEntry, SamplingOptions
 from mirador.settings import Settings
@@ -60,7 +67,7 @@ class OllamaBackend:
             stream = await self._api().chat(
                 model=tag, stream=True, keep_alive=self.keep_alive(request.model),
                 messages=[{"role": m.role, "content": m.content} for m in request.messages],
-                options=ollama_options(request.options))
+                options=ollama_options(request.options), format=ollama_format(request.format))
             try:
                 async for part in stream:
                     if part.message.content:
@@ -141,6 +148,13 @@ def ollama_options(options: SamplingOptions) -> dict[str, Any]:
     """Mirador's sampling options under Ollama's names; unset ones are left to Ollama."""
     values = options.model_dump(exclude_none=True)
     return {OPTION_NAMES[key]: value for key, value in values.items() if key in OPTION_NAMES}
+
+
+def ollama_format(fmt: ResponseFormat | None) -> Literal["json"] | dict[str, Any] | None:
+    """A Mirador response format as Ollama's `format` field: "json" or a JSON schema."""
+    if fmt is None:
+        return None
+    return fmt.schema if fmt.schema is not None else "json"
 
 
 def _tag(model: ModelEntry) -> str:

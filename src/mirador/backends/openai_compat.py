@@ -16,7 +16,14 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from mirador.backends.base import BackendEvent, ChatRequest, Finished, LoadedModel, TextPiece
+from mirador.backends.base import (
+    BackendEvent,
+    ChatRequest,
+    Finished,
+    LoadedModel,
+    ResponseFormat,
+    TextPiece,
+)
 from mirador.errors import BackendError, BackendUnavailableError, ModelNotFoundError
 from mirador.models.manifest import ModelEntry, SamplingOptions
 from mirador.settings import Settings
@@ -75,6 +82,8 @@ class OpenAIBackend:
         kwargs: dict[str, Any] = {
             "model": name, "stream": True, **openai_options(request.options),
             "messages": [{"role": m.role, "content": m.content} for m in request.messages]}
+        if request.format is not None:
+            kwargs["response_format"] = response_format(request.format)
         if self._include_usage:
             try:
                 return await self._api().chat.completions.create(
@@ -145,6 +154,14 @@ def openai_options(options: SamplingOptions) -> dict[str, Any]:
     """The sampling options the OpenAI chat API knows; the others are left out."""
     values = options.model_dump(exclude_none=True)
     return {key: values[key] for key in OPTION_NAMES if key in values}
+
+
+def response_format(fmt: ResponseFormat) -> dict[str, Any]:
+    """A Mirador response format as OpenAI's `response_format` field."""
+    if fmt.schema is None:
+        return {"type": "json_object"}
+    return {"type": "json_schema",
+            "json_schema": {"name": fmt.name, "schema": fmt.schema, "strict": fmt.strict}}
 
 
 def _name(model: ModelEntry) -> str:

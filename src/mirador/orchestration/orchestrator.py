@@ -217,9 +217,12 @@ class Orchestrator:
     # -- running -------------------------------------------------------------
 
     async def process(self, query: str | Query, *, stages: Sequence[str | ModelStage] | None = None,
-                      model: str | None = None, chain: str | None = None
-                      ) -> AsyncIterator[Event]:
-        """Answer `query` progressively, yielding typed events as they happen."""
+                      model: str | None = None, chain: str | None = None,
+                      remember: bool = True) -> AsyncIterator[Event]:
+        """Answer `query` progressively, yielding typed events as they happen.
+
+        `remember=False` keeps the answer from the sinks (memory, learning): for
+        chores such as a chat front end's title request, which nobody said."""
         started = time.perf_counter()
         q = query if isinstance(query, Query) else Query(text=query)
         plan = await self._plan_without_blocking(q, stages, chain, model)
@@ -261,7 +264,8 @@ class Orchestrator:
                 recall.cancel()
         done = _done(answer_id, answers, started, first_token)
         yield done
-        await self._tell_sinks(AnswerRecord(query=q, plan=plan, done=done, stage_ends=ends))
+        if remember:
+            await self._tell_sinks(AnswerRecord(query=q, plan=plan, done=done, stage_ends=ends))
 
     async def answer(self, query: str | Query, **kwargs: object) -> Done:
         """Run `process` to the end and return its `Done` event."""
@@ -278,7 +282,7 @@ class Orchestrator:
                          ) -> AsyncGenerator[Token, None]:
         options = persona.options.merged(prompts.stage_options(stage))
         request = ChatRequest(model=persona.model, messages=messages, options=options,
-                              loras=persona.loras)
+                              loras=persona.loras, format=stage.format)
         try:
             async with asyncio.timeout(self.load_timeout):
                 await self.manager.ensure_loaded(persona.model)

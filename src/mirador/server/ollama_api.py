@@ -22,7 +22,7 @@ from pydantic import Field
 
 from mirador.orchestration.events import Done
 from mirador.orchestration.orchestrator import Query
-from mirador.server import compat
+from mirador.server import compat, embed_api, structured, tasks
 from mirador.server.native import Runtime
 from mirador.server.options import OllamaOptions, Sampling
 from mirador.server.runtime import AnswerStream, ServerRuntime
@@ -45,6 +45,8 @@ class GenerationBody(Lenient):
     stream: bool = True
     options: OllamaOptions | None = None
     keep_alive: float | str | None = None
+    format: str | dict[str, Any] | None = Field(default=None, description='"json" or a JSON '
+                                                "schema: the reply is JSON (structured.py).")
 
     def sampling(self, cap: int) -> Sampling:
         return (self.options or OllamaOptions()).sampling(cap)
@@ -111,6 +113,8 @@ async def _answer(rt: ServerRuntime, target: compat.Target, query: Query, system
                             query, system)
     sampling = body.sampling(rt.settings.config.server.max_tokens)
     request = compat.build_request(rt.orchestrator, target, query, system, sampling)
+    request = tasks.shaped(rt.orchestrator, target, query, request,
+                           structured.from_ollama(body.format), sampling, system)
     answer = await rt.answer(request)
     load = time.perf_counter() - started
     view = compat.TextView(mode=rt.settings.config.server.compat_stages)
@@ -205,9 +209,10 @@ def _modified(card: compat.ModelCard) -> str:
 @router.get("/tags")
 async def tags(rt: Runtime) -> Any:
     """Mirador's chains and the manifest's models, as Ollama lists local models."""
-    return {"models": [{"name": c.name, "model": c.name, "modified_at": _modified(c),
-                        "size": c.size, "digest": c.digest, "details": _details(c)}
-                       for c in compat.cards(rt.orchestrator, rt.settings.models_dir)]}
+    chat = [{"name": c.name, "model": c.name, "modified_at": _modified(c), "size": c.size,
+             "digest": c.digest, "details": _details(c)}
+            for c in compat.cards(rt.orchestrator, rt.settings.models_dir)]
+    return {"models": chat + embed_api.ollama_tags(rt.settings, _now())}
 
 
 @router.get("/ps")
@@ -234,6 +239,8 @@ def _expires(keep_alive: float | None) -> str:
 @router.post("/show")
 async def show(body: ShowBody, rt: Runtime) -> Any:
     """What a model name runs: its stages, personas and base models."""
+    if embed_api.is_embed_model(rt.settings, body.model or body.name):
+        return embed_api.ollama_show(rt.settings, body.model or body.name, _now())
     target = compat.resolve_target(rt.orchestrator, body.model or body.name)
     card = compat.cards_for(rt.orchestrator, target, rt.settings.models_dir)
     steps = " → ".join(card.steps)

@@ -18,12 +18,13 @@ from pydantic import Field
 
 from mirador.errors import AllStagesFailedError
 from mirador.orchestration.events import Done
-from mirador.server import compat
+from mirador.server import compat, embed_api, tasks
 from mirador.server.native import Runtime
 from mirador.server.options import Sampling, capped
 from mirador.server.runtime import AnswerStream, ServerRuntime
 from mirador.server.schemas import Lenient
 from mirador.server.streaming import AnswerResponse, failure_message, sse_data, unless_gone
+from mirador.server.structured import ResponseFormatBody
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -55,6 +56,7 @@ class CompletionBody(Lenient):
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    response_format: ResponseFormatBody | None = None
 
     def sampling(self, cap: int) -> Sampling:
         """Temperature and the token limit, capped at `cap` (server.max_tokens)."""
@@ -73,8 +75,10 @@ async def _complete(body: CompletionBody, rt: ServerRuntime) -> Any:
     query, system = compat.chat_query([(m.role, m.text()) for m in body.messages])
     await compat.check_fits(rt.orchestrator, compat.target_models(rt.orchestrator, target),
                             query, system)
-    request = compat.build_request(rt.orchestrator, target, query, system,
-                                   body.sampling(rt.settings.config.server.max_tokens))
+    sampling = body.sampling(rt.settings.config.server.max_tokens)
+    request = compat.build_request(rt.orchestrator, target, query, system, sampling)
+    fmt = body.response_format.resolved() if body.response_format else None
+    request = tasks.shaped(rt.orchestrator, target, query, request, fmt, sampling, system)
     started = time.perf_counter()
     answer = await rt.answer(request)
     view = compat.TextView(mode=rt.settings.config.server.compat_stages)
@@ -147,7 +151,7 @@ def _usage(use: compat.Usage) -> dict[str, int]:
 @router.get("/models")
 async def models(rt: Runtime) -> Any:
     """The model names this server answers to."""
-    return {"object": "list",
-            "data": [{"id": c.name, "object": "model", "created": int(c.modified),
-                      "owned_by": "mirador"}
-                     for c in compat.cards(rt.orchestrator, rt.settings.models_dir)]}
+    chat = [{"id": c.name, "object": "model", "created": int(c.modified), "owned_by": "mirador",
+             "capabilities": ["completion"]}
+            for c in compat.cards(rt.orchestrator, rt.settings.models_dir)]
+    return {"object": "list", "data": chat + embed_api.openai_models(rt.settings, int(time.time()))}

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mirador.embeddings import BackgroundEmbedder
 from mirador.errors import MiradorError
 from mirador.orchestration.events import Ack, Event
 from mirador.orchestration.orchestrator import Orchestrator, Query
@@ -33,9 +34,11 @@ class AnswerRequest:
     stages: Sequence[str | ModelStage] | None = None
     model: str | None = None
     chain: str | None = None
+    remember: bool = True  # False: memory and learning are not told (background tasks)
 
     def options(self) -> dict[str, Any]:
-        return {"stages": self.stages, "model": self.model, "chain": self.chain}
+        return {"stages": self.stages, "model": self.model, "chain": self.chain,
+                "remember": self.remember}
 
 
 @dataclass
@@ -46,6 +49,7 @@ class ServerRuntime:
     started: float = field(default_factory=time.time)
     served: int = 0  # answers started since the server started
     streams: set[AnswerStream] = field(default_factory=set)
+    embedder: BackgroundEmbedder | None = None  # the embedding API's, made at first use
 
     async def answer(self, request: AnswerRequest) -> AnswerStream:
         """Start an answer once a slot is free; its first event (the Ack) is already in hand.
