@@ -280,7 +280,10 @@ class Orchestrator:
     async def _run_stage(self, stage: ModelStage, persona: ResolvedPersona,
                          messages: tuple[Message, ...], run: _StageRun
                          ) -> AsyncGenerator[Token, None]:
-        options = persona.options.merged(prompts.stage_options(stage))
+        own = persona.options
+        if stage.format is not None:  # a persona's stop strings (a newline) would cut JSON
+            own = own.model_copy(update={"stop": None})
+        options = own.merged(prompts.stage_options(stage))
         request = ChatRequest(model=persona.model, messages=messages, options=options,
                               loras=persona.loras, format=stage.format)
         try:

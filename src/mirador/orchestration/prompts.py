@@ -27,7 +27,8 @@ def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
     """The chat a stage runs: system prompt, examples, session history, this stage's request."""
     system = stage.system_prompt or persona.system
     messages = [Message("system", system)] if system else []
-    for example in persona.examples:
+    # prose examples would pull a structured (JSON) answer away from its format
+    for example in persona.examples if stage.format is None else ():
         messages += [Message("user", example.user), Message("assistant", example.assistant)]
     messages.extend(query.history)
     messages.append(Message("user", _user_turn(query.text, earlier, background)))

@@ -9,9 +9,10 @@
 
 A structured answer is one stage: the target's final persona (the last step of a chain,
 the last configured stage of `mirador:auto`, the first of `mirador:quick`, or the named
-model itself), run with its decoding constrained: llama.cpp by a grammar built from the
-schema, Ollama by its `format`, OpenAI-compatible servers by `response_format`. Earlier
-stages would only write prose the final one must rewrite as JSON, so they are skipped.
+model itself) with its system prompt and options, its decoding constrained: llama.cpp
+by a grammar built from the schema, Ollama by its `format`, OpenAI-compatible servers by
+`response_format`. Earlier stages would only write prose the final one must rewrite as
+JSON, so they are skipped.
 Cut JSON is not JSON, so the stage gets at least `MIN_TOKENS` unless the client set a limit.
 """
 
@@ -85,20 +86,23 @@ def _object_schema(schema: dict[str, Any], where: str) -> dict[str, Any]:
 
 def constrained(orchestrator: Orchestrator, request: AnswerRequest, fmt: ResponseFormat,
                 sampling: Sampling, system: str | None = None) -> AnswerRequest:
-    """`request` as one constrained stage: its final persona, answering in JSON, with the
-    client's system prompt (after the persona's), temperature and token limit (else at
-    least MIN_TOKENS)."""
+    """`request` as one constrained stage: its final persona, answering in JSON.
+
+    The persona's system prompt comes first, then the client's, then a line asking for
+    JSON; the orchestrator leaves out the persona's examples and stop strings for a
+    constrained stage. The client's temperature and token limit win; without a limit
+    the stage gets at least MIN_TOKENS."""
     stage = final_stage(orchestrator, request)
-    _check_schema(orchestrator, stage, fmt)
     persona = orchestrator.manifest.resolve(stage.model)
+    _check_schema(persona.model.backend, fmt)
     own = stage.system_prompt or persona.system
     parts = (own, system if system != own else None, _hint(fmt))
-    prompt = "\n\n".join(p for p in parts if p)
     tokens = sampling.max_tokens
     if tokens is None:
         tokens = max(stage.max_tokens or persona.options.max_tokens or 0, MIN_TOKENS)
     temperature = stage.temperature if sampling.temperature is None else sampling.temperature
-    one = dataclasses.replace(stage, format=fmt, system_prompt=prompt, max_tokens=tokens,
+    one = dataclasses.replace(stage, format=fmt, max_tokens=tokens,
+                              system_prompt="\n\n".join(p for p in parts if p),
                               temperature=temperature)
     return dataclasses.replace(request, stages=[one], chain=None)
 
@@ -123,10 +127,9 @@ def _hint(fmt: ResponseFormat) -> str:
             + json.dumps(fmt.schema, ensure_ascii=False))
 
 
-def _check_schema(orchestrator: Orchestrator, stage: ModelStage, fmt: ResponseFormat) -> None:
+def _check_schema(backend: str, fmt: ResponseFormat) -> None:
     """A schema llama.cpp cannot turn into a grammar is a 400 now, not a failed stage later."""
-    entry = orchestrator.manifest.resolve(stage.model).model
-    if entry.backend != "llamacpp" or fmt.schema is None:
+    if backend != "llamacpp" or fmt.schema is None:
         return
     from mirador.backends.llamacpp import json_grammar
 
