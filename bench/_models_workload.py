@@ -68,7 +68,7 @@ async def bench_preload(folder: Path, gemma: Path, quick: bool,
     without = Orchestrator(settings, manifest=manifest, manager=manager)  # no preloader
     rows = []
     try:
-        previous = "gemma3-270m"
+        previous = "smollm2-135m"
         for item in load_workload(12 if quick else None):
             persona = DOMAIN_PERSONA.get(item["domain"], "quick")
             needed = manifest.resolve(persona).model.id

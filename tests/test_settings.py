@@ -18,7 +18,7 @@ def test_defaults_without_any_file(isolated_home: Path) -> None:
         "quick_response", "deep_analysis", "synthesis"]
     assert [s.confidence for s in settings.config.stages] == [0.6, 0.85, 0.95]
     manifest = load_manifest(settings.manifest_path)
-    assert manifest.resolve("synthesizer").model.id == "gemma3-270m"
+    assert manifest.resolve("synthesizer").model.id == "smollm2-135m"
     assert {c.id for c in manifest.chains} >= {
         "life_optimization", "business_acceleration", "creative_breakthrough",
         "relationship_harmony", "technical_mastery", "strategic_synthesis", "rapid_decision"}
@@ -53,7 +53,7 @@ def test_user_manifest_adds_and_replaces(isolated_home: Path, tmp_path: Path) ->
     manifest = load_manifest(isolated_home / "manifest.yaml")
     assert manifest.resolve("quick").model.name == "llama3.2"
     assert manifest.resolve("quick").system == "Be quick."
-    assert manifest.resolve("analyst").model.id == "gemma3-270m"
+    assert manifest.resolve("analyst").model.id == "smollm2-135m"
 
 
 @pytest.mark.parametrize(("text", "expected"), [

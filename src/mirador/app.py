@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from mirador.errors import LearningStoreError, MiradorError
-from mirador.models.manifest import Manifest, load_manifest
+from mirador.models.manifest import Manifest, manifest_for
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import Settings
 
@@ -25,9 +25,9 @@ log = logging.getLogger("mirador")
 
 def create_orchestrator(settings: Settings) -> Orchestrator:
     """An orchestrator over the manifest in the settings' home."""
-    manifest = load_manifest(settings.manifest_path)
+    manifest = manifest_for(settings)
     embedder = shared_embedder(settings)  # one MiniLM for learning and memory, loading now
-    orchestrator = Orchestrator(settings, manifest)
+    orchestrator = Orchestrator(settings, manifest, embedder=embedder)  # the gate judges with it
     return _wire(orchestrator, create_learner(settings, manifest, embedder), embedder)
 
 
@@ -40,9 +40,9 @@ async def open_for_one_answer(settings: Settings, warm: bool = True,
     the learner opens in a thread; the memory store (chromadb) opens at the first
     recall, which starts at the first token.
     """
-    manifest = load_manifest(settings.manifest_path)
+    manifest = manifest_for(settings)
     embedder = shared_embedder(settings)
-    orchestrator = Orchestrator(settings, manifest)
+    orchestrator = Orchestrator(settings, manifest, embedder=embedder)  # the gate judges with it
     # a model that cannot be named is not warmed here: the answer itself reports it
     with contextlib.suppress(MiradorError):
         if warm:

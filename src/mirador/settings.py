@@ -68,9 +68,9 @@ def _default_stages() -> list[StageConfig]:
         StageConfig(name="quick_response", persona="quick", confidence=0.6,
                     max_tokens=160, first_token_timeout=10.0, total_timeout=30.0),
         StageConfig(name="deep_analysis", persona="analyst", confidence=0.85,
-                    max_tokens=320, first_token_timeout=20.0, total_timeout=60.0),
+                    max_tokens=200, first_token_timeout=20.0, total_timeout=60.0),
         StageConfig(name="synthesis", persona="synthesizer", confidence=0.95,
-                    max_tokens=320, first_token_timeout=20.0, total_timeout=60.0),
+                    max_tokens=220, first_token_timeout=20.0, total_timeout=60.0),
     ]
 
 
@@ -125,8 +125,10 @@ class MemoryConfig(Strict):
         "tag; None: the packaged all-MiniLM-L6-v2 (Ollama: all-minilm).")
     half_life_days: float = Field(default=90.0, gt=0, description="Age that halves a memory's "
                                   "weight in recall.")
-    min_relevance: float = Field(default=0.25, ge=0.0, le=1.0,
-                                 description="Recall drops results scoring under this.")
+    min_relevance: float = Field(
+        default=0.44, ge=0.0, le=1.0, description="The context compiler gives a model only "
+        "memories at least this similar in meaning to the question (search shows the top "
+        "results regardless); calibrated in bench/recall.py.")
     recall_limit: int = Field(default=5, ge=1, le=50)
     token_budget: int = Field(default=600, ge=32, description="Tokens of context later stages "
                               "get, counted with their model's tokenizer.")
@@ -179,9 +181,9 @@ class LearningConfig(Strict):
 class Config(Strict):
     """The whole of `config.yaml`."""
 
-    default_model: str = "gemma3-270m"
+    default_model: str = "smollm2-135m"
     backends: BackendsConfig = BackendsConfig()
-    stages: list[StageConfig] = Field(default_factory=_default_stages)
+    stages: list[StageConfig] = Field(default_factory=_default_stages, min_length=1)
     routing: RoutingConfig = RoutingConfig()
     color: Literal["auto", "always", "never"] = "auto"
     memory: MemoryConfig = MemoryConfig()

@@ -1,4 +1,4 @@
-"""The embedded llama.cpp backend, on the real Gemma model and on tiny GGUFs."""
+"""The embedded llama.cpp backend, on the real default model and on tiny GGUFs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mirador.backends import ChatRequest, Finished, Message, TextPiece
+from mirador.backends.chat_format import formatter_for
 from mirador.backends.llamacpp import LlamaCppBackend
 from mirador.errors import ModelFileError, ModelLoadError
 from mirador.models.manifest import ModelEntry, SamplingOptions
@@ -39,9 +40,9 @@ async def collect(backend: LlamaCppBackend, req: ChatRequest) -> tuple[list[Text
     return pieces, finished
 
 
-async def test_gemma_streams_text_in_pieces(llama_backend: LlamaCppBackend,
-                                            gemma_entry: ModelEntry) -> None:
-    pieces, finished = await collect(llama_backend, request(gemma_entry, max_tokens=10,
+async def test_the_default_model_streams_text_in_pieces(llama_backend: LlamaCppBackend,
+                                            smollm_entry: ModelEntry) -> None:
+    pieces, finished = await collect(llama_backend, request(smollm_entry, max_tokens=10,
                                                             temperature=0.0))
     assert len(pieces) >= 2, "text must arrive token by token, not in one block"
     assert "".join(p.text for p in pieces).strip()
@@ -50,25 +51,33 @@ async def test_gemma_streams_text_in_pieces(llama_backend: LlamaCppBackend,
 
 
 async def test_max_tokens_and_seed_are_honoured(llama_backend: LlamaCppBackend,
-                                                gemma_entry: ModelEntry) -> None:
-    short, done_short = await collect(llama_backend, request(gemma_entry, max_tokens=3,
+                                                smollm_entry: ModelEntry) -> None:
+    short, done_short = await collect(llama_backend, request(smollm_entry, max_tokens=3,
                                                              stop=["zzz"]))
     assert done_short.completion_tokens <= 3
-    first, _ = await collect(llama_backend, request(gemma_entry, max_tokens=8, temperature=0.9))
-    again, _ = await collect(llama_backend, request(gemma_entry, max_tokens=8, temperature=0.9))
+    first, _ = await collect(llama_backend, request(smollm_entry, max_tokens=8, temperature=0.9))
+    again, _ = await collect(llama_backend, request(smollm_entry, max_tokens=8, temperature=0.9))
     assert [p.text for p in first] == [p.text for p in again], "same seed, same text"
 
 
-async def test_gemma_without_template_gets_gemma_turns(llama_backend: LlamaCppBackend,
-                                                       gemma_entry: ModelEntry) -> None:
-    await llama_backend.load(gemma_entry)
-    loaded = llama_backend._models[gemma_entry.id]
-    assert "tokenizer.chat_template" not in loaded.llm.metadata
+async def test_the_default_models_own_chatml_template_is_used(llama_backend: LlamaCppBackend,
+                                                              smollm_entry: ModelEntry) -> None:
+    await llama_backend.load(smollm_entry)
+    loaded = llama_backend._models[smollm_entry.id]
+    assert "<|im_start|>" in loaded.llm.metadata["tokenizer.chat_template"]
     prompt = loaded.formatter(QUESTION)
-    assert prompt.text.startswith("<start_of_turn>user\nAnswer briefly.\n\nName three colours.")
-    assert prompt.text.endswith("<start_of_turn>model\n")
-    assert "<end_of_turn>" in prompt.stop
+    assert prompt.text.startswith("<|im_start|>system\nAnswer briefly.<|im_end|>\n"
+                                  "<|im_start|>user\nName three colours.<|im_end|>")
+    assert prompt.text.endswith("<|im_start|>assistant\n")
+    assert "<|im_end|>" in prompt.stop or "<|endoftext|>" in prompt.stop
     assert "[INST]" not in prompt.text
+
+
+def test_a_gguf_without_template_gets_its_architectures_turns() -> None:
+    formatter = formatter_for({"general.architecture": "gemma3"}, "<bos>", "<eos>")
+    prompt = formatter(QUESTION)
+    assert prompt.text.startswith("<start_of_turn>user\nAnswer briefly.\n\nName three colours.")
+    assert prompt.text.endswith("<start_of_turn>model\n") and "<end_of_turn>" in prompt.stop
 
 
 async def test_template_from_the_gguf_wins(llama_backend: LlamaCppBackend,
@@ -112,7 +121,7 @@ async def test_closing_the_stream_stops_generation_and_model_stays_usable(
 
 
 async def test_event_loop_is_not_blocked_while_generating(llama_backend: LlamaCppBackend,
-                                                          gemma_entry: ModelEntry) -> None:
+                                                          smollm_entry: ModelEntry) -> None:
     ticks = 0
 
     async def ticker() -> None:
@@ -123,7 +132,7 @@ async def test_event_loop_is_not_blocked_while_generating(llama_backend: LlamaCp
 
     task = asyncio.create_task(ticker())
     started = time.perf_counter()
-    await collect(llama_backend, request(gemma_entry, max_tokens=20))
+    await collect(llama_backend, request(smollm_entry, max_tokens=20))
     elapsed = time.perf_counter() - started
     task.cancel()
     assert ticks >= 0.3 * elapsed / 0.01, f"only {ticks} ticks in {elapsed:.2f} s"

@@ -1,6 +1,6 @@
 """The OpenAI-compatible backend against a real server: llama-cpp-python's `llama_cpp.server`.
 
-The server runs the Gemma 3 270M GGUF on 127.0.0.1 for the whole session.
+The server runs the default SmolLM2-135M-Instruct GGUF on 127.0.0.1 for the whole session.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import BackendsConfig, OpenAIConfig, Settings, StageConfig, load_settings
 
 PROMPT = "Write a long story about a dragon."
-GEMMA = ModelEntry(id="gemma-on-server", backend="openai", name="gemma3-270m")
+SMOLLM = ModelEntry(id="smollm-on-server", backend="openai", name="smollm2-135m")
 
 
 def free_port() -> int:
@@ -34,13 +34,12 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def llama_server(gemma_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`python -m llama_cpp.server` with Gemma; yields its base URL (ending in /v1)."""
+def llama_server(smollm_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`python -m llama_cpp.server` with the default model; yields its base URL (ending in /v1)."""
     port = free_port()
     log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(gemma_gguf),
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm_gguf),
                "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048",
-               "--chat_format", "gemma",  # the GGUF has no template; Gemma's turns it is
                # One thread: with tests running beside it, llama.cpp's multi-threaded
                # prompt evaluation spins on busy cores and gets ~20x slower.
                "--n_threads", "1", "--n_threads_batch", "1"]
@@ -86,7 +85,7 @@ async def backend(llama_server: str) -> AsyncIterator[OpenAIBackend]:
     await backend.aclose()
 
 
-def chat(max_tokens: int, model: ModelEntry = GEMMA) -> ChatRequest:
+def chat(max_tokens: int, model: ModelEntry = SMOLLM) -> ChatRequest:
     return ChatRequest(model=model, messages=(Message("user", PROMPT),),
                        options=SamplingOptions(temperature=0.0, max_tokens=max_tokens, seed=1))
 
@@ -136,7 +135,7 @@ async def test_a_404_names_the_model_and_the_base_url(llama_server: str) -> None
     finally:
         await backend.aclose()
     message = str(caught.value)
-    assert f"at {wrong} has no model 'gemma3-270m'" in message
+    assert f"at {wrong} has no model 'smollm2-135m'" in message
     assert "Not Found" in message and "ends in /v1" in message
 
 
@@ -144,7 +143,7 @@ async def test_an_unreachable_server_says_what_to_do() -> None:
     url = f"http://127.0.0.1:{free_port()}/v1"
     backend = OpenAIBackend(settings_for(url))
     try:
-        for attempt in (collect(backend, chat(max_tokens=4)), backend.load(GEMMA)):
+        for attempt in (collect(backend, chat(max_tokens=4)), backend.load(SMOLLM)):
             with pytest.raises(BackendUnavailableError) as caught:
                 await attempt
             assert f"no OpenAI-compatible server answers at {url}" in str(caught.value)
@@ -155,8 +154,8 @@ async def test_an_unreachable_server_says_what_to_do() -> None:
 
 async def test_load_checks_the_server_and_nothing_is_reported_loaded(
         backend: OpenAIBackend) -> None:
-    await backend.load(GEMMA)
-    await backend.unload(GEMMA)
+    await backend.load(SMOLLM)
+    await backend.unload(SMOLLM)
     assert await backend.loaded() == []
 
 
@@ -168,14 +167,14 @@ async def test_an_orchestrated_answer_runs_on_the_server(llama_server: str) -> N
 
     async with Orchestrator(settings, load_timeout=30) as orchestrator:
         events = [e async for e in orchestrator.process(
-            "What should I focus on today?", model="openai:gemma3-270m",
+            "What should I focus on today?", model="openai:smollm2-135m",
             stages=["quick_response"])]
 
     start = next(e for e in events if isinstance(e, StageStart))
     tokens = [e for e in events if isinstance(e, Token)]
     done = events[-1]
     assert isinstance(done, Done)
-    assert (start.model, done.status) == ("openai:gemma3-270m", "ok")
+    assert (start.model, done.status) == ("openai:smollm2-135m", "ok")
     assert 0 < len(tokens) <= 10
     assert done.answer == "".join(t.text for t in tokens).strip()
 

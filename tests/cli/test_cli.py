@@ -106,7 +106,7 @@ def test_a_bad_config_is_a_message_not_a_traceback(isolated_home: Path) -> None:
 
 def test_a_missing_model_fails_the_answer_with_its_reason(isolated_home: Path) -> None:
     (isolated_home / "manifest.yaml").write_text(
-        "models:\n  - id: gemma3-270m\n    path: /nowhere/model.gguf\n")
+        "models:\n  - id: smollm2-135m\n    path: /nowhere/model.gguf\n")
     result = mirador("ask", "--stages", "quick_response", "hi")
     assert result.returncode == 1
     assert "/nowhere/model.gguf does not exist" in result.stderr
@@ -116,7 +116,7 @@ def test_a_missing_model_fails_the_answer_with_its_reason(isolated_home: Path) -
 def test_models_lists_the_manifest(isolated_home: Path) -> None:
     result = mirador("models")
     assert result.returncode == 0, result.stderr
-    assert "gemma3-270m" in result.stdout and "synthesizer" in result.stdout
+    assert "smollm2-135m" in result.stdout and "synthesizer" in result.stdout
 
 
 def test_chat_answers_each_line_until_exit(fast_home: Path) -> None:

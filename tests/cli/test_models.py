@@ -90,7 +90,7 @@ def test_du_counts_what_sharing_saves(isolated_home: Path, tiny_gguf: Path,
     result = mirador("models", "du")
     assert result.returncode == 0, result.stderr
     assert "small" in result.stdout and "lora.gguf" in result.stdout
-    assert "sharing saves" in result.stdout and "gemma3-270m" in result.stdout
+    assert "sharing saves" in result.stdout and "smollm2-135m" in result.stdout
 
 
 def test_load_without_a_server_measures_the_model(isolated_home: Path, tiny_gguf: Path) -> None:
@@ -116,7 +116,7 @@ def running_server(isolated_home: Path, tiny_gguf: Path) -> Iterator[str]:
         port = probe.getsockname()[1]
     (isolated_home / "config.yaml").write_text(f"server: {{port: {port}}}\n")
     write_manifest(isolated_home, tiny_manifest(tiny_gguf).replace(
-        "models:\n", f"models:\n  - {{id: gemma3-270m, path: {tiny_gguf}, "
+        "models:\n", f"models:\n  - {{id: smollm2-135m, path: {tiny_gguf}, "
                      "context_length: 512}\n"))
     log = isolated_home / "serve.log"
     with log.open("wb") as sink, subprocess.Popen(

@@ -73,8 +73,8 @@ def test_a_corrupt_database_is_reported_and_left_as_it_is(tmp_path: Path) -> Non
 
 def test_answers_and_stage_timings_round_trip(store: LearningStore) -> None:
     vector = np.linspace(-1, 1, 8).astype(np.float32)
-    stages = (StageTiming("quick", "gemma3-270m", "ok", 1.5, 0.2, 30, 25.0),
-              StageTiming("decision_simplifier", "gemma3-270m", "timeout", 9.0, None, 3, None))
+    stages = (StageTiming("quick", "smollm2-135m", "ok", 1.5, 0.2, 30, 25.0),
+              StageTiming("decision_simplifier", "smollm2-135m", "timeout", 9.0, None, 3, None))
     store.record_answer(answer("a1", stages=stages, seconds=10.5, ttft=0.2, tokens=33,
                                choice={"decision": {"chain": "rapid_decision"}},
                                embedding=vector, embedding_model="m"))

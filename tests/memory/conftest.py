@@ -11,7 +11,7 @@ from mirador.embeddings.minilm import MiniLMEmbedder
 from mirador.memory.ranking import RankingParams
 from mirador.memory.records import MemoryRecord
 from mirador.memory.service import Memory, ranking_params
-from mirador.memory.store import MemoryStore, open_client
+from mirador.memory.store import MemoryStore, open_store
 from mirador.settings import Settings
 
 DAY = 86_400.0
@@ -24,7 +24,7 @@ def minilm() -> MiniLMEmbedder:
 
 @pytest.fixture
 def store(settings: Settings, minilm: MiniLMEmbedder) -> Iterator[MemoryStore]:
-    opened = MemoryStore(open_client(settings), minilm, ranking_params(settings))
+    opened = open_store(settings, minilm, ranking_params(settings))
     yield opened
     opened.close()
 
@@ -35,12 +35,12 @@ def reopen(settings: Settings, minilm: MiniLMEmbedder, *open_stores: MemoryStore
     system per path within a process, so the stores given are closed first."""
     for store in open_stores:
         store.close()
-    return MemoryStore(open_client(settings), minilm, RankingParams())
+    return open_store(settings, minilm, RankingParams())
 
 
 def memory_with(settings: Settings, minilm: MiniLMEmbedder, **kwargs: object) -> Memory:
-    return Memory(settings, store=MemoryStore(open_client(settings), minilm,
-                                              ranking_params(settings)), **kwargs)  # type: ignore[arg-type]
+    return Memory(settings, store=open_store(settings, minilm, ranking_params(settings)),
+                  **kwargs)  # type: ignore[arg-type]
 
 
 def rec(memory_id: str, query: str, response: str = "Noted.", namespace: str = "default",

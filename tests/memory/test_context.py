@@ -32,10 +32,10 @@ async def orchestrator(settings: Settings, llama_backend: LlamaCppBackend
 
 async def test_tokens_are_counted_by_the_models_own_tokenizer(
         orchestrator: Orchestrator, llama_backend: LlamaCppBackend,
-        gemma_entry: ModelEntry) -> None:
+        smollm_entry: ModelEntry) -> None:
     text = "Mirador remembers that Ana starts kindergarten in September."
-    counted = await orchestrator.manager.count_tokens(gemma_entry, text)
-    loaded = await llama_backend._get(gemma_entry)
+    counted = await orchestrator.manager.count_tokens(smollm_entry, text)
+    loaded = await llama_backend._get(smollm_entry)
     assert counted == len(loaded.llm.tokenize(text.encode(), add_bos=False, special=False))
     assert counted != estimate_tokens(text) or counted == len(text) // 4 + 1  # a real count
     remote = ModelEntry(id="r", backend="openai", name="x")

@@ -1,5 +1,5 @@
 """Done means: ask, tell Mirador a fact, ask a related question in a new process, and the
-later stages are given the fact; forget it, and it is gone. Real Gemma, real Chroma."""
+later stages are given the fact; forget it, and it is gone. Real SmolLM2, real Chroma."""
 
 from __future__ import annotations
 
@@ -38,6 +38,16 @@ async def answer(settings: Settings, spy: Spy, query: Query) -> tuple[Done, Orch
 
 def prompt(request: ChatRequest) -> str:
     return request.messages[-1].content
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """These tests follow a fact through the pipeline, not the injection gate's calibration
+    (bench/recall.py measures that): a looser gate, so MiniLM's modest similarity between
+    'kindergarten' and 'school days' (0.43) is let through."""
+    memory = settings.config.memory.model_copy(update={"min_relevance": 0.3})
+    return settings.__class__(home=settings.home, env=settings.env,
+                              config=settings.config.model_copy(update={"memory": memory}))
 
 
 @pytest.fixture
@@ -114,8 +124,8 @@ async def test_over_budget_the_quick_model_summarises_the_rest(settings: Setting
     assert isinstance(memory, Memory) and memory.last_context is not None
     compiled = memory.last_context
     assert compiled.kept and compiled.summarised  # some kept whole, the rest summarised
-    assert compiled.tokens <= 140  # counted by Gemma's own tokenizer
+    assert compiled.tokens <= 140  # counted by the model's own tokenizer
     asked = [r for r in spy.requests if r.messages[0].content.startswith("Summarise")]
-    assert asked and asked[0].model.id == "gemma3-270m"  # the quick persona's model
+    assert asked and asked[0].model.id == "smollm2-135m"  # the quick persona's model
     summary = [i.text for i in compiled.kept if i.section == "summary"]
     assert all(s.rstrip()[-1] in ".!?\"')" for s in summary)  # whole sentences only

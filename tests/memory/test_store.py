@@ -7,6 +7,7 @@ import time
 import pytest
 
 from mirador.embeddings.minilm import MiniLMEmbedder
+from mirador.memory.records import MAX_FIELD_CHARS, TRUNCATED, cut
 from mirador.memory.store import MemoryStore, collection_name
 from mirador.settings import Settings
 from tests.memory.conftest import rec, reopen
@@ -86,3 +87,26 @@ def test_unreachable_server_says_how_to_start_it(settings: Settings,
         update={"chroma_server": ChromaServerConfig(**bad)}))  # type: ignore[arg-type]
     with pytest.raises(MemoryStoreError, match="chroma run"):
         open_client(served).heartbeat()
+
+
+def test_the_lexical_index_survives_a_restart_and_mends_itself(settings: Settings,
+                                                               store: MemoryStore,
+                                                               minilm: MiniLMEmbedder) -> None:
+    store.add([rec("c", "Project Juniper launches in July."), rec("d", "Lunch was nice.")])
+    again = reopen(settings, minilm, store)
+    assert again.lexical.search("default", "Juniper", 5)[0][0] == "c"  # kept on disk
+    again.lexical.remove("default", ["c"])  # as if a crash came between Chroma and it
+    again.close()
+    mended = reopen(settings, minilm)
+    assert mended.recall("When is Juniper?", time.time())[0].lexical > 0
+    assert mended.lexical.ids("default") == {"c", "d"}
+    mended.close()
+
+
+def test_a_memory_is_bounded_when_written(store: MemoryStore) -> None:
+    long = "This is a sentence about my garden. " * 1000
+    store.add([rec("big", long, long, answers={"quick": long})])
+    got = store.get("big")
+    assert got is not None and len(got.query) <= MAX_FIELD_CHARS
+    assert got.query.endswith("garden." + TRUNCATED) and got.answers["quick"] == got.query
+    assert cut("short") == "short" and len(cut("x" * 20_000)) == MAX_FIELD_CHARS

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from mirador.errors import MemoryImportError
+from mirador.memory.records import MAX_FIELD_CHARS
 from mirador.memory.store import MemoryStore
-from mirador.memory.transfer import read_jsonl, write_jsonl
+from mirador.memory.transfer import MAX_LINE_CHARS, read_jsonl, write_jsonl
 from tests.memory.conftest import rec
 
 GOOD = {"id": "m1", "namespace": "personal", "query": "I'm allergic to peanuts.",
@@ -57,6 +58,13 @@ def test_timestamp_is_optional_and_iso(tmp_path: Path) -> None:
     ([{**GOOD, "colour": "blue"}], r":1: field 'colour'"),
     ([{**GOOD, "rating": 9}], r":1: field 'rating'"),
     ([GOOD, "[1, 2]"], r":2: expected a JSON object"),
+    ([{**GOOD, "query": "   "}], r":1: field 'query'.*blank"),
+    ([GOOD, {**GOOD, "id": "m2", "response": "x" * (MAX_FIELD_CHARS + 1)}],
+     r":2: field 'response'.*at most 8,000 characters per field"),
+    ([{**GOOD, "answers": {"quick": "y" * (MAX_FIELD_CHARS + 1)}}],
+     r":1: field 'answers'.*stage 'quick'"),
+    ([GOOD, GOOD | {"id": "m2", "chain": "z" * MAX_LINE_CHARS}],
+     r":2: the line is [\d,]+ characters; a memory may be at most"),
 ])
 def test_bad_lines_are_named(tmp_path: Path, lines: list[object], message: str) -> None:
     with pytest.raises(MemoryImportError, match=message):

@@ -12,13 +12,13 @@ from mirador.models.memory import MiB, kv_cache_bytes
 from tests.support.tiny_gguf import TinySpec, vocabulary, write_tiny_lora
 
 
-def test_the_real_gemma_header_matches_llama_cpps_own_figures(gemma_gguf: Path) -> None:
-    info = read_gguf_info(gemma_gguf)
-    assert info.architecture == "gemma3" and info.general_type == "model"
-    assert info.arch("block_count") == 18
-    assert info.array_lengths["tokenizer.ggml.tokens"] == 262144
-    assert info.tensor_bytes == 246_587_904, "llama_model_size() of this file"
-    assert kv_cache_bytes(info, 4096) == 72 * MiB, "llama.cpp's 'KV buffer size' at n_ctx 4096"
+def test_the_real_default_header_matches_llama_cpps_own_figures(smollm_gguf: Path) -> None:
+    info = read_gguf_info(smollm_gguf)
+    assert info.architecture == "llama" and info.general_type == "model"
+    assert info.arch("block_count") == 30
+    assert info.array_lengths["tokenizer.ggml.tokens"] == 49152
+    assert info.tensor_bytes == 96_576_768, "llama_model_size() of this file"
+    assert kv_cache_bytes(info, 4096) == 90 * MiB, "llama.cpp's 'KV buffer size' at n_ctx 4096"
 
 
 def test_a_tiny_models_weights_are_counted_to_the_byte(tiny_gguf: Path) -> None:

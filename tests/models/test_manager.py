@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mirador.backends import ChatRequest, Message, TextPiece
+from mirador.embeddings import load_embedder
 from mirador.errors import ModelBudgetError
 from mirador.models.manager import ModelManager
 from mirador.models.manifest import Manifest
@@ -72,10 +73,13 @@ async def test_a_mixed_run_stays_within_a_budget_smaller_than_all_models(
     manifest = manifest_of(sized_ggufs, PERSONAS)
     budget = 62 * MiB  # all four together take at least 4 x 17.4 MB of weights
     manager = make_manager(manifest, budget=budget)
-    orchestrator = Orchestrator(settings, manifest=manifest, manager=manager)
+    judge = load_embedder(settings)  # the quality gate's MiniLM is not a model in the budget
     warmup = make_manager(manifest, budget=budget)  # pay llama.cpp's one-time set-up first
-    await warmup.ensure_loaded(manifest.model("delta"))
+    warm = Orchestrator(settings, manifest=manifest, manager=warmup, embedder=judge)
+    await warm.answer("plan my day", stages=[ModelStage(f"w{i}", "d_one", 0.5, max_tokens=3)
+                                             for i in range(2)])  # ...and the gate's
     await warmup.aclose()
+    orchestrator = Orchestrator(settings, manifest=manifest, manager=manager, embedder=judge)
     runs = [["a_plan", "a_critic"], ["b_one"], ["g_one", "a_brief"], ["d_one", "b_one"],
             ["a_plan", "a_brief", "a_critic"], ["g_one"], ["d_one"], ["a_critic", "a_plan"]]
     with ResidentPeak() as peak:

@@ -1,4 +1,4 @@
-"""The progressive orchestrator: real Gemma for the happy path, scripted faults for the rest."""
+"""The progressive orchestrator: real SmolLM2 for the happy path, scripted faults for the rest."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ async def test_staged_answer_from_the_real_model(real: Orchestrator) -> None:
         tokens = [e for e in events if isinstance(e, Token) and e.stage == stage.name]
         assert tokens, f"{stage.name} produced no tokens"
         assert {t.confidence for t in tokens} == {stage.confidence}
-        assert {t.model for t in tokens} == {"gemma3-270m"}
+        assert {t.model for t in tokens} == {"smollm2-135m"}
         end = next(e for e in ends if e.stage == stage.name)
         assert end.status == "ok" and end.tokens == len(tokens) and end.ttft is not None
         assert events[-1].answers[stage.name].text == "".join(t.text for t in tokens).strip()
@@ -66,7 +66,11 @@ async def test_staged_answer_from_the_real_model(real: Orchestrator) -> None:
     assert order.index(("stage_end", "quick_response")) < order.index(
         ("stage_start", "deep_analysis"))
     done = events[-1]
-    assert done.answer == done.answers["synthesis"].text and done.ttft is not None
+    assert done.final_stage in done.answers and done.ttft is not None
+    assert done.answer == done.answers[done.final_stage].text and done.chosen_because
+    assert set(done.quality) == {s.name for s in SHORT}
+    for scores in done.quality.values():  # judged with the real MiniLM
+        assert scores["relevance"] is not None and -1.0 <= scores["relevance"] <= 1.0
 
 
 async def test_later_stages_see_the_query_and_earlier_answers(real: Orchestrator,
@@ -74,13 +78,19 @@ async def test_later_stages_see_the_query_and_earlier_answers(real: Orchestrator
     events = await run(real, "How can I sleep better?", stages=SHORT)
     done = events[-1]
     assert isinstance(done, Done)
-    first, second, third = (r.messages[-1].content for r in spy.requests[-3:])
-    assert first == "How can I sleep better?"
-    assert "Question: How can I sleep better?" in second
-    assert done.answers["quick_response"].text in second
-    assert done.answers["quick_response"].text in third
-    assert done.answers["deep_analysis"].text in third
-    assert spy.requests[-1].messages[0].content.startswith("You are Mirador")  # its persona
+    first, second, third = (r.messages for r in spy.requests[-3:])
+    assert first[-1].content == "How can I sleep better?"
+    # later stages see a chat: the question, earlier answers as the assistant's turns,
+    # and last, the question again with this stage's own request
+    assert [m.role for m in second[1:]] == ["user", "assistant", "user"]
+    assert second[1].content == "How can I sleep better?"
+    assert second[2].content == done.answers["quick_response"].text
+    assert "My question was: How can I sleep better?" in second[-1].content
+    assert "What did that answer miss?" in second[-1].content
+    assert [m.content for m in third if m.role == "assistant"] == [
+        done.answers["quick_response"].text, done.answers["deep_analysis"].text]
+    assert "final answer" in third[-1].content
+    assert third[0].content.startswith("You are Mirador")  # its persona
 
 
 async def test_routing_decides_the_stages(real: Orchestrator) -> None:
@@ -111,7 +121,7 @@ async def test_stopping_early_stops_the_model(real: Orchestrator, spy: SpyBacken
         if tokens == 2:
             break
     await stream.aclose()  # type: ignore[attr-defined]
-    loaded = spy.real._models["gemma3-270m"]
+    loaded = spy.real._models["smollm2-135m"]
     assert not loaded.lock.locked(), "the model is still busy after the consumer left"
     events = await run(real, "Hi", stages=SHORT[:1])
     assert events[-1].status == "ok"  # type: ignore[union-attr]
@@ -124,10 +134,10 @@ async def test_first_stage_model_loads_while_the_acknowledgement_shows(
     ack = await anext(stream)
     assert isinstance(ack, Ack)
     for _ in range(200):  # no further event is pulled: the load must be under way by itself
-        if [m.model_id for m in await orchestrator.manager.ps()] == ["gemma3-270m"]:
+        if [m.model_id for m in await orchestrator.manager.ps()] == ["smollm2-135m"]:
             break
         await asyncio.sleep(0.05)
-    assert [m.model_id for m in await orchestrator.manager.ps()] == ["gemma3-270m"]
+    assert [m.model_id for m in await orchestrator.manager.ps()] == ["smollm2-135m"]
     await stream.aclose()  # type: ignore[attr-defined]
     await orchestrator.aclose()
 
@@ -167,7 +177,8 @@ async def test_a_stage_that_fails_mid_stream_keeps_its_partial_text(
     assert isinstance(done, Done)
     assert done.answers["quick_response"].text == "Half a"
     assert done.answers["quick_response"].partial
-    assert "First answer (cut short):\nHalf a" in backend.requests[1].messages[-1].content
+    later = backend.requests[1].messages
+    assert later[-2].content == "Half a" and "cut short" in later[-1].content
 
 
 async def test_a_stage_over_its_total_time_is_cut_and_kept(
@@ -207,3 +218,51 @@ async def test_custom_stages_are_plain_data(scripted: tuple[Orchestrator, Script
     assert [e.stage for e in events if isinstance(e, StageStart)] == ["draft", "polish"]
     assert backend.requests[0].options.temperature == 0.1
     assert backend.requests[1].messages[0].content == "Be terse."
+
+
+LOOP = ["Plan", " the", " day.", " Rest", " well", " and", " rest", " well", " and", " rest",
+        " well", " and", " rest", " well", " and", " rest", " well", " and", " more", " more"]
+
+
+async def test_a_looping_stage_ends_early_and_is_set_aside(
+        scripted: tuple[Orchestrator, ScriptedBackend]) -> None:
+    orchestrator, backend = scripted
+    answer = "Write down the three tasks that matter most today and start with the hardest."
+    backend.enqueue(Script(pieces=[w + " " for w in answer.split()]), Script(pieces=LOOP))
+    stages = [ModelStage("quick_response", "quick", 0.6, timeout=30),
+              ModelStage("synthesis", "synthesizer", 0.95, timeout=30)]
+    events = await run(orchestrator, "What should I focus on today?", stages=stages)
+    end = next(e for e in events if isinstance(e, StageEnd) and e.stage == "synthesis")
+    assert end.status == "ok" and end.reason and "repetition loop" in end.reason
+    assert end.tokens < len(LOOP), "the stage was ended while it looped"
+    assert backend.closed_streams == 2
+    done = events[-1]
+    assert isinstance(done, Done)
+    assert done.answers["synthesis"].text == "Plan the day."  # kept up to the loop
+    assert done.final_stage == "quick_response" and done.answer == answer
+    assert done.set_aside == ["synthesis"] and "looped" in done.quality["synthesis"]["flags"]
+    assert "set aside synthesis" in (done.chosen_because or "")
+
+
+async def test_the_embedder_loads_only_after_the_first_token(
+        settings: Settings) -> None:
+    from mirador.embeddings import BackgroundEmbedder
+    from mirador.embeddings.minilm import MiniLMEmbedder
+
+    built: list[str] = []
+    embedder = BackgroundEmbedder(lambda: built.append("built") or MiniLMEmbedder.load(),
+                                  start=False)
+    backend = ScriptedBackend()
+    backend.enqueue(Script(pieces=["Sleep", " at", " ten."]), Script(pieces=["Sleep", " early."]))
+    orchestrator = Orchestrator(settings, embedder=embedder)
+    orchestrator.manager.use_backend("llamacpp", backend)
+    stages = [ModelStage("quick_response", "quick", 0.6, timeout=30),
+              ModelStage("synthesis", "synthesizer", 0.95, timeout=30)]
+    seen_before_first_token = None
+    async for event in orchestrator.process("How can I sleep better?", stages=stages):
+        if isinstance(event, Token) and seen_before_first_token is None:
+            seen_before_first_token = list(built)
+        if isinstance(event, Done):
+            assert event.quality["synthesis"]["relevance"] is not None
+    await orchestrator.aclose()
+    assert seen_before_first_token == [] and built == ["built"]

@@ -7,7 +7,6 @@ every request still goes over a real socket through real clients.
 
 from __future__ import annotations
 
-import os
 import socket
 import threading
 import time
@@ -23,6 +22,7 @@ from mirador.app import create_orchestrator
 from mirador.server.app import create_app
 from mirador.server.runtime import ServerRuntime
 from mirador.settings import Settings, load_settings
+from tests.conftest import link_default_model
 
 SHORT = 24  # tokens per stage: enough to see streaming, short enough for 2 cores
 
@@ -69,14 +69,10 @@ class ServerThread:
         return httpx.get(f"{self.url}/mirador/health", headers=headers, timeout=10).json()
 
 
-def write_home(home: Path, gemma: Path, tiny: Path | None, server: dict,
+def write_home(home: Path, default_gguf: Path, tiny: Path | None, server: dict,
                stages_tokens: int = SHORT, config: dict | None = None) -> Path:
-    """A Mirador home with the Gemma model in place, short stages and a small test manifest."""
-    (home / "models").mkdir(parents=True, exist_ok=True)
-    for source in (gemma, gemma.with_name(gemma.name + ".verified")):
-        target = home / "models" / source.name
-        if not target.exists():
-            os.link(source, target)
+    """A Mirador home with the default model verified, short stages and a small test manifest."""
+    link_default_model(home, default_gguf)
     stages = [
         {"name": "quick_response", "persona": "quick", "confidence": 0.6},
         {"name": "deep_analysis", "persona": "analyst", "confidence": 0.85},
@@ -88,9 +84,9 @@ def write_home(home: Path, gemma: Path, tiny: Path | None, server: dict,
                                                       **(config or {})}))
     manifest: dict = {
         "personas": [
-            {"id": "brief", "model": "gemma3-270m", "system": "Answer in one short sentence.",
+            {"id": "brief", "model": "smollm2-135m", "system": "Answer in one short sentence.",
              "options": {"temperature": 0.3, "max_tokens": SHORT}},
-            {"id": "brief_final", "model": "gemma3-270m",
+            {"id": "brief_final", "model": "smollm2-135m",
              "system": "Improve the answer given, in one short sentence.",
              "options": {"temperature": 0.3, "max_tokens": SHORT}},
         ],
@@ -109,11 +105,11 @@ def settings_for(home: Path, **env: str) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, gemma_gguf: Path,
+def server(tmp_path_factory: pytest.TempPathFactory, smollm_gguf: Path,
            tiny_gguf: Path) -> Iterator[ServerThread]:
-    """The shared server: the real Gemma model, warm for the whole run."""
+    """The shared server: the real default model, warm for the whole run."""
     port = free_port()
-    home = write_home(tmp_path_factory.mktemp("server-home"), gemma_gguf, tiny_gguf,
+    home = write_home(tmp_path_factory.mktemp("server-home"), smollm_gguf, tiny_gguf,
                       {"port": port, "max_active": 4, "max_queued": 32})
     thread = ServerThread(create_app(settings_for(home)), port).start()
     yield thread
@@ -121,14 +117,14 @@ def server(tmp_path_factory: pytest.TempPathFactory, gemma_gguf: Path,
 
 
 @pytest.fixture
-def make_server(tmp_path: Path, gemma_gguf: Path) -> Iterator[Callable[..., ServerThread]]:
+def make_server(tmp_path: Path, smollm_gguf: Path) -> Iterator[Callable[..., ServerThread]]:
     """Start a throw-away server with its own settings (and, optionally, orchestrator)."""
     started: list[ServerThread] = []
 
     def start(server: dict | None = None, factory: Callable = create_orchestrator,
               env: dict[str, str] | None = None, config: dict | None = None) -> ServerThread:
         port = free_port()
-        home = write_home(tmp_path / f"home-{port}", gemma_gguf, None,
+        home = write_home(tmp_path / f"home-{port}", smollm_gguf, None,
                           {"port": port, **(server or {})}, config=config)
         app = create_app(settings_for(home, **(env or {})), factory, warm=False)
         started.append(ServerThread(app, port).start())

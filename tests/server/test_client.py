@@ -39,8 +39,8 @@ def test_ask_uses_the_running_server(server: ServerThread) -> None:
 def test_ask_renders_the_servers_events_like_its_own(server: ServerThread) -> None:
     result = run_cli(server.runtime.settings.home, "ask", "--chain", "duo", "Name a tree.")
     assert result.returncode == 0, result.stderr
-    assert "── brief · brief on gemma3-270m · confidence 0.60 ──" in result.stdout
-    assert "── brief_final · brief_final on gemma3-270m · confidence 0.95 ──" in result.stdout
+    assert "── brief · brief on smollm2-135m · confidence 0.60 ──" in result.stdout
+    assert "── brief_final · brief_final on smollm2-135m · confidence 0.95 ──" in result.stdout
 
 
 def test_ask_reports_the_servers_errors_plainly(server: ServerThread) -> None:
@@ -78,9 +78,9 @@ async def test_streamed_events_become_the_orchestrators_dataclasses(server: Serv
             assert event_from_dict(raw).to_dict() == raw
 
 
-def test_mirador_serve_runs_and_stops_cleanly(tmp_path: Path, gemma_gguf: Path) -> None:
+def test_mirador_serve_runs_and_stops_cleanly(tmp_path: Path, smollm_gguf: Path) -> None:
     port = free_port()
-    home = write_home(tmp_path / "serve-home", gemma_gguf, None, {"port": port})
+    home = write_home(tmp_path / "serve-home", smollm_gguf, None, {"port": port})
     env = {**os.environ, "MIRADOR_HOME": str(home)}
     process = subprocess.Popen([MIRADOR, "serve", "--log-level", "warning"], env=env,
                                stderr=subprocess.PIPE, text=True)

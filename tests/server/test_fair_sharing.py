@@ -33,14 +33,14 @@ def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
 
 
 def test_a_non_streaming_client_that_leaves_stops_its_generation(server: ServerThread) -> None:
-    body = {"model": "gemma3-270m", "max_tokens": 100_000, "temperature": 0,
+    body = {"model": "smollm2-135m", "max_tokens": 100_000, "temperature": 0,
             "messages": [{"role": "user", "content": COUNT}]}
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=3)
     assert wait_for(lambda: server.health()["active"] == 0, 5), "generation went on"
     manager = server.runtime.orchestrator.manager
     assert all(s.busy == 0 for s in manager.status()), "the model is free again"
-    ollama_body = {"model": "gemma3-270m", "prompt": COUNT, "stream": False,
+    ollama_body = {"model": "smollm2-135m", "prompt": COUNT, "stream": False,
                    "options": {"num_predict": -1}}
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(f"{server.url}/api/generate", json=ollama_body, timeout=2)
@@ -48,7 +48,7 @@ def test_a_non_streaming_client_that_leaves_stops_its_generation(server: ServerT
 
 
 def test_health_answers_promptly_while_an_answer_runs(server: ServerThread) -> None:
-    body = {"model": "gemma3-270m", "prompt": COUNT, "options": {"num_predict": 200}}
+    body = {"model": "smollm2-135m", "prompt": COUNT, "options": {"num_predict": 200}}
     with httpx.stream("POST", f"{server.url}/api/generate", json=body, timeout=120) as reply:
         lines = reply.iter_lines()
         next(lines)

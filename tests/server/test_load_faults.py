@@ -148,7 +148,7 @@ def test_a_client_that_leaves_stops_its_generation(make_server: Callable) -> Non
 
 def test_leaving_mid_answer_frees_the_real_model_at_once(server: ServerThread) -> None:
     # Unstopped, this generation runs for thousands of tokens (minutes on two cores).
-    body = {"model": "gemma3-270m", "prompt": "Count from 1 to 3000, one number per line.",
+    body = {"model": "smollm2-135m", "prompt": "Count from 1 to 3000, one number per line.",
             "options": {"num_predict": 3000, "temperature": 0}}
     with httpx.stream("POST", f"{server.url}/api/generate", json=body, timeout=120) as reply:
         for count, _ in enumerate(reply.iter_lines()):
@@ -157,7 +157,7 @@ def test_leaving_mid_answer_frees_the_real_model_at_once(server: ServerThread) -
     assert wait_for(lambda: server.health()["active"] == 0, 5)
     started = time.monotonic()
     short = httpx.post(f"{server.url}/api/generate", timeout=120,
-                       json={"model": "gemma3-270m", "prompt": "Hi", "stream": False,
+                       json={"model": "smollm2-135m", "prompt": "Hi", "stream": False,
                              "options": {"num_predict": 3}})
     assert short.status_code == 200 and short.json()["eval_count"] <= 3
     assert time.monotonic() - started < 30, "the model was free: no wait for the old answer"

@@ -76,7 +76,7 @@ def test_bad_asks_get_a_clear_json_error(server: ServerThread, body: dict, statu
 
 def test_models_list_load_unload_and_ps(server: ServerThread) -> None:
     models = httpx.get(f"{server.url}/mirador/models", timeout=30).json()
-    assert {"gemma3-270m", "tiny"} <= {m["id"] for m in models["models"]}
+    assert {"smollm2-135m", "tiny"} <= {m["id"] for m in models["models"]}
     assert "duo" in {c["id"] for c in models["chains"]}
     assert {"mirador:auto", "mirador:quick", "mirador:duo", "tiny"} <= set(models["names"])
     loaded = httpx.post(f"{server.url}/mirador/models/tiny/load", timeout=60).json()
@@ -92,10 +92,10 @@ def test_models_list_load_unload_and_ps(server: ServerThread) -> None:
 def test_models_stay_warm_between_requests(server: ServerThread) -> None:
     ask(server, query="Hi!", stages=["quick_response"])
     before = server.health()
-    assert "gemma3-270m" in before["loaded"]
+    assert "smollm2-135m" in before["loaded"]
     ask(server, query="Hello again!", stages=["quick_response"])
     after = server.health()
-    assert "gemma3-270m" in after["loaded"] and after["served"] == before["served"] + 1
+    assert "smollm2-135m" in after["loaded"] and after["served"] == before["served"] + 1
 
 
 def test_health_reports_the_home_and_the_queue(server: ServerThread) -> None:

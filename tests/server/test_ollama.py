@@ -64,7 +64,7 @@ async def test_async_chat_streams_every_stage_of_a_chain(aclient: ollama.AsyncCl
 
 
 async def test_async_generate_without_streaming_on_one_model(aclient: ollama.AsyncClient) -> None:
-    reply = await aclient.generate(model="gemma3-270m", prompt="Say hi.",
+    reply = await aclient.generate(model="smollm2-135m", prompt="Say hi.",
                                                 system="Answer in French.",
                                                 options={"num_predict": 8}, stream=False)
     assert reply.response and "──" not in reply.response
@@ -80,10 +80,11 @@ def test_sync_generate_streams(client: ollama.Client) -> None:
 
 
 async def test_async_chat_without_streaming_keeps_the_history(aclient: ollama.AsyncClient) -> None:
-    history = [{"role": "user", "content": "My name is Ada."},
+    history = [{"role": "system", "content": "You are a helpful assistant."},
+               {"role": "user", "content": "My name is Ada."},
                {"role": "assistant", "content": "Nice to meet you, Ada."},
                {"role": "user", "content": "What is my name?"}]
-    reply = await aclient.chat(model="gemma3-270m", messages=history,
+    reply = await aclient.chat(model="smollm2-135m", messages=history,
                                             options={"temperature": 0, "num_predict": 16},
                                             stream=False)
     assert "Ada" in reply.message.content
@@ -92,9 +93,9 @@ async def test_async_chat_without_streaming_keeps_the_history(aclient: ollama.As
 def test_list_shows_chains_beside_manifest_models(client: ollama.Client) -> None:
     models = {m.model: m for m in client.list().models}
     assert {"mirador:auto", "mirador:quick", "mirador:duo", "mirador:rapid_decision",
-            "gemma3-270m", "tiny"} <= set(models)
+            "smollm2-135m", "tiny"} <= set(models)
     assert models["mirador:duo"].details.family == "mirador"
-    assert models["gemma3-270m"].size and models["gemma3-270m"].size > 100_000_000
+    assert models["smollm2-135m"].size and models["smollm2-135m"].size > 90_000_000
     assert models["mirador:duo"].digest and models["mirador:duo"].modified_at
 
 
@@ -134,7 +135,7 @@ async def test_mirador_own_ollama_backend_talks_to_mirador_serve(server: ServerT
     """Mirador's OllamaBackend against Mirador's own Ollama-compatible API (issue 2)."""
     settings = load_settings(home=tmp_path / "client-home", env={"OLLAMA_HOST": server.url})
     backend = OllamaBackend(settings)
-    model = ModelEntry(id="via-serve", backend="ollama", name="gemma3-270m")
+    model = ModelEntry(id="via-serve", backend="ollama", name="smollm2-135m")
     request = ChatRequest(model=model, messages=(Message("user", "Name a colour."),),
                           options=SamplingOptions(max_tokens=6, temperature=0.0))
     pieces, finished = [], None
@@ -144,7 +145,7 @@ async def test_mirador_own_ollama_backend_talks_to_mirador_serve(server: ServerT
         else:
             finished = event
     await backend.load(model)
-    assert "gemma3-270m" in {m.model_id for m in await backend.loaded()}
+    assert "smollm2-135m" in {m.model_id for m in await backend.loaded()}
     await backend.aclose()
     assert pieces and "".join(pieces).strip()
     assert finished is not None and 0 < finished.completion_tokens <= 6

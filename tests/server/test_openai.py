@@ -28,7 +28,7 @@ async def aclient(server: ServerThread) -> AsyncIterator[openai.AsyncOpenAI]:
 
 def test_models_lists_chains_and_manifest_models(client: openai.OpenAI) -> None:
     ids = {m.id for m in client.models.list()}
-    assert {"mirador:auto", "mirador:quick", "mirador:duo", "gemma3-270m", "tiny"} <= ids
+    assert {"mirador:auto", "mirador:quick", "mirador:duo", "smollm2-135m", "tiny"} <= ids
 
 
 def test_completion_without_streaming(client: openai.OpenAI) -> None:
@@ -57,7 +57,7 @@ def test_streamed_chain_shows_each_stage_in_turn(client: openai.OpenAI) -> None:
 
 async def test_async_streaming_on_one_model(aclient: openai.AsyncOpenAI) -> None:
     stream = await aclient.chat.completions.create(
-        model="gemma3-270m", stream=True, max_tokens=8, temperature=0,
+        model="smollm2-135m", stream=True, max_tokens=8, temperature=0,
         messages=[{"role": "system", "content": "You are terse."}, *QUESTION])
     pieces = [c.choices[0].delta.content async for c in stream
               if c.choices and c.choices[0].delta.content]

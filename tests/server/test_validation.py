@@ -17,7 +17,7 @@ from tests.server.conftest import ServerThread
 
 def generate(server: ServerThread, **body: object) -> httpx.Response:
     return httpx.post(f"{server.url}/api/generate", timeout=120,
-                      json={"model": "gemma3-270m", "prompt": "Hi", "stream": False, **body})
+                      json={"model": "smollm2-135m", "prompt": "Hi", "stream": False, **body})
 
 
 @pytest.mark.parametrize(("options", "field"), [
@@ -33,7 +33,7 @@ def test_bad_ollama_options_are_a_400_naming_the_field(server: ServerThread, opt
     assert reply.status_code == 400, reply.text
     assert field in reply.json()["error"]
     with ollama.Client(host=server.url) as client, pytest.raises(ollama.ResponseError) as err:
-        client.generate(model="gemma3-270m", prompt="Hi", options=options)
+        client.generate(model="smollm2-135m", prompt="Hi", options=options)
     assert err.value.status_code == 400 and field in err.value.error
 
 
@@ -45,7 +45,7 @@ def test_num_predict_minus_one_means_no_limit_capped_by_the_server(
     assert reply.status_code == 200, reply.text
     assert 1 <= reply.json()["eval_count"] <= 5
     huge = httpx.post(f"{server.url}/v1/chat/completions", timeout=120, json={
-        "model": "gemma3-270m", "max_tokens": 10**12, "temperature": 0,
+        "model": "smollm2-135m", "max_tokens": 10**12, "temperature": 0,
         "messages": [{"role": "user", "content": "Count from 1 to 100."}]})
     assert huge.status_code == 200 and huge.json()["usage"]["completion_tokens"] <= 5
 
@@ -54,20 +54,20 @@ def test_bad_openai_fields_are_a_400_naming_the_field(server: ServerThread) -> N
     with (openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0) as client,
           pytest.raises(openai.BadRequestError) as err):
         client.chat.completions.create(
-            model="gemma3-270m", messages=[{"role": "user", "content": "Hi"}],
+            model="smollm2-135m", messages=[{"role": "user", "content": "Hi"}],
             extra_body={"temperature": "hot"})
     assert "temperature" in str(err.value)
 
 
 def test_a_lone_surrogate_is_a_400(server: ServerThread) -> None:
-    raw = b'{"model": "gemma3-270m", "prompt": "Hi \\udcff there", "stream": false}'
+    raw = b'{"model": "smollm2-135m", "prompt": "Hi \\udcff there", "stream": false}'
     reply = httpx.post(f"{server.url}/api/generate", content=raw, timeout=30,
                        headers={"Content-Type": "application/json"})
     assert reply.status_code == 400, reply.text
     assert "prompt" in reply.json()["error"] and "Unicode" in reply.json()["error"]
     chat = httpx.post(f"{server.url}/v1/chat/completions", timeout=30,
                       headers={"Content-Type": "application/json"},
-                      content=b'{"model": "gemma3-270m", "messages": '
+                      content=b'{"model": "smollm2-135m", "messages": '
                               b'[{"role": "user", "content": "\\ud800"}]}')
     assert chat.status_code == 400 and "Unicode" in chat.json()["error"]["message"]
 

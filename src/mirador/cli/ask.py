@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from mirador.cli.render import JsonRenderer, TerminalRenderer, private_copy, use_color
+from mirador.cli.text import query_text
 from mirador.orchestration.events import Done, Event
 from mirador.orchestration.orchestrator import Orchestrator, Query
 from mirador.server.client import ServerClient, find_server
@@ -45,9 +46,7 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
         quiet: bool, as_json: bool, no_color: bool, local: bool, no_memory: bool,
         continue_last: bool, session_id: str | None, namespace: str) -> None:
     """Answer QUERY: a fast first answer, then deeper stages. Use - to read it from stdin."""
-    text = sys.stdin.read() if query == ("-",) else " ".join(query)
-    if not text.strip():
-        raise click.UsageError("the query is empty; give a question, e.g. mirador ask \"...\"")
+    text = query_text(sys.stdin.read() if query == ("-",) else " ".join(query))
     settings = load_settings()
     out, err = private_copy(sys.stdout), private_copy(sys.stderr)  # see private_copy
     renderer = JsonRenderer(out=out) if as_json else TerminalRenderer(

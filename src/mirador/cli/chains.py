@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from mirador.models.manifest import load_manifest
+from mirador.models.manifest import manifest_for
 from mirador.settings import load_settings
 
 
 @click.command()
 def chains() -> None:
     """List the chains; run one with: mirador ask --chain NAME "..."."""
-    manifest = load_manifest(load_settings().manifest_path)
+    manifest = manifest_for(load_settings())
     for chain in manifest.chains:
         click.echo(f"{chain.id:<24} {' → '.join(chain.steps)}")
         if chain.description:

@@ -13,6 +13,7 @@ import click
 from mirador.backends import Message
 from mirador.cli.ask import split_stages, stream_answer
 from mirador.cli.render import TerminalRenderer, use_color
+from mirador.cli.text import text_problem
 from mirador.orchestration.events import Done
 from mirador.orchestration.orchestrator import Orchestrator, Query
 from mirador.settings import Settings, load_settings
@@ -55,9 +56,11 @@ def _line_reader(settings: Settings,
         return lambda: _plain_line()
     from prompt_toolkit import PromptSession
     from prompt_toolkit.buffer import Buffer
-    from prompt_toolkit.history import FileHistory
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
 
-    session: PromptSession[str] = PromptSession(history=FileHistory(str(settings.history_path)))
+    history = (FileHistory(str(settings.history_path)) if settings.config.memory.enabled
+               else InMemoryHistory())  # memory off: no typed line is written anywhere
+    session: PromptSession[str] = PromptSession(history=history)
     if typing is not None:
         def changed(buffer: Buffer) -> None:
             for told in typing:
@@ -111,6 +114,9 @@ async def _chat(settings: Settings, renderer: TerminalRenderer, read: Callable[[
                 break
             if line == "/help" or not line:
                 click.echo(HELP, err=True) if line else None
+                continue
+            if text_problem(line):
+                click.echo(f"mirador: {text_problem(line)}", err=True)
                 continue
             if line.split(maxsplit=1)[0] == "/rate":
                 await asyncio.to_thread(_rate, settings, last_answer, line)

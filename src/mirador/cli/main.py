@@ -27,6 +27,7 @@ _COMMANDS = {
     "pull": ("mirador.cli.pull:pull", "Download a model (hf:, https:, ollama:) and register it."),
     "chains": ("mirador.cli.chains:chains", "List the chains of personas that can answer."),
     "memory": ("mirador.cli.memory:memory", "See, search, export and forget what is remembered."),
+    "privacy": ("mirador.cli.privacy:privacy", "Erase what Mirador keeps about you (wipe)."),
     "rate": ("mirador.cli.rate:rate", "Rate an answer from 1 to 5 (the last one by default)."),
     "why": ("mirador.cli.why:why", "Explain why an answer used the chain it did."),
     "stats": ("mirador.cli.stats:stats", "What Mirador has learned from ratings."),
@@ -92,9 +93,18 @@ def main(argv: list[str] | None = None) -> None:
     except MiradorError as exc:
         _report(exc)
         sys.exit(EXIT_ERROR)
+    except OSError as exc:  # a path the person gave cannot be read or written
+        _report(MiradorError(_file_problem(exc)))
+        sys.exit(EXIT_ERROR)
     except Exception as exc:  # a bug: say so plainly, keep the traceback for MIRADOR_DEBUG=1
         _report(exc, bug=True)
         sys.exit(EXIT_ERROR)
+
+
+def _file_problem(exc: OSError) -> str:
+    where = f" {exc.filename}" if exc.filename else ""
+    return (f"cannot use the file{where}: {exc.strerror or exc}; check the path, that its "
+            "folder exists and that you may read or write it")
 
 
 def _report(exc: BaseException, bug: bool = False) -> None:

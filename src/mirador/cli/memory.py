@@ -68,23 +68,32 @@ def list_memories(namespace: str | None, limit: int, as_json: bool) -> None:
 @click.argument("query", nargs=-1, required=True)
 @click.option("--namespace", "-n", help=NAMESPACE_HELP)
 @click.option("--limit", type=click.IntRange(1, 50), default=None,
-              help="How many results (default: memory.recall_limit).")
+              help="How many results (default: memory.recall_limit, 5).")
 @click.option("--json", "as_json", is_flag=True, help="The ranked results with ids and scores.")
 def search(query: tuple[str, ...], namespace: str | None, limit: int | None,
            as_json: bool) -> None:
-    """Find the memories that bear on QUERY, best first, with their scores."""
+    """Find the memories that bear on QUERY: always the best --limit, with their scores.
+
+    score ranks (1.0: first by meaning and by words, new, not superseded); sim is the
+    similarity in meaning; '*' marks what the context compiler would give a model
+    (sim at least memory.min_relevance).
+    """
     from dataclasses import replace
 
+    text = " ".join(query)
+    if not text.strip():
+        raise click.UsageError("the query is blank; say what to search for")
     _, store = _open()
     params = replace(store.params, limit=limit) if limit else store.params
-    hits = _guard(store.recall, " ".join(query), time.time(), namespace, params)
+    hits = _guard(store.recall, text, time.time(), namespace, params)
     if as_json:
         click.echo(json.dumps([h.to_json() for h in hits], ensure_ascii=False, indent=2))
         return
     if not hits:
-        click.echo("no memory scores above memory.min_relevance for that query")
+        click.echo("nothing remembered yet" + (f" in '{namespace}'" if namespace else ""))
     for hit in hits:
-        click.echo(f"{hit.score:.3f}  {_line(hit.record)}")
+        mark = "*" if hit.similarity >= store.params.inject_similarity else " "
+        click.echo(f"{hit.score:.3f} sim {hit.similarity:.2f}{mark} {_line(hit.record)}")
 
 
 @memory.command()
@@ -121,30 +130,25 @@ def forget(memory_id: str | None, query: str | None, everything: bool, namespace
     """
     if sum(bool(x) for x in (memory_id, query, everything)) != 1:
         raise click.UsageError("give exactly one of: an ID, --query TEXT or --all")
-    settings, store = _open()
-    if everything:
-        if not yes:
-            click.confirm(f"forget all {_guard(store.count)} memories?", abort=True)
-        ids = [r.id for r in _guard(store.records)]
-        gone = _guard(store.forget_all)
-    else:
-        ids = [memory_id] if memory_id else _query_ids(store, str(query), namespace, yes)
-        gone = _guard(store.forget, ids)
-    from mirador.memory import session_log
+    from mirador.cli.privacy import forget_memories
 
-    session_log(settings).forget(ids)
-    if everything:
-        session_log(settings).clear()
-    if memory_id and not gone:
-        raise click.ClickException(f"no memory with id '{memory_id}'")
-    click.echo(f"forgot {gone} memor{'y' if gone == 1 else 'ies'}")
+    settings, store = _open()
+    if everything and not yes:
+        click.confirm(f"forget all {_guard(store.count)} memories?", abort=True)
+    ids = None if everything else [memory_id] if memory_id else _query_ids(
+        store, str(query), namespace, yes)
+    store.close()
+    forget_memories(settings, ids, must_exist=memory_id)  # every file, via a server if one runs
 
 
 def _query_ids(store: MemoryStore, query: str, namespace: str | None, yes: bool) -> list[str]:
     from dataclasses import replace
 
-    hits: list[Recalled] = _guard(store.recall, query, time.time(), namespace,
-                                  replace(store.params, limit=50))
+    from mirador.memory.ranking import relevant
+
+    found: list[Recalled] = _guard(store.recall, query, time.time(), namespace,
+                                   replace(store.params, limit=50))
+    hits = relevant(found, store.params)  # only what is close in meaning, as for context
     if not hits:
         return []
     for hit in hits:

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from mirador.errors import BackendUnavailableError, MiradorError, ModelNotFoundError
-from mirador.models.manifest import Manifest, ModelEntry, load_manifest
+from mirador.models.manifest import Manifest, ModelEntry, load_manifest, manifest_for
 from mirador.models.memory import available_bytes, format_bytes, resolve_budget
 from mirador.settings import Settings, load_settings
 
@@ -31,7 +31,7 @@ def models(ctx: click.Context) -> None:
     """List models and personas (subcommands manage them)."""
     if ctx.invoked_subcommand is None:
         settings = load_settings()
-        _print_manifest(load_manifest(settings.manifest_path))
+        _print_manifest(manifest_for(settings))
         click.echo("\nLoaded: none in this process (models load on first use; "
                    "'mirador models ps' shows a running server's).")
 
@@ -62,7 +62,7 @@ def ps() -> None:
     settings = load_settings()
     server = _server(settings)
     if server is None:
-        _print_offline_status(settings, load_manifest(settings.manifest_path))
+        _print_offline_status(settings, manifest_for(settings))
         return
     rows = _call(server, "GET", "/mirador/ps")["models"]
     if not rows:
@@ -77,7 +77,7 @@ def ps() -> None:
 def load(ref: str) -> None:
     """Load REF (a model or persona id) now, so the next answer starts at once."""
     settings = load_settings()
-    manifest = load_manifest(settings.manifest_path)
+    manifest = manifest_for(settings)
     model = _base_model(manifest, ref)
     server = _server(settings)
     if server is not None:
@@ -92,7 +92,7 @@ def load(ref: str) -> None:
 def unload(ref: str) -> None:
     """Free the memory of REF (a model or persona id) once its answers finish."""
     settings = load_settings()
-    model = _base_model(load_manifest(settings.manifest_path), ref)
+    model = _base_model(manifest_for(settings), ref)
     server = _server(settings)
     if server is None:
         click.echo(f"{model.id} is not loaded: {NO_SERVER}")
@@ -109,7 +109,7 @@ def pin(ref: str, off: bool) -> None:
     from mirador.models.pins import PinStore
 
     settings = load_settings()
-    model = _base_model(load_manifest(settings.manifest_path), ref)
+    model = _base_model(manifest_for(settings), ref)
     PinStore(settings.models_dir / "pins.json").set(model.id, not off)
     if off:
         click.echo(f"unpinned {model.id}")
@@ -127,7 +127,7 @@ def du() -> None:
     from mirador.models.disk import disk_usage
 
     settings = load_settings()
-    usage = disk_usage(load_manifest(settings.manifest_path), settings.models_dir)
+    usage = disk_usage(manifest_for(settings), settings.models_dir)
     click.echo(f"{'Base models':<26} {'size':>10} {'personas':>9}  file")
     for row in usage.models:
         click.echo(f"  {row.name:<24} {format_bytes(row.bytes):>10} {row.personas:>9}  "

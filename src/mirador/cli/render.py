@@ -112,8 +112,12 @@ class TerminalRenderer:
         self.err.flush()
 
     def _on_stage_end(self, event: StageEnd) -> None:
-        if not self.quiet and not self._at_line_start:
+        if self.quiet:
+            return
+        if not self._at_line_start:
             self._write("\n")
+        if event.reason:
+            self._write(self._paint(f"[{event.stage} {event.reason}]\n", DIM))
 
     def _on_done(self, event: Done) -> None:
         if self.quiet:
@@ -122,11 +126,22 @@ class TerminalRenderer:
             return
         if event.status == "error":
             return
+        if event.set_aside and event.final_stage:
+            note = (f"── answer: {event.final_stage}'s; set aside "
+                    f"{', '.join(event.set_aside)} ({_flags(event)}) ──")
+            self._write("\n" + self._paint(note, DIM) + "\n")
         first = f", first token {event.ttft:.2f} s" if event.ttft is not None else ""
         summary = (f"({len(event.answers)} stages, {event.tokens} tokens, "
                    f"{event.seconds:.1f} s{first})")
         if self.err.isatty():
             self.err.write(self._paint(summary + "\n", DIM))
+
+
+def _flags(event: Done) -> str:
+    """What was wrong with the stages set aside, from the gate's scores."""
+    flags = {flag for name in event.set_aside
+             for flag in event.quality.get(name, {}).get("flags", [])}
+    return ", ".join(sorted(flags)) or "less relevant to the question"
 
 
 @dataclass

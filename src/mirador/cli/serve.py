@@ -14,7 +14,8 @@ from mirador.settings import Settings, load_settings
 @click.command()
 @click.option("--host", help="Address to listen on (default: server.host, 127.0.0.1). "
               "Anything but loopback needs an API token.")
-@click.option("--port", type=int, help="Port (default: server.port, 11535).")
+@click.option("--port", type=click.IntRange(1, 65535), help="Port (default: server.port, "
+              "11535).")
 @click.option("--token", envvar="MIRADOR_API_TOKEN", help="Bearer token every API call must "
               "send (or $MIRADOR_API_TOKEN).")
 @click.option("--cors-origin", "cors", multiple=True, help="Allow browser calls from this "

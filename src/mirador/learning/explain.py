@@ -73,7 +73,7 @@ def render(data: dict[str, Any]) -> str:
     """The explanation as text for a terminal."""
     lines = [f"answer {data['answer_id']} · {_when(data['created_at'])} · {data['status']}, "
              f"{data['seconds'] or 0:.1f} s",
-             f"  \"{_short(data['query'], 90)}\"", "",
+             f"  \"{_short(data['query'], 90)}\"" if data["query"] else "  (text not kept)", "",
              f"query type: {data['query_type']}"]
     lines += _type_lines(data)
     lines += ["", f"chain: {data['chain'] or '(stages)'} — "

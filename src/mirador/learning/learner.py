@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from mirador.errors import LearningError, MiradorError
+from mirador.errors import LearningError, MiradorError, RatingError
 from mirador.learning.bandit import (
     BanditConfig,
     Decision,
@@ -71,8 +71,9 @@ class Learner:
                  classifier: Callable[[], QueryClassifier] | None = None,
                  config: BanditConfig | None = None, model_key: str = "minilm",
                  history_min_rating: int = 4, wait: float = 10.0,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, keep_text: bool = True) -> None:
         self.store = store
+        self.keep_text = keep_text  # False (memory off): no query text, embedding or note
         self.manifest = manifest
         self.bandit = DiscountedThompson(config or BanditConfig(), seed=seed)
         self.model_key = model_key
@@ -109,18 +110,20 @@ class Learner:
 
         store = LearningStore.in_home(settings.home)
         return cls(store, manifest, build, config.bandit(), model_key=model_key,
-                   history_min_rating=config.history_min_rating, seed=seed)
+                   history_min_rating=config.history_min_rating, seed=seed,
+                   keep_text=settings.config.memory.enabled)
 
     @classmethod
     def for_ratings(cls, settings: Settings, manifest: Manifest | None = None) -> Learner:
         """A learner that rates and explains without loading the embedding model."""
-        from mirador.models.manifest import load_manifest
+        from mirador.models.manifest import manifest_for
 
-        manifest = manifest or load_manifest(settings.manifest_path)
+        manifest = manifest or manifest_for(settings)
         config = settings.config.learning
         return cls(LearningStore.in_home(settings.home), manifest, None, config.bandit(),
                    model_key=_model_key(settings),
-                   history_min_rating=config.history_min_rating)
+                   history_min_rating=config.history_min_rating,
+                   keep_text=settings.config.memory.enabled)
 
     def close(self) -> None:
         self.store.close()
@@ -235,8 +238,11 @@ class Learner:
     def log_answer(self, record: AnswerRecord) -> AnswerLog:
         """Keep one finished answer: its query type, chain, timings and outcome."""
         choice = self._choice_for(record)
-        self.store.record_answer(answer_log(record, choice.query_type, choice.vector,
-                                            self.model_key, snapshot(choice)))
+        logged = answer_log(record, choice.query_type, choice.vector, self.model_key,
+                            snapshot(choice))
+        if not self.keep_text:
+            logged = replace(logged, query="", embedding=None, embedding_model=None)
+        self.store.record_answer(logged)
         return self.store.answer(record.done.answer_id)
 
     def _choice_for(self, record: AnswerRecord) -> _Choice:
@@ -253,6 +259,9 @@ class Learner:
     def rate(self, answer_id: str | None, rating: int, note: str | None = None) -> Rating:
         """Rate an answer 1-5 (the last one when `answer_id` is None) and learn from it."""
         check_rating(rating)
+        if note and not self.keep_text:
+            raise RatingError("memory is turned off (memory.enabled: false or --no-memory), "
+                              "so Mirador keeps no text: rate without --note")
         stored = self.store.add_rating(answer_id, rating, note)
         if len(self.store.ratings_of(stored.answer_id)) > 1:
             self.refresh(force=True)  # a changed rating rewrites history: replay it all

@@ -93,26 +93,45 @@ def applied(db: sqlite3.Connection) -> list[str]:
     """Names of the migrations this database has had, in order."""
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (position INTEGER PRIMARY KEY, "
                "name TEXT NOT NULL UNIQUE, applied_at REAL NOT NULL)")
-    return [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY position")]
+    return _names(db)
 
 
 def migrate(db: sqlite3.Connection, where: str) -> list[str]:
-    """Run the migrations `db` has not had yet; return their names."""
+    """Run the migrations `db` has not had yet; return their names.
+
+    Safe when several processes open a new database at once: each migration's check
+    and run share one write transaction, so the first process runs it and the others,
+    once they get the lock, see it recorded and skip it.
+    """
     done = applied(db)
+    _check_known(done, where)
+    if len(done) == len(MIGRATIONS):
+        return []  # up to date: no write lock needed
+    ran = []
+    for position, migration in enumerate(MIGRATIONS):
+        with transaction(db):  # all of a migration or none of it
+            done = _names(db)
+            _check_known(done, where)
+            if migration.__name__ in done:
+                continue
+            migration(db)
+            db.execute("INSERT INTO _migrations (position, name, applied_at) VALUES (?, ?, ?)",
+                       (position, migration.__name__, time.time()))
+        ran.append(migration.__name__)
+    return ran
+
+
+def _names(db: sqlite3.Connection) -> list[str]:
+    return [row[0] for row in db.execute("SELECT name FROM _migrations ORDER BY position")]
+
+
+def _check_known(done: list[str], where: str) -> None:
     known = [m.__name__ for m in MIGRATIONS]
     if done != known[:len(done)]:
         raise LearningStoreError(
             f"{where}: its schema ({', '.join(done)}) is not one this Mirador knows; it was "
             "probably written by a newer version. Upgrade Mirador, or move the file aside to "
             "start a fresh one (nothing in it is changed)")
-    ran = []
-    for position, migration in enumerate(MIGRATIONS[len(done):], start=len(done)):
-        with transaction(db):  # all of a migration or none of it
-            migration(db)
-            db.execute("INSERT INTO _migrations (position, name, applied_at) VALUES (?, ?, ?)",
-                       (position, migration.__name__, time.time()))
-        ran.append(migration.__name__)
-    return ran
 
 
 @contextmanager

@@ -117,13 +117,16 @@ def render_stats(types: list[TypeStats], total_answers: int, total_rated: int) -
     return "\n".join(lines).rstrip()
 
 
+NOT_KEPT = "(text not kept)"  # forgotten, or answered with memory off
+
+
 def recent_answers(rows: list[dict[str, Any]], limit: int) -> str:
     """The newest answers, one line each: id, when, type, chain, rating and the query."""
     lines = []
     for row in rows[-limit:][::-1]:
         when = dt.datetime.fromtimestamp(row["created_at"]).strftime("%m-%d %H:%M")
         rating = f"{row['rating']}/5" if row["rating"] is not None else "-"
-        query = " ".join(row["query"].split())
+        query = " ".join(row["query"].split()) or NOT_KEPT
         query = query if len(query) <= 40 else query[:39] + "…"
         lines.append(f"  {row['answer_id']}  {when}  {row['query_type']:<22} "
                      f"{row['chain'] or '(stages)':<22} {rating:>4}  {query}")

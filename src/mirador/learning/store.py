@@ -12,7 +12,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -152,6 +152,44 @@ class LearningStore:
                        "VALUES (?, ?, ?, ?)", (row["answer_id"], rating, note, when))
         return Rating(row["answer_id"], rating, note, when, row["query_type"], row["chain"])
 
+    # -- forgetting --------------------------------------------------------------
+
+    def forget_text(self, answer_ids: Iterable[str] | None) -> int:
+        """Drop what these answers said (every answer's when None): the query, its embedding
+        and the ratings' notes. Ratings, timings and chains stay, so learning keeps what it
+        learned; then the file is rewritten so no copy of the text remains. Returns how
+        many answers held text."""
+        where, args = _ids_clause(answer_ids)
+        with self._using() as db, transaction(db):
+            found = db.execute(f"SELECT COUNT(*) FROM answers WHERE query != '' {where}",
+                               args).fetchone()[0]
+            db.execute(f"UPDATE answers SET query = '', embedding = NULL, "
+                       f"embedding_model = NULL WHERE 1 {where}", args)
+            db.execute(f"UPDATE ratings SET note = NULL WHERE 1 {where}", args)
+        self.compact()
+        return int(found)
+
+    def queries(self, answer_ids: Iterable[str] | None) -> list[str]:
+        """The stored query texts of these answers (of every answer when None)."""
+        where, args = _ids_clause(answer_ids)
+        with self._using() as db:
+            rows = db.execute(f"SELECT query FROM answers WHERE query != '' {where}",
+                              args).fetchall()
+        return [row[0] for row in rows]
+
+    def compact(self) -> None:
+        """Rewrite the file and empty the write-ahead log, so deleted text is not left in
+        free pages or old log frames."""
+        with self._using() as db:
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.execute("VACUUM")
+            busy = db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            raise LearningStoreError(
+                f"the ratings database {self.path} is in use by another process, so its log "
+                "could not be emptied; the text is no longer readable through Mirador; run "
+                "the same command again once the other Mirador is idle to erase every copy")
+
     # -- reading ---------------------------------------------------------------
 
     def answer(self, answer_id: str | None) -> AnswerLog:
@@ -232,6 +270,16 @@ def check_rating(rating: object) -> int:
         raise RatingError(f"a rating is a whole number from 1 (bad) to 5 (excellent), "
                           f"not {rating!r}")
     return rating
+
+
+def _ids_clause(answer_ids: Iterable[str] | None) -> tuple[str, tuple[str, ...]]:
+    """An `AND answer_id IN (...)` clause for these ids; none (every answer) for None."""
+    if answer_ids is None:
+        return "", ()
+    ids = tuple(answer_ids)
+    if not ids:
+        return "AND 0", ()
+    return f"AND answer_id IN ({', '.join('?' * len(ids))})", ids
 
 
 def _like_prefix(text: str) -> str:

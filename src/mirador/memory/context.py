@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from mirador.memory.records import MemoryRecord, Recalled
+from mirador.memory.records import MemoryRecord, Recalled, cut
 
 CountTokens = Callable[[str], Awaitable[int]]
 Summarise = Callable[[str, int], Awaitable[str]]
@@ -27,6 +27,7 @@ SECTIONS = {
 }
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 ANSWER_SENTENCES = 2  # of a remembered answer, shown in context
+LINE_CHARS = 1_000  # at most this much of a query, and of an answer's gist, per line
 MIN_SUMMARY_TOKENS = 12
 
 
@@ -55,9 +56,9 @@ def sentences(text: str) -> list[str]:
 def memory_line(record: MemoryRecord) -> str:
     """One memory as a line: when, what they said, the gist of the answer (whole sentences)."""
     day = datetime.fromtimestamp(record.timestamp, UTC).strftime("%Y-%m-%d")
-    gist = " ".join(sentences(record.response)[:ANSWER_SENTENCES])
+    gist = cut(" ".join(sentences(record.response)[:ANSWER_SENTENCES]), LINE_CHARS)
     answer = f" You answered: {gist}" if gist else ""
-    return f"- {day}: they said \"{record.query.strip()}\".{answer}"
+    return f"- {day}: they said \"{cut(record.query.strip(), LINE_CHARS)}\".{answer}"
 
 
 def items_for(memories: Sequence[Recalled], preferences: Sequence[Recalled],
@@ -67,9 +68,10 @@ def items_for(memories: Sequence[Recalled], preferences: Sequence[Recalled],
     seen: set[str] = set()
     for rank, turn in enumerate(reversed(turns)):  # the latest turn matters most
         seen.add(turn.id)
+        gist = cut(" ".join(sentences(turn.response)[:ANSWER_SENTENCES]), LINE_CHARS)
         items.append(Item(1.0 - 0.05 * rank, "turn",
-                          f"- They asked \"{turn.query.strip()}\"; you said: "
-                          f"{' '.join(sentences(turn.response)[:ANSWER_SENTENCES])}", turn.id))
+                          f"- They asked \"{cut(turn.query.strip(), LINE_CHARS)}\"; you said: "
+                          f"{gist}", turn.id))
     for hit in memories:
         if hit.record.id not in seen:
             seen.add(hit.record.id)
@@ -77,8 +79,8 @@ def items_for(memories: Sequence[Recalled], preferences: Sequence[Recalled],
     for hit in preferences:
         if hit.record.id not in seen:
             seen.add(hit.record.id)
-            items.append(Item(hit.score, "preference", f"- {hit.record.query.strip()}",
-                              hit.record.id))
+            items.append(Item(hit.score, "preference",
+                              f"- {cut(hit.record.query.strip(), LINE_CHARS)}", hit.record.id))
     return items
 
 

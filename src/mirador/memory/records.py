@@ -9,6 +9,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+# The most text one memory keeps, per field (the query, the answer, each stage's answer).
+# An import refuses longer fields, naming the line; a live answer is cut to fit (`bounded`).
+MAX_FIELD_CHARS = 8_000
+TRUNCATED = " [...]"
+
 _PREFERENCE = re.compile(
     r"\b(i|we)\s*(?:'m|am|are|'re)?\s*(?:really\s+)?(prefer|like|love|hate|dislike|enjoy|"
     r"always|never|usually|allergic|vegetarian|vegan|can't|cannot|don't|do not|avoid)\b"
@@ -18,6 +23,18 @@ _PREFERENCE = re.compile(
 def is_preference(text: str) -> bool:
     """Whether the person states something standing about themselves ("I'm allergic to...")."""
     return bool(_PREFERENCE.search(text))
+
+
+def cut(text: str, limit: int = MAX_FIELD_CHARS) -> str:
+    """`text` if it fits in `limit` characters; else its first whole sentences (or words)
+    that fit, marked with " [...]"."""
+    if len(text) <= limit:
+        return text
+    room = text[: limit - len(TRUNCATED)]
+    end = max(room.rfind(". "), room.rfind("! "), room.rfind("? "), room.rfind("\n"))
+    if end < limit // 2:
+        end = room.rfind(" ")
+    return (room[: end + 1] if end > 0 else room).rstrip() + TRUNCATED
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,11 @@ class MemoryRecord:
     @property
     def when(self) -> str:
         return iso(self.timestamp)
+
+    def bounded(self) -> MemoryRecord:
+        """This record with every text field cut to MAX_FIELD_CHARS (see `cut`)."""
+        return replace(self, query=cut(self.query), response=cut(self.response),
+                       answers={k: cut(v) for k, v in self.answers.items()})
 
     def with_rating(self, rating: int | None) -> MemoryRecord:
         return replace(self, rating=rating)
@@ -91,12 +113,12 @@ class Recalled:
     similarity: float
     decay: float
     superseded: float = 0.0
-    keyword: float = 0.0
+    lexical: float = 0.0  # BM25 score; 0 when no query word matched
 
     def to_json(self) -> dict[str, Any]:
         return {**self.record.to_json(), "score": round(self.score, 4),
                 "similarity": round(self.similarity, 4), "decay": round(self.decay, 4),
-                "superseded": round(self.superseded, 4), "keyword": round(self.keyword, 4)}
+                "superseded": round(self.superseded, 4), "lexical": round(self.lexical, 4)}
 
 
 def iso(timestamp: float) -> str:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from mirador.backends import ChatRequest, Message, TextPiece
 from mirador.errors import MemoryStoreError, MiradorError
 from mirador.memory.context import Compiled, ContextCompiler, items_for
-from mirador.memory.ranking import RankingParams
+from mirador.memory.ranking import RankingParams, relevant
 from mirador.memory.records import MemoryRecord, Recalled
 from mirador.memory.sessions import SessionLog, Turn
 from mirador.models.manifest import SamplingOptions
@@ -45,17 +45,17 @@ _STOP = object()
 
 def ranking_params(settings: Settings) -> RankingParams:
     config = settings.config.memory
-    return RankingParams(half_life_days=config.half_life_days, min_relevance=config.min_relevance,
-                         limit=config.recall_limit)
+    return RankingParams(half_life_days=config.half_life_days,
+                         inject_similarity=config.min_relevance, limit=config.recall_limit)
 
 
 def build_store(settings: Settings, embedder: Embedder | None = None) -> MemoryStore:
     """Open the configured store (blocking: imports chromadb)."""
     from mirador.embeddings import load_embedder
-    from mirador.memory.store import MemoryStore, open_client
+    from mirador.memory.store import open_store
 
-    return MemoryStore(open_client(settings), embedder or load_embedder(settings, start=False),
-                       ranking_params(settings))
+    return open_store(settings, embedder or load_embedder(settings, start=False),
+                      ranking_params(settings))
 
 
 def session_log(settings: Settings) -> SessionLog:
@@ -120,12 +120,15 @@ class Memory:
         return await asyncio.to_thread(_guard, store.recall, text, now or time.time(), namespace)
 
     async def context_for(self, query: Query) -> str:
-        """ContextSource: memories, preferences and recent turns, compiled to the budget."""
+        """ContextSource: memories close enough in meaning, preferences and recent turns,
+        compiled to the budget. Everything heavy (embedding, search, reading journals,
+        counting tokens) runs in worker threads, never on the event loop."""
         store = await self.astore()
         now = time.time()
         hits = await asyncio.to_thread(_guard, store.recall, query.text, now, query.namespace)
+        hits = relevant(hits, store.params)
         preferences = await asyncio.to_thread(_guard, self._preferences, store, query, now)
-        turns = self._session_turns(query)
+        turns = await asyncio.to_thread(self._session_turns, query)
         compiler = ContextCompiler(self.config.token_budget, self._counter(),
                                    self._summariser())
         self.last_context = await compiler.compile(items_for(hits, preferences, turns))
@@ -134,8 +137,7 @@ class Memory:
     def _preferences(self, store: MemoryStore, query: Query, now: float) -> list[Recalled]:
         found = store.records(query.namespace, where={"preference": True})
         newest = sorted(found, key=lambda r: -r.timestamp)[:PREFERENCES]
-        return [Recalled(record=r, score=self.config.min_relevance, similarity=0.0, decay=1.0)
-                for r in newest]
+        return [Recalled(record=r, score=0.0, similarity=0.0, decay=1.0) for r in newest]
 
     def _session_turns(self, query: Query) -> list[MemoryRecord]:
         if not query.session_id or not self.config.recent_turns:
@@ -156,8 +158,8 @@ class Memory:
 
         async def count(text: str) -> int:
             if self.manager is None or model is None:
-                return estimate_tokens(text)
-            return await self.manager.count_tokens(model, text)
+                return await asyncio.to_thread(estimate_tokens, text)
+            return await self.manager.count_tokens(model, text)  # the backend uses a thread
 
         return count
 
@@ -188,6 +190,8 @@ class Memory:
         if done.status == "error" or not done.answer:
             return
         query = record.query
+        if not query.text.strip():
+            return  # nothing was said: nothing to remember
         self.remember(MemoryRecord(
             id=done.answer_id, query=query.text, response=done.answer,
             namespace=query.namespace, session_id=query.session_id or "",
@@ -195,7 +199,8 @@ class Memory:
             answers={name: a.text for name, a in done.answers.items() if a.text}))
 
     def remember(self, record: MemoryRecord) -> None:
-        """Queue one exchange to be stored in the background."""
+        """Queue one exchange to be stored in the background (each text field cut to
+        `records.MAX_FIELD_CHARS`, see `MemoryRecord.bounded`)."""
         if self._closed:
             raise MemoryStoreError("memory is closed; open a new Memory to remember more")
         self.start()

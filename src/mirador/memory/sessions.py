@@ -96,21 +96,43 @@ class SessionLog:
             messages += [Message("user", turn.query), Message("assistant", turn.answer)]
         return tuple(messages)
 
-    def forget(self, ids: Iterable[str]) -> None:
-        """Remove these memories' turns from every journal."""
+    def forget(self, ids: Iterable[str]) -> int:
+        """Remove these memories' turns from every journal; returns how many went."""
         gone = set(ids)
         if not gone or not self.root.is_dir():
-            return
+            return 0
+        self._drop_partial_writes()
+        removed = 0
         for path in self.root.glob("*.jsonl"):
-            kept = [t for t in self.turns(path.stem) if t.id not in gone]
-            text = "".join(json.dumps(t.__dict__, ensure_ascii=False) + "\n" for t in kept)
-            _atomic_write(path, text)
+            turns = self.turns(path.stem)
+            kept = [t for t in turns if t.id not in gone]
+            if len(kept) != len(turns) or _has_torn_lines(path, len(turns)):
+                text = "".join(json.dumps(t.__dict__, ensure_ascii=False) + "\n" for t in kept)
+                _atomic_write(path, text)
+            removed += len(turns) - len(kept)
+        return removed
 
-    def clear(self) -> None:
+    def clear(self) -> int:
+        """Remove every journal; returns how many turns they held."""
         if not self.root.is_dir():
-            return
+            return 0
+        self._drop_partial_writes()
+        removed = 0
         for path in [*self.root.glob("*.jsonl"), self._last]:
+            if path.suffix == ".jsonl":
+                removed += len(self.turns(path.stem))
             path.unlink(missing_ok=True)
+        return removed
+
+    def _drop_partial_writes(self) -> None:
+        """Journals half-rewritten when a process was killed (they hold old turns)."""
+        for path in self.root.glob("*.tmp"):
+            path.unlink(missing_ok=True)
+
+
+def _has_torn_lines(path: Path, turns: int) -> bool:
+    """A line that does not parse (torn by a crash) may still hold text: rewrite it away."""
+    return sum(1 for line in path.read_text().splitlines() if line.strip()) != turns
 
 
 def _atomic_write(path: Path, text: str) -> None:

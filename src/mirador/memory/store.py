@@ -1,9 +1,15 @@
-"""The memory store: exchanges kept in ChromaDB, one pair of collections per namespace.
+"""The memory store: exchanges kept in ChromaDB, one pair of collections per namespace,
+and a lexical (BM25) index beside them.
 
 Each namespace has a collection of memories, searched by the blended vector
 (see `ranking`), and a companion holding each memory's whole-exchange vector,
 read back for the candidates only (supersession compares them). Keeping
 namespaces apart keeps every search unfiltered, which is what keeps it fast.
+The lexical index (`lexical.py`, memory/lexical.sqlite3) is derived from Chroma
+and rebuilt for a namespace whose contents disagree with it.
+
+Forgetting erases: from Chroma's answers, from its write-ahead queue, full-text
+index and free pages (`erase.py`), and from the lexical index.
 
 The store is blocking and thread-safe; `mirador.memory.service` runs it off the
 event loop. By default it is a `PersistentClient` under the Mirador home; with
@@ -24,17 +30,35 @@ import numpy as np
 
 from mirador.embeddings import Embedder
 from mirador.errors import MemoryStoreError
+from mirador.memory import erase
+from mirador.memory.files import check_store_files
+from mirador.memory.lexical import LexicalIndex
 from mirador.memory.ranking import Candidate, RankingParams, blend, rank
 from mirador.memory.records import MemoryRecord, Recalled
 from mirador.settings import ChromaServerConfig, Settings
 
-CANDIDATES = 50  # nearest memories the index returns, for ranking to reorder
+CANDIDATES = 50  # memories each index returns, for ranking to reorder
 _KIND = "mirador-memory"
 _BATCH = 500
 
 
 def memory_dir(settings: Settings) -> Path:
     return settings.home / "memory"
+
+
+def open_store(settings: Settings, embedder: Embedder, params: RankingParams) -> MemoryStore:
+    """The store as configured: Chroma (files under the home, or a server) and the lexical
+    index under the home; an erase a crash interrupted is finished first."""
+    directory = memory_dir(settings)
+    directory.mkdir(parents=True, exist_ok=True)
+    local = settings.config.memory.chroma_server is None
+    store = MemoryStore(open_client(settings), embedder, params,
+                        lexical=LexicalIndex(directory / "lexical.sqlite3"),
+                        chroma_dir=directory / "chroma" if local else None,
+                        erase_dir=directory)
+    if erase.pending(directory):
+        store.finish_erase()
+    return store
 
 
 def open_client(settings: Settings) -> Any:
@@ -48,6 +72,7 @@ def open_client(settings: Settings) -> Any:
         if server is not None:
             return _http_client(chromadb, server, quiet)
         path = memory_dir(settings) / "chroma"
+        check_store_files(path)  # an empty or foreign file is reported, never replaced
         path.mkdir(parents=True, exist_ok=True)
         return chromadb.PersistentClient(path=str(path), settings=quiet)
     except MemoryStoreError:
@@ -77,19 +102,34 @@ def collection_name(namespace: str, kind: str) -> str:
 class MemoryStore:
     """Adds, finds, lists and forgets memories in Chroma."""
 
-    def __init__(self, client: Any, embedder: Embedder, params: RankingParams) -> None:
+    def __init__(self, client: Any, embedder: Embedder, params: RankingParams,
+                 lexical: LexicalIndex | None = None, chroma_dir: Path | None = None,
+                 erase_dir: Path | None = None) -> None:
+        """`lexical` defaults to an in-memory index (rebuilt from Chroma on first use);
+        `chroma_dir`, Chroma's local files, is scrubbed after a forget; `erase_dir` holds
+        the marker of an erase in progress."""
         self.client = client
         self.embedder = embedder
         self.params = params
+        self.lexical = lexical or LexicalIndex()
+        self.chroma_dir = chroma_dir
+        self.erase_dir = erase_dir
         self._lock = threading.Lock()
         self._collections: dict[tuple[str, str], Any] = {}
+        self._synced: set[str] = set()
 
     def close(self) -> None:
         """Release the client (the last client of a path or server closes its connections)."""
         with self._lock:
             self._collections.clear()
-        # chromadb's HTTP clients (the client's and its admin client's) never close their
-        # connection pools; close them here
+        self.lexical.close()
+        self._close_client()
+        if self.chroma_dir is not None:  # after Chroma's last write: see erase.py
+            erase.scrub_segments(self.chroma_dir)
+
+    def _close_client(self) -> None:
+        """Close the client's connections (chromadb's HTTP clients, the client's and its
+        admin client's, never close their pools themselves)."""
         for part in (self.client, getattr(self.client, "_admin_client", None)):
             session = getattr(getattr(part, "_server", None), "_session", None)
             if session is not None:
@@ -133,7 +173,7 @@ class MemoryStore:
         """Store `records` (replacing any with the same id in their namespace)."""
         by_namespace: dict[str, list[MemoryRecord]] = {}
         for record in records:
-            by_namespace.setdefault(record.namespace, []).append(record)
+            by_namespace.setdefault(record.namespace, []).append(record.bounded())
         for namespace, group in by_namespace.items():
             for start in range(0, len(group), _BATCH):
                 self._add_batch(namespace, group[start:start + _BATCH])
@@ -149,11 +189,29 @@ class MemoryStore:
         ids = [r.id for r in records]
         mem: Any = self._collection(namespace, "mem", create=True)
         doc: Any = self._collection(namespace, "doc", create=True)
-        # the companion first: a memory is searchable only once both are written
+        self._sync(namespace)
+        # the companion first: a memory is searchable only once both are written; the
+        # lexical index last, since it is rebuilt from Chroma if a crash comes between
         doc.upsert(ids=ids, embeddings=doc_vectors)
         mem.upsert(ids=ids, embeddings=blend(query_vectors, doc_vectors, self.params),
                    documents=[r.document for r in records],
                    metadatas=[r.to_metadata() for r in records])
+        self.lexical.add(namespace, ids, [r.document for r in records])
+        if self.chroma_dir is not None:  # Chroma may have flushed uninitialised memory
+            erase.scrub_segments(self.chroma_dir)
+
+    def _sync(self, namespace: str) -> None:
+        """Rebuild the namespace's lexical index from Chroma if the two disagree (checked
+        once per store: a crash between the two writes is the only way they can)."""
+        if namespace in self._synced:
+            return
+        mem = self._collection(namespace, "mem", create=False)
+        count = mem.count() if mem is not None else 0
+        if self.lexical.count(namespace) != count:
+            got = mem.get(include=["documents"]) if mem is not None else {"ids": [],
+                                                                          "documents": []}
+            self.lexical.replace_namespace(namespace, got["ids"], got["documents"])
+        self._synced.add(namespace)
 
     def set_rating(self, memory_id: str, rating: int | None) -> bool:
         """Record a rating (1-5) on a memory; False when no memory has that id."""
@@ -166,31 +224,53 @@ class MemoryStore:
         return True
 
     def forget(self, memory_ids: Iterable[str]) -> int:
-        """Delete these memories everywhere; returns how many existed."""
-        wanted = set(memory_ids)
+        """Erase these memories from every file the store keeps; returns how many existed."""
+        wanted = sorted(set(memory_ids))
+        if not wanted:
+            return 0
+        self._begin_erase()
         gone = 0
         for namespace in self.namespaces():
             mem: Any = self._collection(namespace, "mem", create=False)
-            if mem is None or not wanted:
-                continue
-            present = mem.get(ids=sorted(wanted), include=[])["ids"]
+            present = mem.get(ids=wanted, include=[])["ids"] if mem is not None else []
             if present:
                 mem.delete(ids=present)
                 doc = self._collection(namespace, "doc", create=False)
                 if doc is not None:
                     doc.delete(ids=present)
                 gone += len(present)
+            self.lexical.remove(namespace, wanted)
+        self.finish_erase()
         return gone
 
     def forget_all(self) -> int:
-        """Delete every memory in every namespace."""
+        """Erase every memory in every namespace."""
         count = self.count()
+        self._begin_erase()
         for collection in self.client.list_collections():
             if (collection.metadata or {}).get("kind") == _KIND:
+                self.lexical.drop_namespace(str((collection.metadata or {})["namespace"]))
                 self.client.delete_collection(collection.name)
         with self._lock:
             self._collections.clear()
+        self.finish_erase()
         return count
+
+    def _begin_erase(self) -> None:
+        if self.erase_dir is not None:
+            erase.mark(self.erase_dir)
+
+    def finish_erase(self) -> None:
+        """Scrub what deletions leave on disk (Chroma's queue, full-text index and free
+        pages; the lexical index's) and clear the erase marker."""
+        self._synced.clear()
+        for namespace in self.namespaces():
+            self._sync(namespace)  # drops what an interrupted forget left in the index
+        if self.chroma_dir is not None:
+            erase.purge_chroma(self.chroma_dir)
+        self.lexical.compact()
+        if self.erase_dir is not None:
+            erase.done(self.erase_dir)
 
     # -- reading -------------------------------------------------------------------
 
@@ -229,23 +309,37 @@ class MemoryStore:
     def recall(self, text: str, now: float, namespace: str | None = None,
                params: RankingParams | None = None) -> list[Recalled]:
         """The memories that bear on `text`, best first, with their scores."""
-        params = params or self.params
+        return rank(self.candidates(text, namespace), now, params or self.params)
+
+    def candidates(self, text: str, namespace: str | None = None) -> list[Candidate]:
+        """What both indexes return for `text`, before ranking (benchmarks rank them often)."""
         vector = self.embedder.embed([text])[0]
         namespaces = [namespace] if namespace else self.namespaces()
-        candidates = [c for name in namespaces for c in self._candidates(name, vector)]
-        return rank(text, candidates, now, params)
+        return [c for name in namespaces for c in self._candidates(name, text, vector)]
 
-    def _candidates(self, namespace: str, vector: np.ndarray) -> list[Candidate]:
+    def _candidates(self, namespace: str, text: str, vector: np.ndarray) -> list[Candidate]:
+        """The dense index's nearest memories and the lexical index's best, each with its
+        dense similarity and BM25 score (None where no query word matched)."""
         mem = self._collection(namespace, "mem", create=False)
         if mem is None:
             return []
+        self._sync(namespace)
         found = mem.query(query_embeddings=[vector], n_results=CANDIDATES,
                           include=["metadatas", "distances"])
-        ids, metas, distances = found["ids"][0], found["metadatas"][0], found["distances"][0]
+        ids, metas = list(found["ids"][0]), list(found["metadatas"][0])
+        similarity = [1.0 - float(d) for d in found["distances"][0]]
+        lexical = dict(self.lexical.search(namespace, text, CANDIDATES))
+        extra = [i for i in lexical if i not in set(ids)]
+        if extra:  # lexical-only hits: their metadata and dense similarity from Chroma
+            got = mem.get(ids=extra, include=["metadatas", "embeddings"])
+            ids += got["ids"]
+            metas += got["metadatas"]
+            similarity += [float(np.dot(vector, v)) for v in got["embeddings"]]
         docs = self._doc_vectors(namespace, ids)
-        return [Candidate(record=MemoryRecord.from_metadata(i, m), similarity=1.0 - float(d),
-                          doc_vector=docs.get(i))
-                for i, m, d in zip(ids, metas, distances, strict=True)]
+        return [Candidate(record=MemoryRecord.from_metadata(i, m), similarity=s,
+                          lexical=lexical.get(i), doc_vector=docs.get(i),
+                          doc_similarity=float(docs[i] @ vector) if i in docs else None)
+                for i, m, s in zip(ids, metas, similarity, strict=True)]
 
     def _doc_vectors(self, namespace: str, ids: list[str]) -> dict[str, np.ndarray]:
         doc = self._collection(namespace, "doc", create=False)

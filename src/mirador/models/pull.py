@@ -531,7 +531,7 @@ def register(settings: Settings, pulled: Pulled, use_for: str | None = None) -> 
 
 def stage_persona(settings: Settings, use_for: str) -> tuple[str, str]:
     """The stage `use_for` names (by its name or its persona's) and that stage's persona."""
-    from mirador.models.manifest import load_manifest
+    from mirador.models.manifest import manifest_for
 
     stages = settings.config.stages
     found = [s for s in stages if use_for in (s.name, s.persona)]
@@ -539,7 +539,7 @@ def stage_persona(settings: Settings, use_for: str) -> tuple[str, str]:
         known = ", ".join(f"{s.name} (persona {s.persona})" for s in stages)
         raise ConfigError(f"--use-for {use_for}: no stage is called that (stages: {known})")
     stage = found[0]
-    if not load_manifest(settings.manifest_path).has_persona(stage.persona):
+    if not manifest_for(settings).has_persona(stage.persona):
         raise ConfigError(f"stage {stage.name} runs model '{stage.persona}' directly, not a "
                           "persona; set its 'persona' in config.yaml to the pulled model's id")
     return stage.name, stage.persona

@@ -60,8 +60,9 @@ class PreloadFigures:
 
 
 class UsageLog:
-    def __init__(self, path: Path | None) -> None:
+    def __init__(self, path: Path | None, keep_queries: bool = True) -> None:
         self.path = path
+        self.keep_queries = keep_queries  # False (memory off): no query's words are written
         self.past: list[PastQuery] = []
         self.figures = PreloadFigures()
         self._read()
@@ -76,9 +77,21 @@ class UsageLog:
         return sorted((s for s in scored if s[0] >= threshold), key=lambda s: -s[0])[:limit]
 
     def record(self, text: str, personas: Iterable[str], models: Iterable[str]) -> None:
-        self.past.append(PastQuery(words(text), tuple(personas), tuple(dict.fromkeys(models))))
-        del self.past[:-KEEP]
-        self._write()
+        if self.keep_queries:
+            self.past.append(PastQuery(words(text), tuple(personas),
+                                       tuple(dict.fromkeys(models))))
+            del self.past[:-KEEP]
+            self._write()
+
+    def forget(self, texts: Iterable[str] | None) -> int:
+        """Drop the past queries with these texts' words (every one when None); the file is
+        rewritten at once (an OSError is raised: forgetting must not fail silently)."""
+        gone = {words(t) for t in texts} if texts is not None else None
+        kept = [p for p in self.past if gone is not None and p.words not in gone]
+        dropped, self.past = len(self.past) - len(kept), kept
+        if dropped and self.path is not None:
+            write_json_atomic(self.path, self._data())
+        return dropped
 
     def score(self, predicted: set[str], used: set[str]) -> None:
         """Count how a query's predicted models compare with the ones it ran on."""
@@ -101,12 +114,13 @@ class UsageLog:
         except (OSError, ValueError, TypeError, KeyError):
             self.past, self.figures = [], PreloadFigures()  # history is a hint: start afresh
 
+    def _data(self) -> dict[str, Any]:
+        return {"updated": time.time(), "preload": vars(self.figures),
+                "queries": [{"words": sorted(p.words), "personas": list(p.personas),
+                             "models": list(p.models)} for p in self.past]}
+
     def _write(self) -> None:
         if self.path is None:
             return
-        data: dict[str, Any] = {
-            "updated": time.time(), "preload": vars(self.figures),
-            "queries": [{"words": sorted(p.words), "personas": list(p.personas),
-                         "models": list(p.models)} for p in self.past]}
         with contextlib.suppress(OSError):  # losing a hint must never fail an answer
-            write_json_atomic(self.path, data)
+            write_json_atomic(self.path, self._data())

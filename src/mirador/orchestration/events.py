@@ -76,6 +76,7 @@ class StageEnd(_Event):
     ttft: float | None
     tokens_per_second: float | None
     partial: bool = False  # the text stopped early (timeout, error, cancel)
+    reason: str | None = None  # why the stage ended early when it was not cut short
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,12 @@ class StageAnswer:
 
 @dataclass(frozen=True)
 class Done(_Event):
-    """The end: the answer of each stage, the final answer and the totals."""
+    """The end: each stage's answer, the final answer (the best stage's) and the totals.
+
+    `quality` has each stage's relevance to the question, repetition and flags
+    (see `mirador.orchestration.quality`); `chosen_because` says why
+    `final_stage` was picked, and `set_aside` names later stages passed over.
+    """
 
     type: ClassVar[str] = "done"
     answer_id: str
@@ -102,6 +108,9 @@ class Done(_Event):
     tokens: int = 0
     ttft: float | None = None
     error: str | None = None
+    chosen_because: str | None = None  # why `final_stage` gave the answer
+    set_aside: list[str] = field(default_factory=list)  # later stages passed over
+    quality: dict[str, dict[str, Any]] = field(default_factory=dict)  # each stage's scores
 
 
 Event = Ack | StageStart | Token | ErrorEvent | StageEnd | Done

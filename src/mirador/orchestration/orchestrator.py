@@ -22,9 +22,9 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from mirador.backends import ChatRequest, Finished, Message, TextPiece
 from mirador.errors import ConfigError, MiradorError
@@ -34,10 +34,10 @@ from mirador.models.manifest import (
     Manifest,
     ModelEntry,
     ResolvedPersona,
-    load_manifest,
+    manifest_for,
 )
 from mirador.models.slots import Admitted
-from mirador.orchestration import prompts
+from mirador.orchestration import prompts, quality
 from mirador.orchestration.events import (
     Ack,
     Done,
@@ -52,6 +52,9 @@ from mirador.orchestration.events import (
 from mirador.orchestration.routing import Route, classify
 from mirador.orchestration.stages import ModelStage, select_stages
 from mirador.settings import Settings
+
+if TYPE_CHECKING:
+    from mirador.embeddings import Embedder
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,14 @@ class _StageRun:
     status: StageStatus = "ok"
     message: str = ""
     seconds: float = 0.0
+    watch: quality.LoopWatch = field(default_factory=quality.LoopWatch)
+    loop: quality.Loop | None = None
+
+    @property
+    def answer_text(self) -> str:
+        """The stage's text, without the loop it fell into."""
+        text = "".join(self.text)
+        return quality.trim_loop(text, self.loop) if self.loop else text.strip()
 
 
 class Orchestrator:
@@ -126,15 +137,25 @@ class Orchestrator:
     def __init__(self, settings: Settings, manifest: Manifest | None = None,
                  manager: ModelManager | None = None, context: ContextSource | None = None,
                  sinks: Sequence[AnswerSink] = (), chooser: ChainChooser | None = None,
-                 load_timeout: float = 300.0) -> None:
+                 load_timeout: float = 300.0, embedder: Embedder | None = None) -> None:
         self.settings = settings
-        self.manifest = manifest or load_manifest(settings.manifest_path)
+        self.manifest = manifest or manifest_for(settings)
         self.manager = manager or ModelManager(settings, self.manifest)
         self.stages = [ModelStage.from_config(s) for s in settings.config.stages]
         self.context = context
         self.sinks = list(sinks)
         self.chooser = chooser
         self.load_timeout = load_timeout
+        self._embedder = embedder
+
+    @property
+    def embedder(self) -> Embedder:
+        """The embedder that judges stages: the one given, or the configured one, loaded late."""
+        if self._embedder is None:
+            from mirador.embeddings import load_embedder
+
+            self._embedder = load_embedder(self.settings, start=False)
+        return self._embedder
 
     async def __aenter__(self) -> Orchestrator:
         return self
@@ -233,6 +254,8 @@ class Orchestrator:
         yield Ack(answer_id=answer_id, query=q.text, complexity=plan.complexity,
                   stages=[s.name for s in plan.stages], chain=plan.chain)
         recall: asyncio.Task[str] | None = None  # starts at the first token: never before it
+        judge = quality.Judge(q.text, self.embedder if len(plan.stages) > 1 else None,
+                              len(plan.stages))
         answers: dict[str, StageAnswer] = {}
         ends: list[StageEnd] = []
         first_token: float | None = None
@@ -247,22 +270,27 @@ class Orchestrator:
                                  confidence=stage.confidence, index=index)
                 async with aclosing(self._run_stage(stage, persona, messages, run)) as tokens:
                     async for event in tokens:
-                        if first_token is None:
+                        fresh = first_token is None
+                        if fresh:
                             first_token = time.perf_counter() - started
                             recall = self._start_recall(q, len(plan.stages))
                         yield event
+                        if fresh:  # the embedder may load now, behind the first token
+                            judge.begin()
                 if run.status != "ok":
                     yield ErrorEvent(stage=stage.name, model=persona.model.id,
                                      status=run.status, message=run.message)
                 ends.append(self._stage_end(stage, persona, run))
                 yield ends[-1]
                 answers[stage.name] = StageAnswer(
-                    text="".join(run.text).strip(), status=run.status, model=persona.model.id,
+                    text=run.answer_text, status=run.status, model=persona.model.id,
                     partial=run.status != "ok", tokens=run.tokens, error=run.message or None)
+                judge.stage_ended(stage.name, run.answer_text, run.loop)
+            done = await _judged(_done(answer_id, answers, started, first_token), judge)
         finally:
+            judge.cancel()
             if recall is not None:
                 recall.cancel()
-        done = _done(answer_id, answers, started, first_token)
         yield done
         if remember:
             await self._tell_sinks(AnswerRecord(query=q, plan=plan, done=done, stage_ends=ends))
@@ -315,8 +343,11 @@ class Orchestrator:
                         run.ttft = time.perf_counter() - begun
                     run.text.append(event.text)
                     run.tokens += event.tokens
+                    run.loop = run.watch.feed(event.text)
                     yield Token(text=event.text, stage=stage.name, model=persona.model.id,
                                 confidence=stage.confidence)
+                    if run.loop is not None:
+                        break  # a loop only grows: end the stage here
                 elif isinstance(event, Finished) and event.reason == "cancelled":
                     run.status = "cancelled"
         except TimeoutError:
@@ -342,7 +373,8 @@ class Orchestrator:
                         tokens=run.tokens, seconds=round(seconds, 4),
                         ttft=None if run.ttft is None else round(run.ttft, 4),
                         tokens_per_second=None if rate is None else round(rate, 2),
-                        partial=run.status != "ok")
+                        partial=run.status != "ok",
+                        reason=run.loop.describe() if run.loop else None)
 
     # -- hooks ---------------------------------------------------------------
 
@@ -384,3 +416,18 @@ def _done(answer_id: str, answers: dict[str, StageAnswer], started: float,
     return Done(answer_id=answer_id, status=status, answer=answers[final].text,
                 final_stage=final, answers=answers, seconds=seconds, ttft=ttft,
                 tokens=sum(a.tokens for a in answers.values()))
+
+
+async def _judged(done: Done, judge: quality.Judge) -> Done:
+    """`done` with the best stage's text as the answer, and every stage's scores."""
+    if done.status == "error":
+        return done
+    ok = [name for name, a in done.answers.items() if a.status == "ok" and a.text]
+    choice, scores = await judge.verdict(ok or [n for n, a in done.answers.items() if a.text])
+    report = {name: {"relevance": s.relevance, "repetition": s.repetition,
+                     "flags": list(s.flags)} for name, s in scores.items()}
+    if choice is None:
+        return replace(done, quality=report)
+    return replace(done, answer=done.answers[choice.stage].text, final_stage=choice.stage,
+                   chosen_because=choice.reason, set_aside=list(choice.set_aside),
+                   quality=report)

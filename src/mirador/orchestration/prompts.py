@@ -1,8 +1,12 @@
-"""What each stage is shown: its persona's system prompt, the query, and earlier stages' words.
+"""What each stage is shown: its persona's system prompt, the question, and earlier stages' words.
 
 The first stage sees only the question (and the session's earlier turns), so
-it can start at once. Later stages see the question, what Mirador remembers
-that bears on it, and each earlier stage's answer, marked when it was cut short.
+it can start at once. A later stage sees the conversation so far as a chat:
+the question, each earlier stage's answer as the assistant's turn, and, as the
+last user turn, what Mirador remembers about the person, the question again,
+and this stage's request ("what did that answer miss?", "now the final
+answer"). A tiny model follows a short request at the end of a chat far
+better than a long document of notes, and copies notes shown as text.
 """
 
 from __future__ import annotations
@@ -18,8 +22,19 @@ from mirador.orchestration.stages import ModelStage
 if TYPE_CHECKING:
     from mirador.orchestration.orchestrator import Query
 
-_TITLES = {"quick_response": "First answer", "deep_analysis": "Analysis",
-           "synthesis": "Synthesis"}
+STAGE_REQUESTS: dict[str, str] = {
+    "deep_analysis": (
+        "What did that answer miss? Name the specific details, risks and trade-offs that "
+        "matter here, and what matters for my own situation. Two to four sentences."),
+    "synthesis": (
+        "Now write your final answer to my question: keep what was right above and add the "
+        "missing points. Clear and practical, at most five sentences."),
+}
+"""What a later stage is asked to do, by stage name; other stages get their persona's
+`request` from the manifest, or else `DEFAULT_REQUEST`."""
+
+DEFAULT_REQUEST = "Answer my question again, in your own role, building on the answer above."
+CUT_SHORT = "(That answer was cut short.)"
 
 
 def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
@@ -31,23 +46,38 @@ def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
     for example in persona.examples if stage.format is None else ():
         messages += [Message("user", example.user), Message("assistant", example.assistant)]
     messages.extend(query.history)
-    messages.append(Message("user", _user_turn(query.text, earlier, background)))
+    spoken = [(name, answer) for name, answer in earlier.items() if answer.text]
+    if not spoken and not background:
+        messages.append(Message("user", query.text))
+        return tuple(messages)
+    if spoken:
+        messages.append(Message("user", query.text))
+    for i, (_, answer) in enumerate(spoken):
+        messages.append(Message("assistant", answer.text))
+        if i + 1 < len(spoken):
+            messages.append(Message("user", _request(spoken[i + 1][0], answer)))
+    request = STAGE_REQUESTS.get(stage.name) or persona.request or DEFAULT_REQUEST
+    messages.append(Message("user", _last_turn(query.text, request, spoken, background)))
     return tuple(messages)
 
 
-def _user_turn(text: str, earlier: Mapping[str, StageAnswer], background: str) -> str:
-    if not earlier and not background:
-        return text
-    parts = [f"Question: {text}"]
+def _request(stage_name: str, previous: StageAnswer | None) -> str:
+    cut = f"{CUT_SHORT} " if previous is not None and previous.partial else ""
+    return cut + STAGE_REQUESTS.get(stage_name, DEFAULT_REQUEST)
+
+
+def _last_turn(question: str, request: str, spoken: list[tuple[str, StageAnswer]],
+               background: str) -> str:
+    parts = []
     if background:
-        parts.append(f"What you know about the person asking:\n{background}")
-    for name, answer in earlier.items():
-        if not answer.text:
-            continue
-        title = _TITLES.get(name, name.replace("_", " ").capitalize())
-        cut = " (cut short)" if answer.partial else ""
-        parts.append(f"{title}{cut}:\n{answer.text}")
-    return "\n\n".join(parts) + "\n"
+        parts.append(f"What you know about me:\n{background}")
+    if not spoken:
+        parts.append(question)
+        return "\n\n".join(parts)
+    parts.append(f"My question was: {question}")
+    cut = f"{CUT_SHORT} " if spoken[-1][1].partial else ""
+    parts.append(cut + request)
+    return "\n\n".join(parts)
 
 
 def stage_options(stage: ModelStage) -> SamplingOptions:

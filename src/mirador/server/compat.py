@@ -20,14 +20,13 @@ stage adds a `[timeout] ...` line. With `final`, only the last planned stage str
 from __future__ import annotations
 
 import hashlib
-import importlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from mirador.backends import Message
-from mirador.errors import ContextOverflowError, ModelNotFoundError
+from mirador.errors import ContextOverflowError, ModelFileError, ModelNotFoundError
 from mirador.models.manifest import ModelEntry
 from mirador.models.slots import SizesContext
 from mirador.orchestration.events import Ack, Done, ErrorEvent, Event, StageEnd, StageStart, Token
@@ -222,13 +221,12 @@ def _model_file(entry: ModelEntry, models_dir: Path) -> Path | None:
         path = Path(entry.path).expanduser()
         return path if path.is_file() else None
     if entry.package:
-        try:
-            module = importlib.import_module(entry.package.replace("-", "_"))
-        except ImportError:
+        from mirador.models.packaged import packaged_size
+
+        try:  # a plain file in its package, or an assembled one; never imports the package
+            return packaged_size(entry.package, models_dir)[1]
+        except ModelFileError:
             return None
-        name = getattr(module, "MODEL_NAME", None)
-        found = models_dir / name if name else None
-        return found if found is not None and found.is_file() else None
     return None
 
 

@@ -123,6 +123,12 @@ async def search_memories(rt: Runtime, q: str = Query(min_length=1),
     return {"memories": await memory_service(rt).search(q, namespace, limit)}
 
 
+@router.delete("/memory", response_model=schemas.ForgetAllResult)
+async def forget_all_memories(rt: Runtime) -> Any:
+    """Forget everything remembered (memories, journals, the text learning kept)."""
+    return {"forgotten": await memory_service(rt).forget_all()}
+
+
 @router.delete("/memory/{memory_id}", response_model=schemas.ForgetResult)
 async def forget_memory(memory_id: str, rt: Runtime) -> Any:
     """Forget one memory for good."""

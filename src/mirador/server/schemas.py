@@ -177,6 +177,10 @@ class ForgetResult(BaseModel):
     forgotten: bool
 
 
+class ForgetAllResult(BaseModel):
+    forgotten: dict[str, int]  # memories, turns, answers
+
+
 EVENT_CLASSES = (Ack, StageStart, Token, ErrorEvent, StageEnd, Done)
 
 

@@ -25,6 +25,8 @@ class MemoryService(Protocol):
 
     async def forget(self, memory_id: str) -> bool: ...
 
+    async def forget_all(self) -> dict[str, int]: ...
+
 
 class RatingService(Protocol):
     async def rate(self, answer_id: str | None, rating: int,
@@ -37,14 +39,16 @@ def memory_service(runtime: ServerRuntime) -> MemoryService:
     if memory is None or not hasattr(memory, "astore"):
         raise FeatureUnavailableError("memory is off on this server (memory.enabled: false in "
                                       "config.yaml); turn it on to keep and search memories")
-    return _Memories(memory)
+    return _Memories(memory, runtime)
 
 
 class _Memories:
-    """The memory store's reads and forgetting, run off the event loop."""
+    """The memory store's reads, and forgetting through `mirador.privacy` (every file),
+    run off the event loop."""
 
-    def __init__(self, memory: Any) -> None:
+    def __init__(self, memory: Any, runtime: ServerRuntime) -> None:
         self.memory = memory
+        self.runtime = runtime
 
     async def _call(self, work: Callable[[Any], Any]) -> Any:
         """`work(store)` in a worker thread, the store library's errors translated."""
@@ -63,7 +67,18 @@ class _Memories:
         return [hit.to_json() for hit in hits[:limit]]
 
     async def forget(self, memory_id: str) -> bool:
-        return bool(await self._call(lambda store: store.forget([memory_id])))
+        from mirador import privacy
+
+        live = privacy.live_parts(self.runtime.orchestrator)
+        gone = await asyncio.to_thread(privacy.forget, self.runtime.settings, [memory_id], live)
+        return gone.anything
+
+    async def forget_all(self) -> dict[str, int]:
+        from mirador import privacy
+
+        live = privacy.live_parts(self.runtime.orchestrator)
+        gone = await asyncio.to_thread(privacy.forget_all, self.runtime.settings, live)
+        return gone.to_json()
 
 
 def rating_service(runtime: ServerRuntime) -> RatingService:

@@ -1,0 +1,162 @@
+"""The lexical index: BM25 over every stored exchange, kept in SQLite FTS5.
+
+A small sentence model blurs exact names and codes ("OPS-4312", "Juniper", "Martin
+D-28"); BM25 ranks them. SQLite's FTS5 is a maintained BM25 implementation (Okapi
+BM25, k1 = 1.2, b = 0.75, Porter stemming) that updates in place: adding or
+forgetting one memory never rebuilds the index, and a 100,000-memory search takes a
+few milliseconds.
+
+Durability comes from SQLite: every write is one transaction with a rollback
+journal, so a SIGKILL leaves the whole batch or none of it. The index is derived
+from the vector store (the source of truth): `MemoryStore` compares the two on
+first use and rebuilds a namespace whose contents disagree (a write or forget cut
+short between the two).
+
+Forgetting erases: rows are deleted with `secure_delete` on, the FTS index is
+merged so no segment keeps a deleted term, and the file is vacuumed so no freed
+page keeps the text.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    rowid INTEGER PRIMARY KEY, id TEXT NOT NULL, namespace TEXT NOT NULL,
+    UNIQUE (namespace, id));
+CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(text, tokenize='porter unicode61');
+"""
+_TOKEN = re.compile(r"\w+", re.UNICODE)
+# English function words: they match nearly every memory and only slow the search.
+STOPWORDS = frozenset("""a about above after again against all am an and any are as at be
+because been before being below between both but by can could did do does doing down during
+each few for from further had has have having he her here hers herself him himself his how i
+if in into is it its itself just me more most my myself no nor not now of off on once only or
+other our ours ourselves out over own same she should so some such than that the their
+theirs them themselves then there these they this those through to too under until up very
+was we were what when where which while who whom why will with would you your yours yourself
+yourselves i'm im ive id us let get got please tell know one also may might must shall
+like want need much many well way thing things something anything really yes ok okay""".split())  # noqa: SIM905 (a list literal reads worse)
+
+
+def query_terms(text: str) -> list[str]:
+    """The words of `text` worth matching: lower-cased, without function words, once each."""
+    seen: dict[str, None] = {}
+    for word in _TOKEN.findall(text.lower()):
+        if word not in STOPWORDS:
+            seen.setdefault(word, None)
+    return list(seen)
+
+
+class LexicalIndex:
+    """BM25 search over memories' text, per namespace (thread-safe, blocking)."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        """Open (or create) the index at `path`; None keeps it in memory only."""
+        self.path = path
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(str(path) if path else ":memory:", isolation_level=None,
+                                   check_same_thread=False, timeout=30.0)
+        self._db.execute("PRAGMA secure_delete = ON")
+        self._db.execute("PRAGMA journal_mode = DELETE")  # no WAL file keeping old pages
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def add(self, namespace: str, ids: Sequence[str], texts: Sequence[str]) -> None:
+        """Index these memories (replacing any with the same id in the namespace)."""
+        with self._write() as db:
+            self._delete(db, namespace, ids)
+            self._insert(db, namespace, ids, texts)
+
+    @staticmethod
+    def _insert(db: sqlite3.Connection, namespace: str, ids: Sequence[str],
+                texts: Sequence[str]) -> None:
+        for memory_id, text in zip(ids, texts, strict=True):
+            rowid = db.execute("INSERT INTO docs (id, namespace) VALUES (?, ?)",
+                               (memory_id, namespace)).lastrowid
+            db.execute("INSERT INTO terms (rowid, text) VALUES (?, ?)", (rowid, text))
+
+    def remove(self, namespace: str, ids: Sequence[str]) -> int:
+        """Delete these memories from the index; returns how many were there."""
+        with self._write() as db:
+            return self._delete(db, namespace, ids)
+
+    def replace_namespace(self, namespace: str, ids: Sequence[str],
+                          texts: Sequence[str]) -> None:
+        """Make the namespace hold exactly these memories (a rebuild from the vector store)."""
+        with self._write() as db:
+            rows = db.execute("SELECT rowid FROM docs WHERE namespace = ?", (namespace,))
+            self._delete_rows(db, [r[0] for r in rows.fetchall()])
+            self._insert(db, namespace, ids, texts)
+
+    def drop_namespace(self, namespace: str) -> None:
+        self.replace_namespace(namespace, [], [])
+
+    @staticmethod
+    def _delete(db: sqlite3.Connection, namespace: str, ids: Sequence[str]) -> int:
+        rowids = []
+        for memory_id in ids:
+            row = db.execute("SELECT rowid FROM docs WHERE namespace = ? AND id = ?",
+                             (namespace, memory_id)).fetchone()
+            if row is not None:
+                rowids.append(row[0])
+        LexicalIndex._delete_rows(db, rowids)
+        return len(rowids)
+
+    @staticmethod
+    def _delete_rows(db: sqlite3.Connection, rowids: Sequence[int]) -> None:
+        for rowid in rowids:
+            db.execute("DELETE FROM terms WHERE rowid = ?", (rowid,))
+            db.execute("DELETE FROM docs WHERE rowid = ?", (rowid,))
+
+    def compact(self) -> None:
+        """Erase what deletions left behind: merge the FTS segments, then vacuum the file."""
+        with self._lock:
+            self._db.execute("INSERT INTO terms (terms) VALUES ('optimize')")
+            self._db.execute("VACUUM")
+
+    # -- reading -----------------------------------------------------------------------
+
+    def ids(self, namespace: str) -> set[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT id FROM docs WHERE namespace = ?", (namespace,))
+            return {r[0] for r in rows.fetchall()}
+
+    def count(self, namespace: str) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT count(*) FROM docs WHERE namespace = ?",
+                                   (namespace,)).fetchone()
+            return int(row[0])
+
+    def search(self, namespace: str, text: str, limit: int) -> list[tuple[str, float]]:
+        """The best `limit` memories of the namespace for `text`: (id, BM25 score), best first."""
+        terms = query_terms(text)
+        if not terms:
+            return []
+        match = " OR ".join(f'"{term}"' for term in terms)
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT docs.id, bm25(terms) FROM terms JOIN docs ON docs.rowid = terms.rowid "
+                "WHERE terms MATCH ? AND docs.namespace = ? ORDER BY bm25(terms) LIMIT ?",
+                (match, namespace, limit)).fetchall()
+        return [(memory_id, -float(score)) for memory_id, score in rows]
