@@ -156,8 +156,9 @@ def test_tasks_leave_no_memory_and_no_learning_record(server: ServerThread) -> N
                            timeout=120)
         assert reply.status_code == 200
     marker = f"zebra{uuid.uuid4().hex[:6]}"  # a person's question, asked after the tasks
-    control = httpx.post(f"{server.url}/v1/chat/completions", timeout=120, json={
-        "model": "mirador:quick", "messages": [{"role": "user", "content": f"Is {marker} a word?"}]})
+    question = [{"role": "user", "content": f"Is {marker} a word?"}]
+    control = httpx.post(f"{server.url}/v1/chat/completions", timeout=120,
+                         json={"model": "mirador:quick", "messages": question})
     answer_id = control.json()["id"].removeprefix("chatcmpl-")
     store = LearningStore.in_home(server.runtime.settings.home)
     try:
