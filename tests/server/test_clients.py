@@ -62,8 +62,10 @@ def test_llm_cli_embeds(server: ServerThread, tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def chat_ollama(server: ServerThread) -> ChatOllama:
-    return ChatOllama(model="mirador:quick", base_url=server.url, temperature=0)
+def chat_ollama(server: ServerThread) -> Iterator[ChatOllama]:
+    chat = ChatOllama(model="mirador:quick", base_url=server.url, temperature=0)
+    yield chat
+    chat._client.close()  # LangChain never closes its ollama client's connections
 
 
 @pytest.fixture
@@ -110,6 +112,9 @@ def test_bind_tools_is_refused_clearly(chat_ollama: ChatOllama, chat_openai: Cha
 
 def test_ollama_embeddings(server: ServerThread) -> None:
     embeddings = OllamaEmbeddings(model="all-minilm", base_url=server.url)
-    rows = embeddings.embed_documents(["a cat", "a kitten"])
-    assert len(rows) == 2 and len(rows[0]) == 384
-    assert len(embeddings.embed_query("a dog")) == 384
+    try:
+        rows = embeddings.embed_documents(["a cat", "a kitten"])
+        assert len(rows) == 2 and len(rows[0]) == 384
+        assert len(embeddings.embed_query("a dog")) == 384
+    finally:
+        embeddings._client.close()  # type: ignore[union-attr]

@@ -40,8 +40,8 @@ def test_ollama_older_embeddings_call(server: ServerThread) -> None:
 
 
 def test_openai_embeddings_float_and_base64(server: ServerThread) -> None:
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", timeout=60)
-    floats = client.embeddings.create(model="mirador:embed", input=TEXTS)
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", timeout=60) as client:
+        floats = client.embeddings.create(model="mirador:embed", input=TEXTS)
     assert [d.index for d in floats.data] == [0, 1, 2]
     assert floats.usage.prompt_tokens == floats.usage.total_tokens > 3
     raw = httpx.post(f"{server.url}/v1/embeddings", timeout=60,

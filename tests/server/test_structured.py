@@ -34,8 +34,9 @@ def client(server: ServerThread) -> Iterator[ollama.Client]:
 
 
 @pytest.fixture
-def oai(server: ServerThread) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", timeout=120)
+def oai(server: ServerThread) -> Iterator[openai.OpenAI]:
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", timeout=120) as c:
+        yield c
 
 
 def test_ollama_schema_on_a_staged_model_is_one_valid_object(client: ollama.Client) -> None:

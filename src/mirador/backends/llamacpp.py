@@ -351,6 +351,12 @@ def _completion_kwargs(options: SamplingOptions, stops: tuple[str, ...]) -> dict
     return kwargs
 
 
+# llama-cpp-python's converter lets a string hold raw control characters (a newline, a
+# tab), which JSON forbids; strings here take them only escaped.
+_ANY_CHAR = 'char ::= [^"\\\\] |'
+_JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
 def json_grammar(fmt: ResponseFormat) -> Any:
     """llama.cpp's grammar for `fmt`: any JSON object, or JSON matching its schema.
 
@@ -358,16 +364,16 @@ def json_grammar(fmt: ResponseFormat) -> Any:
     import json
 
     from llama_cpp import LlamaGrammar
-    from llama_cpp.llama_grammar import JSON_GBNF
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    if fmt.schema is None:
-        return LlamaGrammar.from_string(JSON_GBNF, verbose=False)
+    schema = fmt.schema if fmt.schema is not None else {"type": "object"}
     try:
-        return LlamaGrammar.from_json_schema(json.dumps(fmt.schema), verbose=False)
+        gbnf = json_schema_to_gbnf(json.dumps(schema))
     except (ValueError, KeyError, TypeError, RuntimeError, AssertionError) as exc:
         raise ValueError(f"the JSON schema cannot be used for constrained decoding "
                          f"({type(exc).__name__}: {exc}); send a simpler schema (objects, "
                          "arrays, strings, numbers, enums, required properties)") from None
+    return LlamaGrammar.from_string(gbnf.replace(_ANY_CHAR, _JSON_CHAR), verbose=False)
 
 
 def _grammar(fmt: ResponseFormat) -> Any:
