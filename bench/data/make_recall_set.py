@@ -269,7 +269,7 @@ FAMILIES: list[dict[str, Any]] = [
      "slots": [{"old": "9am", "new": "10:30am"}, {"old": "9:15am", "new": "11am"},
                {"old": "10am", "new": "9am"}, {"old": "8:45am", "new": "9:30am"}]},
     {"id": "book", "kind": "update", "area": "hobbies",
-     "facts": ["I'm reading {old} before bed.", "I finished that and started {new}."],
+     "facts": ["I'm reading {old} before bed.", "I finished {old} and started {new}."],
      "probes": ["What novel am I in the middle of?", "Which book is on my nightstand?"],
      "slots": [{"old": "Dune", "new": "Middlemarch"}, {"old": "Beloved", "new": "Circe"},
                {"old": "The Hobbit", "new": "Piranesi"}, {"old": "Emma", "new": "Shogun"}]},

@@ -123,10 +123,10 @@ class MemoryConfig(Strict):
     embedder_model: str | None = Field(
         default=None, description="A model folder (minilm, sentence-transformers) or an Ollama "
         "tag; None: the packaged all-MiniLM-L6-v2 (Ollama: all-minilm).")
-    half_life_days: float = Field(default=90.0, gt=0, description="Age that halves a memory's "
-                                  "weight in recall.")
+    half_life_days: float = Field(default=90.0, gt=0, description="Age that halves what "
+                                  "age takes off a memory's score (at most 0.04).")
     min_relevance: float = Field(
-        default=0.44, ge=0.0, le=1.0, description="The context compiler gives a model only "
+        default=0.439, ge=0.0, le=1.0, description="The context compiler gives a model only "
         "memories at least this similar in meaning to the question (search shows the top "
         "results regardless); calibrated in bench/recall.py.")
     recall_limit: int = Field(default=5, ge=1, le=50)

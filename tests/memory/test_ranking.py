@@ -1,5 +1,6 @@
-"""Recall ranking: meaning and words fused by rank, then age and supersession; search always
-returns the top k, and only the context compiler's gate applies a threshold."""
+"""Recall ranking: meaning first, a bounded word bonus, age and supersession only between
+memories that answer alike; search always returns the top k, and only the context
+compiler's gate applies a threshold."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from dataclasses import replace
 import numpy as np
 
 from mirador.memory.lexical import query_terms
-from mirador.memory.ranking import RankingParams, decay, fuse, relevant
+from mirador.memory.ranking import (
+    Candidate,
+    RankingParams,
+    freshness,
+    lexical_bonus,
+    rank,
+    relevant,
+)
+from mirador.memory.records import MemoryRecord
 from mirador.memory.store import MemoryStore
 from tests.memory.conftest import DAY, rec
 
@@ -20,14 +29,43 @@ def test_recall_ranks_by_meaning_with_scores(store: MemoryStore) -> None:
                rec("kid", "My daughter starts kindergarten in September.")])
     hits = store.recall("How far should my longest run be?", time.time())
     assert hits[0].record.id == "run"
-    assert hits[0].score > 0.3 and hits[0].similarity > 0.3 and 0.5 <= hits[0].decay <= 1.0
+    assert hits[0].score > 0.3 and hits[0].similarity > 0.3 and 0.9 <= hits[0].decay <= 1.0
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
-def test_decay_halves_the_span_above_the_floor_every_half_life() -> None:
-    params = RankingParams(half_life_days=30.0, decay_floor=0.5)
-    weights = decay(np.array([0.0, 30.0, 60.0, -5.0]), params)
-    np.testing.assert_allclose(weights, [1.0, 0.75, 0.625, 1.0])
+def test_freshness_halves_every_half_life() -> None:
+    params = RankingParams(half_life_days=30.0)
+    weights = freshness(np.array([0.0, 30.0, 60.0, -5.0]), params)
+    np.testing.assert_allclose(weights, [1.0, 0.5, 0.25, 1.0])
+
+
+def _candidate(memory_id: str, similarity: float, days_ago: float, vector: list[float],
+               lexical: float | None = None) -> Candidate:
+    record = MemoryRecord(id=memory_id, namespace="default", query=memory_id, response="",
+                          timestamp=time.time() - days_ago * DAY)
+    unit = np.asarray(vector, dtype=np.float32) / np.linalg.norm(vector)
+    return Candidate(record=record, similarity=similarity, lexical=lexical,
+                     doc_vector=unit, doc_similarity=similarity)
+
+
+def test_age_never_reorders_memories_that_answer_differently() -> None:
+    params = RankingParams(age_weight=0.02)
+    old_close = _candidate("old", 0.50, 900, [1, 0, 0])
+    new_far = _candidate("new", 0.46, 0, [0, 1, 0])  # another subject, a little less close
+    assert [h.record.id for h in rank([new_far, old_close], time.time(), params)] == \
+        ["old", "new"]
+
+
+def test_a_newer_memory_supersedes_only_on_the_same_subject_and_question() -> None:
+    params = RankingParams(supersede_from=0.4, supersede_margin=0.15)
+    old = _candidate("old", 0.50, 300, [1, 0.1, 0])
+    new = _candidate("new", 0.40, 5, [1, 0, 0])  # same subject, nearly as relevant
+    hits = rank([old, new], time.time(), params)
+    assert [h.record.id for h in hits] == ["new", "old"] and hits[1].superseded > 0.0
+    weak = _candidate("new", 0.20, 5, [1, 0, 0])  # same subject, not about the question
+    assert rank([old, weak], time.time(), params)[0].record.id == "old"
+    other = _candidate("new", 0.45, 5, [0, 1, 0])  # about the question, another subject
+    assert rank([old, other], time.time(), params)[0].record.id == "old"
 
 
 def test_now_decides_which_of_two_equal_memories_is_fresher(store: MemoryStore) -> None:
@@ -58,13 +96,16 @@ def test_an_exact_code_the_model_blurs_is_found_by_words(store: MemoryStore) -> 
     assert query_terms("What is the status of OPS-4312?") == ["status", "ops", "4312"]
 
 
-def test_fusion_rewards_agreement_and_tops_out_at_one() -> None:
-    params = RankingParams(rrf_k=60.0, lexical_weight=0.5)
-    fused = fuse(np.array([0.9, 0.8, 0.1]), [5.0, None, 9.0], params)
-    assert fused[0] < 1.0 and fused[0] > fused[1]  # first by meaning, second by words
-    assert fuse(np.array([0.9]), [1.0], params)[0] == 1.0
-    assert fuse(np.array([0.9, 0.8]), [None, None], replace(params, lexical_weight=0.0))[0] \
-        == 1.0
+def test_the_word_bonus_is_bounded_and_grows_with_bm25() -> None:
+    params = RankingParams(lexical_weight=0.05, lexical_saturation=5.0)
+    bonus = lexical_bonus([None, 1.0, 5.0, 500.0], params)
+    assert bonus[0] == 0.0 and bonus[1] < bonus[2] < bonus[3] < 0.05
+    assert bonus[2] == 0.025  # the saturation score earns half
+    close = _candidate("close", 0.60, 1, [1, 0, 0])
+    named = _candidate("named", 0.58, 1, [0, 1, 0], lexical=20.0)
+    far = _candidate("far", 0.40, 1, [0, 0, 1], lexical=500.0)
+    hits = rank([close, named, far], time.time(), params)
+    assert [h.record.id for h in hits] == ["named", "close", "far"]
 
 
 def test_search_always_returns_the_top_k_and_only_the_gate_filters(store: MemoryStore) -> None:
@@ -88,5 +129,18 @@ def test_limit_and_empty_namespace(store: MemoryStore) -> None:
 def test_decay_is_scored_against_the_given_now(store: MemoryStore) -> None:
     store.add([rec("t", "I jog every morning before work.", days_ago=0)])
     later = time.time() + 365 * DAY
-    weight = store.recall("Do I exercise?", later)[0].decay
-    assert store.params.decay_floor < weight < 0.85
+    hit = store.recall("Do I exercise?", later)[0]
+    assert hit.decay < 0.1  # four half-lives on
+    assert hit.similarity - store.params.age_weight <= hit.score < hit.similarity
+
+
+def test_age_and_updates_reorder_the_top_but_never_drop_a_relevant_memory() -> None:
+    params = RankingParams(limit=2, age_weight=0.04, supersede_from=0.4, supersede_margin=0.1)
+    answer = _candidate("answer", 0.60, 2000, [0, 0, 1])  # old, but the clear answer
+    fact = _candidate("fact", 0.50, 400, [1, 0, 0])
+    update = _candidate("update", 0.45, 3, [1, 0.2, 0])  # updates `fact`, ranked third
+    noise = _candidate("noise", 0.30, 0, [0, 1, 0])
+    hits = rank([answer, fact, update, noise], time.time(), params)
+    assert [h.record.id for h in hits] == ["answer", "update"]  # the update replaces the fact
+    alone = rank([answer, fact, noise], time.time(), params)
+    assert [h.record.id for h in alone] == ["answer", "fact"]  # newness alone adds nothing

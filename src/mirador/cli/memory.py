@@ -74,9 +74,9 @@ def search(query: tuple[str, ...], namespace: str | None, limit: int | None,
            as_json: bool) -> None:
     """Find the memories that bear on QUERY: always the best --limit, with their scores.
 
-    score ranks (1.0: first by meaning and by words, new, not superseded); sim is the
-    similarity in meaning; '*' marks what the context compiler would give a model
-    (sim at least memory.min_relevance).
+    score ranks (similarity in meaning, less a little for age; an older memory a newer
+    one updates goes just below it); sim is the similarity in meaning; '*' marks what
+    the context compiler would give a model (sim at least memory.min_relevance).
     """
     from dataclasses import replace
 

@@ -1,22 +1,35 @@
-"""How recalled memories are ranked: meaning and words fused by rank, then age and updates.
+"""How recalled memories are ranked: which memories answer is decided by meaning (and a
+bounded bonus for words); age and updates only reorder those, never choose them.
 
 Every signal is general; none knows any particular memory or question:
 
-- dense: cosine between the query and a weighted mix of the person's own words
+- dense: cosine between the query and a mix of the person's own words
   (`match_query_weight`) and the whole exchange. The index stores a blend of the two
   vectors (`query_weight`) to find candidates; the companion collection keeps the
   exchange's own vector, so ranking can weigh the two as measured, without re-indexing.
 - lexical: BM25 over the whole exchange (`lexical.LexicalIndex`): exact names, codes
-  and rare words that a small sentence model blurs.
-- fusion: reciprocal-rank fusion of the two rankings, sum of w / (k + rank) over the
-  lists a memory appears in (Cormack et al., 2009). Ranks, not raw scores, so neither
-  scale dominates; the score is divided by its maximum, so 1.0 means first in both.
-- decay: a memory's weight falls with age towards `decay_floor`, halving its span
-  every `half_life_days`; old memories still count, newer ones count more.
+  and rare words that a small sentence model blurs. BM25 is unbounded and its scale
+  depends on the query, so it enters as a saturated bonus, `lexical_weight` *
+  bm25 / (bm25 + `lexical_saturation`): a strong word match can lift a memory past
+  one that is a little closer in meaning, never past one that is much closer.
+  (Reciprocal-rank fusion, tried first, threw away how much closer in meaning the
+  first memory was, and lost to plain vector search on the held-out half.)
+- age: a memory loses at most `age_weight` (in cosine units) as it ages, half of it
+  after `half_life_days`: enough to order two memories that answer alike, too little
+  to reorder memories that do not.
 - supersession: an older memory on the same subject as a newer one (their exchanges'
-  vectors close) is what the newer one updates, so it loses up to `supersede_penalty`
-  of its score, in proportion to how close the two are and to how well the newer one
-  answers the question compared with the older.
+  vectors at least `supersede_from` in cosine) that answers the question nearly as well
+  (at most `supersede_margin` lower, after age) is what the newer one updates: it ranks
+  just below the newer one, and no further. A newer memory far less relevant, or on
+  another subject, updates nothing.
+
+Which memories recall returns is decided by relevance alone (dense plus the lexical
+bonus): the best `limit`, except that a newer memory updating one of them joins and takes
+that one's place. Age and supersession then order them; neither evicts an unrelated
+memory, so recall@k is the relevance ranking's but for updates that replace what they
+update. With the tuned defaults (no own-words mix, no word bonus: neither helped on the
+tuning half) the relevance ranking is plain cosine to the whole exchange; the lexical
+index still adds its best matches to the candidates.
 
 Search always returns the top `limit`, with scores. Only the context compiler gates
 what it injects into a prompt, by dense similarity (`inject_similarity`, see
@@ -35,6 +48,7 @@ import numpy as np
 from mirador.memory.records import MemoryRecord, Recalled
 
 SECONDS_PER_DAY = 86_400.0
+_BELOW = 1e-3  # how far under the memory that supersedes it a superseded one ranks
 
 
 @dataclass(frozen=True)
@@ -42,15 +56,14 @@ class RankingParams:
     """The knobs of the ranking; defaults chosen on the tuning half in bench/recall.py."""
 
     half_life_days: float = 90.0
-    decay_floor: float = 0.8
+    age_weight: float = 0.04  # the most age can take off a score (cosine units)
     query_weight: float = 0.7  # in the stored search vector (fixed when a memory is written)
     match_query_weight: float = 0.0  # in the similarity that ranks (0: the exchange alone)
-    rrf_k: float = 20.0
-    lexical_weight: float = 0.15
-    supersede_penalty: float = 0.4
-    supersede_from: float = 0.5  # doc-vector cosine where "same subject" starts to count
-    supersede_full: float = 0.95  # ... and where it counts fully
-    inject_similarity: float = 0.44
+    lexical_weight: float = 0.0  # the most a word match can add (cosine units)
+    lexical_saturation: float = 5.0  # the BM25 score that earns half of it
+    supersede_from: float = 0.5  # doc-vector cosine where "same subject" starts
+    supersede_margin: float = 0.15  # how much less relevant a newer memory may be
+    inject_similarity: float = 0.439
     limit: int = 5
 
 
@@ -72,10 +85,10 @@ def blend(query_vectors: np.ndarray, doc_vectors: np.ndarray, params: RankingPar
     return blended
 
 
-def decay(ages_days: np.ndarray, params: RankingParams) -> np.ndarray:
-    floor = params.decay_floor
+def freshness(ages_days: np.ndarray, params: RankingParams) -> np.ndarray:
+    """1 for a memory written now, halving every `half_life_days` (never above 1)."""
     ages = np.maximum(ages_days, 0.0)
-    result: np.ndarray = floor + (1.0 - floor) * np.power(0.5, ages / params.half_life_days)
+    result: np.ndarray = np.power(0.5, ages / params.half_life_days)
     return result
 
 
@@ -88,36 +101,56 @@ def dense(candidate: Candidate, params: RankingParams) -> float:
     return float(w * own_words + (1.0 - w) * candidate.doc_similarity)
 
 
-def fuse(similarity: np.ndarray, lexical: Sequence[float | None],
-         params: RankingParams) -> np.ndarray:
-    """Reciprocal-rank fusion of the dense and lexical rankings, scaled so 1.0 is the top."""
-    k, w = params.rrf_k, params.lexical_weight
-    dense_rank = np.empty(len(similarity))
-    dense_rank[np.argsort(-similarity, kind="stable")] = np.arange(1, len(similarity) + 1)
-    fused = 1.0 / (k + dense_rank)
-    matched = [i for i, score in enumerate(lexical) if score is not None]
-    matched.sort(key=lambda i: -float(lexical[i]))  # type: ignore[arg-type]
-    for rank, index in enumerate(matched, start=1):
-        fused[index] += w / (k + rank)
-    result: np.ndarray = fused * (k + 1.0) / (1.0 + w)
+def lexical_bonus(lexical: Sequence[float | None], params: RankingParams) -> np.ndarray:
+    """The saturated BM25 bonus: 0 without a word match, below `lexical_weight` always."""
+    bm25 = np.array([max(score or 0.0, 0.0) for score in lexical], dtype=np.float64)
+    result: np.ndarray = params.lexical_weight * bm25 / (bm25 + params.lexical_saturation)
     return result
 
 
 def rank(candidates: Sequence[Candidate], now: float, params: RankingParams) -> list[Recalled]:
-    """Score and order `candidates` as of `now` (epoch seconds); the best `limit` of them."""
+    """Score and order `candidates` as of `now` (epoch seconds): the best `limit` by
+    relevance (meaning, and words); a newer memory that updates one of them joins and takes
+    its place; ordered by relevance, age and updates."""
     if not candidates:
         return []
     similarity = np.array([dense(c, params) for c in candidates], dtype=np.float64)
-    fused = fuse(similarity, [c.lexical for c in candidates], params)
+    relevance = similarity + lexical_bonus([c.lexical for c in candidates], params)
     ages = np.array([(now - c.record.timestamp) / SECONDS_PER_DAY for c in candidates])
-    weights = decay(ages, params)
-    superseded = _supersession(candidates, similarity, params)
-    scores = fused * weights * (1.0 - params.supersede_penalty * superseded)
-    order = np.argsort(-scores, kind="stable")[: params.limit]
+    fresh = freshness(ages, params)
+    aged = relevance - params.age_weight * (1.0 - fresh)
+    links = _links(candidates, aged, params)
+    chosen = _with_updates(np.argsort(-relevance, kind="stable")[: params.limit], links,
+                           aged)
+    scores, superseded = _supersede(aged, links, chosen)
+    order = _cut(sorted(chosen, key=lambda i: (-scores[i], i)), superseded, params.limit)
     return [Recalled(record=candidates[i].record, score=float(scores[i]),
-                     similarity=float(similarity[i]), decay=float(weights[i]),
+                     similarity=float(similarity[i]), decay=float(fresh[i]),
                      superseded=float(superseded[i]), lexical=candidates[i].lexical or 0.0)
             for i in order]
+
+
+def _cut(order: list[int], superseded: np.ndarray, limit: int) -> list[int]:
+    """The first `limit` of `order`; an update that joined takes the place of the memory
+    it updates (the last superseded ones go first), never of an unrelated memory."""
+    extra = len(order) - limit
+    if extra <= 0:
+        return order
+    updated = [i for i in order if superseded[i] > 0.0]
+    dropped = set(updated[::-1][:extra])
+    return [i for i in order if i not in dropped][:limit]
+
+
+def _with_updates(top: np.ndarray, links: np.ndarray, scores: np.ndarray) -> list[int]:
+    """The chosen memories and, for each one an update supersedes, its most relevant
+    update."""
+    chosen = [int(i) for i in top]
+    for older in list(chosen):
+        newer = np.flatnonzero(links[older])
+        if newer.size:
+            best = int(newer[np.argmax(scores[newer])])
+            chosen += [best] if best not in chosen else []
+    return chosen
 
 
 def relevant(hits: Sequence[Recalled], params: RankingParams) -> list[Recalled]:
@@ -125,22 +158,35 @@ def relevant(hits: Sequence[Recalled], params: RankingParams) -> list[Recalled]:
     return [h for h in hits if h.similarity >= params.inject_similarity]
 
 
-def _supersession(candidates: Sequence[Candidate], similarity: np.ndarray,
-                  params: RankingParams) -> np.ndarray:
-    """How strongly a newer candidate on the same subject updates each one (0..1): by how
-    close the two exchanges are, times how well the newer one answers the query compared
-    with the older (a newer memory that is not about the question updates nothing)."""
+def _supersede(scores: np.ndarray, links: np.ndarray, chosen: list[int]
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Scores with each chosen superseded memory moved just below the most relevant
+    chosen newer memory that updates it (as little as puts the update first), and how far
+    each one moved."""
+    moved = scores.copy()
+    inside = np.zeros(len(scores), dtype=bool)
+    inside[chosen] = True
+    for older in chosen:
+        newer = links[older] & inside
+        if newer.any():
+            moved[older] = min(scores[older], float(scores[newer].max()) - _BELOW)
+    return moved, scores - moved
+
+
+def _links(candidates: Sequence[Candidate], scores: np.ndarray,
+           params: RankingParams) -> np.ndarray:
+    """links[i, j]: newer memory j updates older memory i (same subject, answers the
+    question nearly as well)."""
+    count = len(candidates)
+    links = np.zeros((count, count), dtype=bool)
     known = [i for i, c in enumerate(candidates) if c.doc_vector is not None]
-    strength = np.zeros(len(candidates))
     if len(known) < 2:
-        return strength
+        return links
     vectors = np.vstack([candidates[i].doc_vector for i in known])  # type: ignore[misc]
     times = np.array([candidates[i].record.timestamp for i in known])
-    closeness = vectors @ vectors.T
-    span = params.supersede_full - params.supersede_from
-    link = np.clip((closeness - params.supersede_from) / span, 0.0, 1.0)
-    link = link * (times[None, :] > times[:, None])  # only a newer memory supersedes
-    sims = np.maximum(similarity[known], 1e-6)
-    link = link * np.clip(sims[None, :] / sims[:, None], 0.0, 1.0)
-    strength[known] = link.max(axis=1)
-    return strength
+    near = scores[known]
+    same = ((vectors @ vectors.T >= params.supersede_from)
+            & (times[None, :] > times[:, None])
+            & (near[None, :] >= near[:, None] - params.supersede_margin))
+    links[np.ix_(known, known)] = same
+    return links
