@@ -52,7 +52,7 @@ class JsonSchemaSpec(Lenient):
 
     name: str = Field(default="response", max_length=64)
     description: str | None = None
-    schma: dict[str, Any] | None = Field(default=None, alias="schema")
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")  # shadows BaseModel
     strict: bool | None = False
 
 
@@ -68,11 +68,11 @@ class ResponseFormatBody(Lenient):
             return None
         if self.type == "json_object":
             return ResponseFormat()
-        if self.json_schema is None or self.json_schema.schma is None:
+        if self.json_schema is None or self.json_schema.schema_ is None:
             raise BadRequestError("response_format.json_schema.schema is missing; send "
                                   '{"type": "json_schema", "json_schema": {"name": "...", '
                                   '"schema": {...}}}')
-        schema = _object_schema(self.json_schema.schma, "response_format.json_schema.schema")
+        schema = _object_schema(self.json_schema.schema_, "response_format.json_schema.schema")
         return ResponseFormat(schema=schema, name=self.json_schema.name,
                               strict=bool(self.json_schema.strict))
 
