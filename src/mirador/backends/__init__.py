@@ -17,13 +17,15 @@ from mirador.backends.base import (
     Finished,
     LoadedModel,
     Message,
+    ResponseFormat,
     TextPiece,
 )
 from mirador.errors import ConfigError
 from mirador.settings import Settings
 
 __all__ = [
-    "Backend", "BackendEvent", "ChatRequest", "Finished", "LoadedModel", "Message", "TextPiece",
+    "Backend", "BackendEvent", "ChatRequest", "Finished", "LoadedModel", "Message",
+    "ResponseFormat", "TextPiece",
     "BackendFactory", "register_backend", "create_backend", "backend_names",
 ]
 

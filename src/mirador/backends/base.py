@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from mirador.models.manifest import LoraAdapter, ModelEntry, SamplingOptions
 
@@ -25,6 +25,18 @@ class Message:
 
 
 @dataclass(frozen=True)
+class ResponseFormat:
+    """The reply must be JSON: any JSON object (`schema` None) or one matching `schema`.
+
+    Backends honour it their own way: llama.cpp by grammar-constrained decoding, Ollama
+    by its `format` field, OpenAI-compatible servers by `response_format`."""
+
+    schema: dict[str, Any] | None = field(default=None, hash=False)
+    name: str = "response"
+    strict: bool = False
+
+
+@dataclass(frozen=True)
 class ChatRequest:
     """What a backend is asked to run."""
 
@@ -32,6 +44,7 @@ class ChatRequest:
     messages: tuple[Message, ...]
     options: SamplingOptions = field(default_factory=SamplingOptions)
     loras: tuple[LoraAdapter, ...] = ()
+    format: ResponseFormat | None = None
 
 
 @dataclass(frozen=True)

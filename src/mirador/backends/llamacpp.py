@@ -31,9 +31,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mirador.backends.base import BackendEvent, ChatRequest, Finished, LoadedModel, TextPiece
+from mirador.backends.base import (
+    BackendEvent,
+    ChatRequest,
+    Finished,
+    LoadedModel,
+    ResponseFormat,
+    TextPiece,
+)
 from mirador.backends.chat_format import Formatter, formatter_for
-from mirador.errors import ConfigError, ContextOverflowError, ModelFileError, ModelLoadError
+from mirador.errors import (
+    BackendError,
+    ConfigError,
+    ContextOverflowError,
+    ModelFileError,
+    ModelLoadError,
+)
 from mirador.models.adapters import adapter_problems
 from mirador.models.gguf_info import read_gguf_info
 from mirador.models.manifest import LoraAdapter, ModelEntry, SamplingOptions
@@ -225,6 +238,8 @@ class LlamaCppBackend:
             # A prompt evaluated partly from the cache gives logits a rounding apart from one
             # evaluated whole, enough to change a sampled token: with a seed, evaluate it whole.
             loaded.llm.reset()
+        if request.format is not None:
+            kwargs["grammar"] = await asyncio.to_thread(_grammar, request.format)
         worker = loop.run_in_executor(
             None, _generate, loaded.llm, tokens, kwargs, cancel, emit)
         try:
@@ -367,6 +382,38 @@ def _completion_kwargs(options: SamplingOptions, stops: tuple[str, ...]) -> dict
             kwargs[key] = value
     kwargs.setdefault("max_tokens", 512)
     return kwargs
+
+
+# llama-cpp-python's converter lets a string hold raw control characters (a newline, a
+# tab), which JSON forbids; strings here take them only escaped.
+_ANY_CHAR = 'char ::= [^"\\\\] |'
+_JSON_CHAR = 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |'
+
+
+def json_grammar(fmt: ResponseFormat) -> Any:
+    """llama.cpp's grammar for `fmt`: any JSON object, or JSON matching its schema.
+
+    ValueError, saying what is wrong, for a schema llama.cpp cannot turn into a grammar."""
+    import json
+
+    from llama_cpp import LlamaGrammar
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    schema = fmt.schema if fmt.schema is not None else {"type": "object"}
+    try:
+        gbnf = json_schema_to_gbnf(json.dumps(schema))
+    except (ValueError, KeyError, TypeError, RuntimeError, AssertionError) as exc:
+        raise ValueError(f"the JSON schema cannot be used for constrained decoding "
+                         f"({type(exc).__name__}: {exc}); send a simpler schema (objects, "
+                         "arrays, strings, numbers, enums, required properties)") from None
+    return LlamaGrammar.from_string(gbnf.replace(_ANY_CHAR, _JSON_CHAR), verbose=False)
+
+
+def _grammar(fmt: ResponseFormat) -> Any:
+    try:
+        return json_grammar(fmt)
+    except ValueError as exc:
+        raise BackendError(str(exc)) from None
 
 
 def _token_text(llm: Any, token: int) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from mirador.backends.base import (
     BackendEvent,
@@ -20,6 +20,7 @@ from mirador.backends.base import (
     Finished,
     LoadedModel,
     Message,
+    ResponseFormat,
     TextPiece,
 )
 from mirador.errors import BackendError, BackendUnavailableError, ModelNotFoundError
@@ -67,7 +68,7 @@ class OllamaBackend:
             stream = await self._api().chat(
                 model=tag, stream=True, keep_alive=self.keep_alive(request.model),
                 messages=[_message(m) for m in request.messages],
-                options=ollama_options(request.options))
+                options=ollama_options(request.options), format=ollama_format(request.format))
             try:
                 async for part in stream:
                     if part.message.content:
@@ -156,6 +157,13 @@ def _message(message: Message) -> dict[str, Any]:
     if message.images:
         wire["images"] = list(message.images)
     return wire
+
+
+def ollama_format(fmt: ResponseFormat | None) -> Literal["json"] | dict[str, Any] | None:
+    """A Mirador response format as Ollama's `format` field: "json" or a JSON schema."""
+    if fmt is None:
+        return None
+    return fmt.schema if fmt.schema is not None else "json"
 
 
 def _tag(model: ModelEntry) -> str:

@@ -23,6 +23,7 @@ from mirador.backends.base import (
     Finished,
     LoadedModel,
     Message,
+    ResponseFormat,
     TextPiece,
 )
 from mirador.errors import BackendError, BackendUnavailableError, ModelNotFoundError
@@ -83,6 +84,8 @@ class OpenAIBackend:
         kwargs: dict[str, Any] = {
             "model": name, "stream": True, **openai_options(request.options),
             "messages": [_message(m) for m in request.messages]}
+        if request.format is not None:
+            kwargs["response_format"] = response_format(request.format)
         if self._include_usage:
             try:
                 return await self._api().chat.completions.create(
@@ -176,6 +179,14 @@ def data_url(image: str) -> str:
     head = base64.b64decode(image[:16] + "=" * (-len(image[:16]) % 4), validate=False)
     kind = next((media for magic, media in _MAGIC if head.startswith(magic)), "image/png")
     return f"data:{kind};base64,{image}"
+
+
+def response_format(fmt: ResponseFormat) -> dict[str, Any]:
+    """A Mirador response format as OpenAI's `response_format` field."""
+    if fmt.schema is None:
+        return {"type": "json_object"}
+    return {"type": "json_schema",
+            "json_schema": {"name": fmt.name, "schema": fmt.schema, "strict": fmt.strict}}
 
 
 def _name(model: ModelEntry) -> str:

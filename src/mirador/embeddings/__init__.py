@@ -36,6 +36,16 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+@runtime_checkable
+class CountsTokens(Protocol):
+    """An embedder that can say how long texts are in its own tokens, and where it cuts."""
+
+    @property
+    def max_tokens(self) -> int: ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+
 EmbedderFactory = Callable[["Settings"], Embedder]
 _REGISTRY: dict[str, EmbedderFactory] = {}
 

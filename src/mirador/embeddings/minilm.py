@@ -58,6 +58,7 @@ class MiniLMEmbedder:
         self._eps = float(config.get("layer_norm_eps", 1e-12))
         self.dimension = int(config["hidden_size"])
         self._tokenizer = tokenizer
+        self._counter: Any = None  # the tokenizer without truncation, made at first count
         self._word = weights["embeddings.word_embeddings.weight"]
         self._position = weights["embeddings.position_embeddings.weight"]
         self._token_type = weights["embeddings.token_type_embeddings.weight"][0]
@@ -83,6 +84,22 @@ class MiniLMEmbedder:
         tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
         weights = {k.removeprefix("bert."): v for k, v in weights.items()}
         return cls(weights, config, tokenizer)
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens a text is cut to before embedding."""
+        return MAX_TOKENS
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """How many tokens each text is, uncut (with the [CLS] and [SEP] the model adds)."""
+        if self._counter is None:
+            from tokenizers import Tokenizer
+
+            counter = Tokenizer.from_str(self._tokenizer.to_str())
+            counter.no_truncation()
+            counter.no_padding()
+            self._counter = counter
+        return [len(e.ids) for e in self._counter.encode_batch(list(texts))]
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 vectors, one row per text."""

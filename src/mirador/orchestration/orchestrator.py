@@ -243,9 +243,13 @@ class Orchestrator:
 
     async def process(self, query: str | Query, *, stages: Sequence[str | ModelStage] | None = None,
                       model: str | None = None, chain: str | None = None,
-                      overrides: Overrides | None = None) -> AsyncIterator[Event]:
+                      overrides: Overrides | None = None,
+                      remember: bool = True) -> AsyncIterator[Event]:
         """Answer `query` progressively, yielding typed events as they happen; `overrides`:
-        what the caller asks of every stage (see `Overrides`)."""
+        what the caller asks of every stage (see `Overrides`).
+
+        `remember=False` keeps the answer from the sinks (memory, learning): for
+        chores such as a chat front end's title request, which nobody said."""
         started = time.perf_counter()
         wish = overrides or Overrides()
         q = query if isinstance(query, Query) else Query(text=query)
@@ -302,7 +306,8 @@ class Orchestrator:
             if recall is not None:
                 recall.cancel()
         yield done
-        await self._tell_sinks(AnswerRecord(query=q, plan=plan, done=done, stage_ends=ends))
+        if remember:
+            await self._tell_sinks(AnswerRecord(query=q, plan=plan, done=done, stage_ends=ends))
 
     async def answer(self, query: str | Query, **kwargs: object) -> Done:
         """Run `process` to the end and return its `Done` event."""
@@ -317,8 +322,10 @@ class Orchestrator:
     async def _run_stage(self, stage: ModelStage, persona: ResolvedPersona,
                          messages: tuple[Message, ...], options: SamplingOptions,
                          run: _StageRun) -> AsyncGenerator[Token, None]:
+        if stage.format is not None:  # a stop string (a newline) would cut JSON short
+            options = options.model_copy(update={"stop": None})
         request = ChatRequest(model=persona.model, messages=messages, options=options,
-                              loras=persona.loras)
+                              loras=persona.loras, format=stage.format)
         loading = time.perf_counter()
         try:
             async with asyncio.timeout(self.load_timeout):

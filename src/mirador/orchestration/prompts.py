@@ -44,7 +44,8 @@ def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
     persona's), examples, session history, this stage's request."""
     system = "\n\n".join(s for s in (stage.system_prompt or persona.system, extra_system) if s)
     messages = [Message("system", system)] if system else []
-    for example in persona.examples:
+    # prose examples would pull a structured (JSON) answer away from its format
+    for example in persona.examples if stage.format is None else ():
         messages += [Message("user", example.user), Message("assistant", example.assistant)]
     messages.extend(query.history)
     spoken = [(name, answer) for name, answer in earlier.items() if answer.text]

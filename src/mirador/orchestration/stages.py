@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mirador.backends.base import ResponseFormat
 from mirador.errors import ConfigError
 from mirador.models.manifest import SamplingOptions
 from mirador.settings import StageConfig
@@ -27,6 +28,7 @@ class ModelStage:
     system_prompt: str | None = None
     temperature: float | None = None
     max_tokens: int | None = None
+    format: ResponseFormat | None = None  # the reply must be JSON (of this schema)
 
     @property
     def first_token_deadline(self) -> float:

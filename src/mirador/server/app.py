@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mirador.app import create_orchestrator
 from mirador.errors import MiradorError
 from mirador.orchestration.orchestrator import Orchestrator
-from mirador.server import native, ollama_api, openai_api, schemas
+from mirador.server import embed_api, native, ollama_api, openai_api, schemas
 from mirador.server.errors import HttpError, error_body, message_of, status_of
 from mirador.server.limits import Guard, GuardPolicy, StreamGate, api_token
 from mirador.server.runtime import ServerRuntime
@@ -66,7 +66,8 @@ def create_app(settings: Settings, orchestrator_factory: OrchestratorFactory = c
     # nothing here may reach the network. The description is served at /openapi.json.
     app = FastAPI(title="Mirador", version=version("mirador"), lifespan=lifespan,
                   description=_DESCRIPTION, docs_url=None, redoc_url=None)
-    for router in (native.router, ollama_api.router, openai_api.router):
+    for router in (native.router, ollama_api.router, openai_api.router,
+                   embed_api.ollama_router, embed_api.openai_router):
         app.include_router(router)
     _add_pages(app)
     _add_error_handlers(app)

@@ -5,6 +5,8 @@ Model names:
     mirador:auto (or mirador, mirador:latest)  the configured stages, routed by complexity
     mirador:quick                              the first configured stage alone
     mirador:<chain id>                         a chain from the manifest, step by step
+    mirador:task                               a chat front end's background tasks
+                                               (titles, tags): one quick stage (tasks.py)
     <model id> (or <model id>:latest)          one stage on that manifest model, no persona
 
 On every target the client's system prompt is added to each stage's persona prompt,
@@ -39,8 +41,8 @@ from mirador.server.runtime import AnswerRequest
 
 PREFIX = "mirador"
 SYSTEM_ROLES = ("system", "developer")  # OpenAI's developer message is a system message
-AUTO, QUICK = "auto", "quick"
-Kind = Literal["auto", "quick", "chain", "model"]
+AUTO, QUICK, TASK = "auto", "quick", "task"
+Kind = Literal["auto", "quick", "chain", "model", "task"]
 # A client that names one model expects a plain model: no stage deadline cutting a long
 # answer short, only a generous bound on a runaway one.
 SINGLE_MODEL_TIMEOUT = 600.0
@@ -74,7 +76,7 @@ def targets(orchestrator: Orchestrator) -> list[Target]:
     chains = [Target(f"{PREFIX}:{c.id}", "chain", c.id) for c in orchestrator.manifest.chains]
     models = [Target(m.id, "model", m.id) for m in orchestrator.manifest.models]
     return [Target(f"{PREFIX}:{AUTO}", "auto"), Target(f"{PREFIX}:{QUICK}", "quick"),
-            *chains, *models]
+            *chains, Target(f"{PREFIX}:{TASK}", "task"), *models]
 
 
 def resolve_target(orchestrator: Orchestrator, name: str) -> Target:
@@ -158,6 +160,8 @@ _STAGED: dict[str, Callable[[Orchestrator, Target, Query], AnswerRequest]] = {
     "quick": lambda orchestrator, target, query: AnswerRequest(
         query=query, stages=[orchestrator.stages[0].name]),
     "chain": lambda orchestrator, target, query: AnswerRequest(query=query, chain=target.ref),
+    "task": lambda orchestrator, target, query: AnswerRequest(
+        query=query, stages=[orchestrator.stages[0].name], remember=False),
 }
 
 
@@ -212,6 +216,9 @@ def _steps(orchestrator: Orchestrator, target: Target) -> tuple[list[str], str]:
         return list(chain.steps), chain.description
     if target.kind == "quick":
         return [stages[0].model], f"Mirador's first stage alone ({stages[0].name})."
+    if target.kind == "task":
+        return [stages[0].model], ("Background tasks of chat front ends (titles, tags, "
+                                   "follow-ups): one quick stage, nothing remembered.")
     if target.kind == "auto":
         return ([s.model for s in stages],
                 "Mirador's stages, as many as the question needs: "

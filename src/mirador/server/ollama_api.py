@@ -23,7 +23,7 @@ from pydantic import Field, field_validator
 from mirador.models.manifest import ModelEntry
 from mirador.orchestration.events import Done
 from mirador.orchestration.orchestrator import Query
-from mirador.server import compat, fields
+from mirador.server import compat, embed_api, fields, structured, tasks
 from mirador.server.fields import ROLES, Keep, keep_alive
 from mirador.server.native import Runtime
 from mirador.server.options import OllamaOptions, Sampling
@@ -58,6 +58,8 @@ class GenerationBody(Lenient):
                                            "duration ('5m'); 0 unloads it after the answer; "
                                            "negative keeps it loaded.")
     think: bool | str | None = None
+    format: str | dict[str, Any] | None = Field(default=None, description='"json" or a JSON '
+                                                "schema: the reply is JSON (structured.py).")
 
     def sampling(self, cap: int) -> Sampling:
         return (self.options or OllamaOptions()).sampling(cap)
@@ -184,6 +186,8 @@ async def _answer(rt: ServerRuntime, target: compat.Target, query: Query, system
     await compat.check_fits(rt.orchestrator, models, query, system, sampling.window)
     _keep_for(rt, models, body.keep())
     request = compat.build_request(rt.orchestrator, target, query, system, sampling)
+    request = tasks.shaped(rt.orchestrator, target, query, request,
+                           structured.from_ollama(body.format), sampling, system)
     answer = await rt.answer(request)
     view = compat.TextView(mode=rt.settings.config.server.compat_stages,
                            stops=tuple(sampling.options.stop or ()))
@@ -297,9 +301,10 @@ def _modified(card: compat.ModelCard) -> str:
 @router.get("/tags")
 async def tags(rt: Runtime) -> Any:
     """Mirador's chains and the manifest's models, as Ollama lists local models."""
-    return {"models": [{"name": c.name, "model": c.name, "modified_at": _modified(c),
-                        "size": c.size, "digest": c.digest, "details": _details(c)}
-                       for c in compat.cards(rt.orchestrator, rt.settings.models_dir)]}
+    chat = [{"name": c.name, "model": c.name, "modified_at": _modified(c), "size": c.size,
+             "digest": c.digest, "details": _details(c)}
+            for c in compat.cards(rt.orchestrator, rt.settings.models_dir)]
+    return {"models": chat + embed_api.ollama_tags(rt.settings, _now())}
 
 
 @router.get("/ps")
@@ -326,6 +331,8 @@ def _expires(keep_alive: float | None) -> str:
 @router.post("/show")
 async def show(body: ShowBody, rt: Runtime) -> Any:
     """What a model name runs: its stages, personas and base models."""
+    if embed_api.is_embed_model(rt.settings, body.model or body.name):
+        return embed_api.ollama_show(rt.settings, body.model or body.name, _now())
     target = compat.resolve_target(rt.orchestrator, body.model or body.name)
     card = compat.cards_for(rt.orchestrator, target, rt.settings.models_dir)
     steps = " → ".join(card.steps)

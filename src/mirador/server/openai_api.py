@@ -19,12 +19,13 @@ from pydantic import Field
 from mirador.errors import AllStagesFailedError
 from mirador.models.manifest import SamplingOptions
 from mirador.orchestration.events import Done
-from mirador.server import compat, fields
+from mirador.server import compat, embed_api, fields, tasks
 from mirador.server.native import Runtime
 from mirador.server.options import Sampling, capped
 from mirador.server.runtime import AnswerStream, ServerRuntime
 from mirador.server.schemas import Lenient
 from mirador.server.streaming import AnswerResponse, failure_message, sse_data, unless_gone
+from mirador.server.structured import ResponseFormatBody
 
 router = APIRouter(prefix="/v1", tags=["openai"])
 
@@ -94,6 +95,7 @@ class CompletionBody(Lenient):
     prediction: Any = None
     reasoning_effort: str | None = None
     web_search_options: Any = None
+    response_format: ResponseFormatBody | None = None
 
     def sampling(self, cap: int) -> Sampling:
         """The sampling fields for every stage, and the token limit capped at `cap`."""
@@ -183,6 +185,8 @@ async def _complete(body: CompletionBody, rt: ServerRuntime) -> Any:
                             query, system)
     sampling = body.sampling(rt.settings.config.server.max_tokens)
     request = compat.build_request(rt.orchestrator, target, query, system, sampling)
+    fmt = body.response_format.resolved() if body.response_format else None
+    request = tasks.shaped(rt.orchestrator, target, query, request, fmt, sampling, system)
     answer = await rt.answer(request)
     view = compat.TextView(mode=rt.settings.config.server.compat_stages,
                            stops=tuple(sampling.options.stop or ()))
@@ -255,7 +259,7 @@ def _usage(use: compat.Usage) -> dict[str, int]:
 @router.get("/models")
 async def models(rt: Runtime) -> Any:
     """The model names this server answers to."""
-    return {"object": "list",
-            "data": [{"id": c.name, "object": "model", "created": int(c.modified),
-                      "owned_by": "mirador"}
-                     for c in compat.cards(rt.orchestrator, rt.settings.models_dir)]}
+    chat = [{"id": c.name, "object": "model", "created": int(c.modified), "owned_by": "mirador",
+             "capabilities": ["completion"]}
+            for c in compat.cards(rt.orchestrator, rt.settings.models_dir)]
+    return {"object": "list", "data": chat + embed_api.openai_models(rt.settings, int(time.time()))}

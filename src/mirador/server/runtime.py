@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mirador.embeddings import BackgroundEmbedder
 from mirador.errors import MiradorError
 from mirador.orchestration.events import Ack, Event
 from mirador.orchestration.orchestrator import Orchestrator, Query
@@ -34,10 +35,11 @@ class AnswerRequest:
     model: str | None = None
     chain: str | None = None
     overrides: Overrides | None = None  # the client's system prompt and sampling
+    remember: bool = True  # False: memory and learning are not told (background tasks)
 
     def options(self) -> dict[str, Any]:
         return {"stages": self.stages, "model": self.model, "chain": self.chain,
-                "overrides": self.overrides}
+                "overrides": self.overrides, "remember": self.remember}
 
 
 @dataclass
@@ -48,6 +50,7 @@ class ServerRuntime:
     started: float = field(default_factory=time.time)
     served: int = 0  # answers started since the server started
     streams: set[AnswerStream] = field(default_factory=set)
+    embedder: BackgroundEmbedder | None = None  # the embedding API's, made at first use
 
     async def answer(self, request: AnswerRequest) -> AnswerStream:
         """Start an answer once a slot is free; its first event (the Ack) is already in hand.
