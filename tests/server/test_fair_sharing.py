@@ -36,14 +36,14 @@ def test_a_non_streaming_client_that_leaves_stops_its_generation(server: ServerT
     body = {"model": "smollm2-135m", "max_tokens": 100_000, "temperature": 0,
             "messages": [{"role": "user", "content": COUNT}]}
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=3)
+        httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=1)
     assert wait_for(lambda: server.health()["active"] == 0, 15), "generation went on"
     manager = server.runtime.orchestrator.manager
     assert all(s.busy == 0 for s in manager.status()), "the model is free again"
     ollama_body = {"model": "smollm2-135m", "prompt": COUNT, "stream": False,
                    "options": {"num_predict": -1}}
     with pytest.raises(httpx.ReadTimeout):
-        httpx.post(f"{server.url}/api/generate", json=ollama_body, timeout=2)
+        httpx.post(f"{server.url}/api/generate", json=ollama_body, timeout=1)
     assert wait_for(lambda: server.health()["active"] == 0, 15), "generation went on"
 
 
