@@ -99,6 +99,7 @@ class ModelManager:
         self._gate = PriorityGate()
         self._changed = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
+        self._closing = False
         self._keep_alive: dict[str, float | None] = {}  # set by a request (Ollama's keep_alive)
         self._epoch = 0  # counts loads and unloads, so growth is only measured between them
         self.preloader: Preloader | None = None  # set by mirador.models.preload.attach
@@ -408,7 +409,9 @@ class ModelManager:
             self._reaper = asyncio.ensure_future(self._reap_forever())
 
     async def _reap_forever(self) -> None:
-        while self._slots:
+        # `_closing`, not only cancellation, ends the loop: asyncio.wait_for (3.11) can
+        # swallow a cancel that arrives just as the event it waits on is set.
+        while self._slots and not self._closing:
             alive = [a for s in self._slots.values() if (a := self.keep_alive(s.model))]
             await self._wait_change(min(max(min(alive, default=60.0) / 4, 0.05), 30.0))
             await self.reap()
@@ -591,6 +594,8 @@ class ModelManager:
                 self._notify()
 
     async def aclose(self) -> None:
+        self._closing = True
+        self._notify()
         tasks = [*self._background, *self._queued.values()]
         if self._reaper is not None:
             tasks.append(self._reaper)
