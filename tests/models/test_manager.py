@@ -29,6 +29,9 @@ PERSONAS = [
 ]
 
 
+NOT_A_MODEL = 16 * MiB  # resident memory that is no model's: see the mixed-run test
+
+
 def request(manifest: Manifest, persona: str, max_tokens: int = 3) -> ChatRequest:
     resolved = manifest.resolve(persona)
     messages = (Message("system", resolved.system or ""), Message("user", "plan my day"))
@@ -91,7 +94,9 @@ async def test_a_mixed_run_stays_within_a_budget_smaller_than_all_models(
             assert _no_reload_between_same_base_steps(manager, manifest, personas)
     assert manager.peak_bytes <= budget
     assert sum(manager.evictions.values()) > 0, "the budget must have forced evictions"
-    assert peak.growth <= budget, f"resident memory grew {peak.growth / MiB:.1f} MiB"
+    # Besides the models, the process's heap, llama.cpp's per-call scratch and the judge's
+    # ONNX arena (which grows with the longest text it has scored) are resident too.
+    assert peak.growth <= budget + NOT_A_MODEL, f"resident memory grew {peak.growth / MiB:.1f} MiB"
 
 
 def _no_reload_between_same_base_steps(manager: ModelManager, manifest: Manifest,

@@ -11,14 +11,10 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-import pytest
-
 from mirador.learning.store import LearningStore
 from tests.privacy.conftest import ONE_STAGE, mirador
 
 
-@pytest.mark.xfail(strict=False, reason="known race: on a fresh home, one of two asks at once "
-                   "sometimes exits 1 after its answer while both open Chroma (open issue)")
 def test_two_asks_at_once_both_keep_their_answer(isolated_home: Path) -> None:
     home = isolated_home
     (home / "config.yaml").write_text(ONE_STAGE)

@@ -19,10 +19,12 @@ Telemetry is off either way: nothing leaves the machine.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,12 +76,28 @@ def open_client(settings: Settings) -> Any:
         path = memory_dir(settings) / "chroma"
         check_store_files(path)  # an empty or foreign file is reported, never replaced
         path.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(path=str(path), settings=quiet)
+        with across_processes(path):  # two first runs at once would both build the schema
+            return chromadb.PersistentClient(path=str(path), settings=quiet)
     except MemoryStoreError:
         raise
     except Exception as exc:  # chromadb raises many types; translate at the edge
         raise MemoryStoreError(f"cannot open the memory store ({type(exc).__name__}: {exc}); "
                                "check memory settings in config.yaml") from None
+
+
+@contextmanager
+def across_processes(chroma_dir: Path | None) -> Iterator[None]:
+    """Hold the home's Chroma lock (a file beside Chroma's): creating a client or a
+    collection is not safe when two processes do it at once on the same files."""
+    if chroma_dir is None:  # a server serialises its own work
+        yield
+        return
+    with open(chroma_dir.parent / "chroma.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _http_client(chromadb: Any, server: ChromaServerConfig, quiet: Any) -> Any:
@@ -154,9 +172,10 @@ class MemoryStore:
             if name not in {c.name for c in self.client.list_collections()}:
                 return None
             return self.client.get_collection(name)
-        return self.client.get_or_create_collection(
-            name, embedding_function=None, configuration={"hnsw": {"space": "ip"}},
-            metadata={"kind": _KIND, "namespace": namespace, "vectors": kind})
+        with across_processes(self.chroma_dir):
+            return self.client.get_or_create_collection(
+                name, embedding_function=None, configuration={"hnsw": {"space": "ip"}},
+                metadata={"kind": _KIND, "namespace": namespace, "vectors": kind})
 
     def namespaces(self) -> list[str]:
         """Every namespace that has memories."""
