@@ -337,8 +337,9 @@ class MemoryStore:
         return [c for name in namespaces for c in self._candidates(name, text, vector)]
 
     def _candidates(self, namespace: str, text: str, vector: np.ndarray) -> list[Candidate]:
-        """The dense index's nearest memories and the lexical index's best, each with its
-        dense similarity and BM25 score (None where no query word matched)."""
+        """The nearest memories by the whole exchange's vector (what plain vector search
+        ranks by) and by the stored blended vector, and the lexical index's best; each with
+        its dense similarities and BM25 score (None where no query word matched)."""
         mem = self._collection(namespace, "mem", create=False)
         if mem is None:
             return []
@@ -346,19 +347,31 @@ class MemoryStore:
         found = mem.query(query_embeddings=[vector], n_results=CANDIDATES,
                           include=["metadatas", "distances"])
         ids, metas = list(found["ids"][0]), list(found["metadatas"][0])
-        similarity = [1.0 - float(d) for d in found["distances"][0]]
+        similarity = dict(zip(ids, (1.0 - float(d) for d in found["distances"][0]),
+                              strict=True))
         lexical = dict(self.lexical.search(namespace, text, CANDIDATES))
-        extra = [i for i in lexical if i not in set(ids)]
-        if extra:  # lexical-only hits: their metadata and dense similarity from Chroma
-            got = mem.get(ids=extra, include=["metadatas", "embeddings"])
+        extra = [i for i in [*self._nearest_docs(namespace, vector), *lexical]
+                 if i not in similarity]
+        if extra:  # hits of the other indexes: metadata and blended similarity from Chroma
+            got = mem.get(ids=list(dict.fromkeys(extra)), include=["metadatas", "embeddings"])
             ids += got["ids"]
             metas += got["metadatas"]
-            similarity += [float(np.dot(vector, v)) for v in got["embeddings"]]
+            similarity.update((i, float(np.dot(vector, v)))
+                              for i, v in zip(got["ids"], got["embeddings"], strict=True))
         docs = self._doc_vectors(namespace, ids)
-        return [Candidate(record=MemoryRecord.from_metadata(i, m), similarity=s,
+        return [Candidate(record=MemoryRecord.from_metadata(i, m), similarity=similarity[i],
                           lexical=lexical.get(i), doc_vector=docs.get(i),
                           doc_similarity=float(docs[i] @ vector) if i in docs else None)
-                for i, m, s in zip(ids, metas, similarity, strict=True)]
+                for i, m in zip(ids, metas, strict=True)]
+
+    def _nearest_docs(self, namespace: str, vector: np.ndarray) -> list[str]:
+        """The memories whose whole exchange is nearest the query: plain vector search's
+        answer, so ranking always sees what it would have returned."""
+        doc = self._collection(namespace, "doc", create=False)
+        if doc is None:
+            return []
+        found = doc.query(query_embeddings=[vector], n_results=CANDIDATES, include=[])
+        return list(found["ids"][0])
 
     def _doc_vectors(self, namespace: str, ids: list[str]) -> dict[str, np.ndarray]:
         doc = self._collection(namespace, "doc", create=False)
