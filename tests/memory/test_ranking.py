@@ -134,13 +134,14 @@ def test_decay_is_scored_against_the_given_now(store: MemoryStore) -> None:
     assert hit.similarity - store.params.age_weight <= hit.score < hit.similarity
 
 
-def test_age_and_updates_reorder_the_top_but_never_drop_a_relevant_memory() -> None:
+def test_age_and_updates_reorder_the_top_k_but_never_change_which_memories_it_holds() -> None:
     params = RankingParams(limit=2, age_weight=0.04, supersede_from=0.4, supersede_margin=0.1)
     answer = _candidate("answer", 0.60, 2000, [0, 0, 1])  # old, but the clear answer
     fact = _candidate("fact", 0.50, 400, [1, 0, 0])
     update = _candidate("update", 0.45, 3, [1, 0.2, 0])  # updates `fact`, ranked third
     noise = _candidate("noise", 0.30, 0, [0, 1, 0])
     hits = rank([answer, fact, update, noise], time.time(), params)
-    assert [h.record.id for h in hits] == ["answer", "update"]  # the update replaces the fact
-    alone = rank([answer, fact, noise], time.time(), params)
-    assert [h.record.id for h in alone] == ["answer", "fact"]  # newness alone adds nothing
+    assert [h.record.id for h in hits] == ["answer", "fact"]  # an update from below evicts none
+    inside = rank([answer, fact, update, noise], time.time(), replace(params, limit=3))
+    assert [h.record.id for h in inside] == ["answer", "update", "fact"]  # inside, it goes first
+    assert inside[2].superseded > 0.0
