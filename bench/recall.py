@@ -20,7 +20,9 @@ its own namespace, scored as of the set's 'now'.
 `--tune` searches the ranking constants on the tuning half and picks the point whose
 objective (recall@1 + recall@5 + supersession), averaged with its grid neighbours', is
 best; prints it, checks it on the held-out half and shows what each constant adds there
-(an ablation). Latency:
+(an ablation); every --tune run therefore looks at the held-out half once. Mirador's top k
+is plain vector search's top k reordered (see mirador.memory.ranking), so its recall@k
+equals the baseline's up to Chroma's approximate search. Latency:
 a namespace filled with the set's texts (numbered, so each is distinct) and random unit
 vectors, then the probes embedded and recalled end to end; p50/p95 in ms, and plain
 Chroma's query in the same run. Prints tables and writes bench/results/recall.json.
