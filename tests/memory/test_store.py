@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from mirador.embeddings.minilm import MiniLMEmbedder
@@ -110,3 +111,19 @@ def test_a_memory_is_bounded_when_written(store: MemoryStore) -> None:
     assert got is not None and len(got.query) <= MAX_FIELD_CHARS
     assert got.query.endswith("garden." + TRUNCATED) and got.answers["quick"] == got.query
     assert cut("short") == "short" and len(cut("x" * 20_000)) == MAX_FIELD_CHARS
+
+
+def test_candidates_hold_what_plain_vector_search_returns(store: MemoryStore) -> None:
+    """A memory nearest by its whole exchange is a candidate (and ranks first) even when
+    60 others are nearer by the stored search vector: ranking sees plain search's answer."""
+    query = "Which machine do I work on?"
+    q = store.embedder.embed([query])[0]
+    others = [rec(f"o{i}", f"Unrelated note {i}.", "Noted") for i in range(60)]
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((60, q.size)).astype(np.float32)
+    noise -= np.outer(noise @ q, q)  # orthogonal to the query: far by the whole exchange
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    store.add_vectors("default", others, np.tile(q, (60, 1)), noise)
+    store.add_vectors("default", [rec("x", "My ThinkPad X1 is slow.")], -q[None, :], q[None, :])
+    assert "x" in [c.record.id for c in store.candidates(query, "default")]
+    assert store.recall(query, time.time(), "default")[0].record.id == "x"
