@@ -10,8 +10,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +20,7 @@ import uvicorn
 import yaml
 
 from mirador.app import create_orchestrator
+from mirador.backends import ChatRequest
 from mirador.server.app import create_app
 from mirador.server.runtime import ServerRuntime
 from mirador.settings import Settings, load_settings
@@ -114,6 +116,22 @@ def server(tmp_path_factory: pytest.TempPathFactory, smollm_gguf: Path,
     thread = ServerThread(create_app(settings_for(home)), port).start()
     yield thread
     thread.stop()
+
+
+@pytest.fixture
+def requests_seen(server: ServerThread, monkeypatch: pytest.MonkeyPatch
+                  ) -> Iterator[list[ChatRequest]]:
+    """Every request the server's model manager runs (it still runs them)."""
+    manager = server.runtime.orchestrator.manager
+    seen: list[ChatRequest] = []
+    real = manager.stream_chat
+
+    def spy(request: ChatRequest) -> AsyncIterator[Any]:
+        seen.append(request)
+        return real(request)
+
+    monkeypatch.setattr(manager, "stream_chat", spy)
+    yield seen
 
 
 @pytest.fixture

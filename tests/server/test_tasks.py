@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -99,22 +98,6 @@ def openai_body(model: str, task: str) -> dict[str, Any]:
     body = ollama_body(model, task)
     del body["options"]
     return {**body, "max_completion_tokens": 1000}
-
-
-@pytest.fixture
-def requests_seen(server: ServerThread, monkeypatch: pytest.MonkeyPatch
-                  ) -> Iterator[list[ChatRequest]]:
-    """Every request the server's model manager runs (it still runs them)."""
-    manager = server.runtime.orchestrator.manager
-    seen: list[ChatRequest] = []
-    real = manager.stream_chat
-
-    def spy(request: ChatRequest) -> AsyncIterator[Any]:
-        seen.append(request)
-        return real(request)
-
-    monkeypatch.setattr(manager, "stream_chat", spy)
-    yield seen
 
 
 def _quick_model(server: ServerThread) -> str:
