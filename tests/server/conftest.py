@@ -27,6 +27,7 @@ from mirador.settings import Settings, load_settings
 from tests.conftest import link_default_model
 
 SHORT = 24  # tokens per stage: enough to see streaming, short enough for 2 cores
+EMBEDDER = "smol-embed"  # the shared server's embedding model: SmolLM2 with embedding=True
 
 
 def free_port() -> int:
@@ -97,7 +98,9 @@ def write_home(home: Path, default_gguf: Path, tiny: Path | None, server: dict,
     }
     if tiny is not None:
         manifest["models"] = [{"id": "tiny", "backend": "llamacpp", "path": str(tiny),
-                               "context_length": 512}]
+                               "context_length": 512},
+                              {"id": EMBEDDER, "backend": "llamacpp", "embedding": True,
+                               "path": str(default_gguf), "context_length": 512}]
     (home / "manifest.yaml").write_text(yaml.safe_dump(manifest))
     return home
 
