@@ -119,7 +119,19 @@ def test_open_webui_task_on_ollama_is_one_constrained_stage(
     assert request.model.id == _quick_model(server)
     assert request.format is not None and request.format.schema is not None
     assert request.messages[0].role == "user", "no persona's system prompt"
-    assert request.options.max_tokens is not None and request.options.max_tokens <= 160
+    asked = request.messages[0].content
+    assert "### Guidelines" not in asked and "sky blue" in asked, "one plain instruction"
+    assert request.options.max_tokens is not None and request.options.max_tokens <= 256
+    assert request.options.temperature == 0.0, "greedy"
+
+
+def test_a_title_is_about_the_chat_not_the_template(server: ServerThread) -> None:
+    reply = httpx.post(f"{server.url}/api/chat", json=ollama_body("mirador:auto",
+                                                                  "title_generation"),
+                       timeout=120)
+    title = json.loads(reply.json()["message"]["content"])["title"]
+    assert "your concise title" not in title.lower() and "json" not in title.lower()
+    assert 0 < len(title.split()) <= 12, title
 
 
 def test_open_webui_task_on_openai_and_the_task_model(server: ServerThread,
