@@ -99,9 +99,9 @@ def _longest(schema: dict[str, Any]) -> int:
 
 TASKS: dict[str, TaskKind] = {k.key: k for k in (
     _kind("title", _object("title", {"type": "string", "maxLength": 40}),
-          "Write a title of two to five words for this conversation."),
+          "What is this conversation about? Answer in a few words."),
     _kind("tags", _object("tags", _strings(3, 20)),
-          "What is this conversation about? Name one to three general topics."),
+          "Which field of knowledge is this conversation about?"),
     _kind("follow_ups", _object("follow_ups", _strings(3, 60)),
           "Write three short questions the user could ask next about this topic."),
     _kind("queries", _object("queries", _strings(3, 40, min_items=0)),
