@@ -76,11 +76,13 @@ def report(seen: dict[str, dict[str, list]], runs: int) -> None:
         one, staged = statistics.median(got["task"]), statistics.median(got["staged"])
         rows.append({"task": task, "one_stage_s": round(one, 2), "staged_s": round(staged, 2),
                      "ratio": round(staged / one, 1), "task_runs": got["task"],
-                     "staged_runs": got["staged"], "example_reply": got["replies"][0]})
+                     "staged_runs": got["staged"], "example_reply": got["replies"][0],
+                     "replies": got["replies"]})
         print(f"{task:<22}{one:>15.2f}{staged:>12.2f}{staged / one:>7.1f}x")
-    print("\nReplies (first run):")
-    for row in rows:
-        print(f"  {row['task']}: {row['example_reply']}")
+    print("\nReplies (every run):")
+    for task, got in seen.items():
+        for text in got["replies"]:
+            print(f"  {task}: {text}")
     RESULTS.write_text(json.dumps({"benchmark": "tasks", "runs": runs, "cores": os.cpu_count(),
                                    "model": "SmolLM2-135M-Instruct", "rows": rows}, indent=2))
     print(f"\nwrote {RESULTS.relative_to(ROOT)}")

@@ -10,8 +10,9 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,12 +20,14 @@ import uvicorn
 import yaml
 
 from mirador.app import create_orchestrator
+from mirador.backends import ChatRequest
 from mirador.server.app import create_app
 from mirador.server.runtime import ServerRuntime
 from mirador.settings import Settings, load_settings
 from tests.conftest import link_default_model
 
 SHORT = 24  # tokens per stage: enough to see streaming, short enough for 2 cores
+EMBEDDER = "smol-embed"  # the shared server's embedding model: SmolLM2 with embedding=True
 
 
 def free_port() -> int:
@@ -95,7 +98,9 @@ def write_home(home: Path, default_gguf: Path, tiny: Path | None, server: dict,
     }
     if tiny is not None:
         manifest["models"] = [{"id": "tiny", "backend": "llamacpp", "path": str(tiny),
-                               "context_length": 512}]
+                               "context_length": 512},
+                              {"id": EMBEDDER, "backend": "llamacpp", "embedding": True,
+                               "path": str(default_gguf), "context_length": 512}]
     (home / "manifest.yaml").write_text(yaml.safe_dump(manifest))
     return home
 
@@ -114,6 +119,22 @@ def server(tmp_path_factory: pytest.TempPathFactory, smollm_gguf: Path,
     thread = ServerThread(create_app(settings_for(home)), port).start()
     yield thread
     thread.stop()
+
+
+@pytest.fixture
+def requests_seen(server: ServerThread, monkeypatch: pytest.MonkeyPatch
+                  ) -> Iterator[list[ChatRequest]]:
+    """Every request the server's model manager runs (it still runs them)."""
+    manager = server.runtime.orchestrator.manager
+    seen: list[ChatRequest] = []
+    real = manager.stream_chat
+
+    def spy(request: ChatRequest) -> AsyncIterator[Any]:
+        seen.append(request)
+        return real(request)
+
+    monkeypatch.setattr(manager, "stream_chat", spy)
+    yield seen
 
 
 @pytest.fixture

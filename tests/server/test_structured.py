@@ -14,6 +14,7 @@ import openai
 import pytest
 from pydantic import BaseModel, Field
 
+from mirador.backends import ChatRequest
 from tests.server.conftest import ServerThread
 
 QUESTION = [{"role": "user", "content": "Name a city in France and its country."}]
@@ -90,3 +91,14 @@ def test_formats_it_cannot_honour_are_a_400(server: ServerThread, path: str, bod
                              **body})
     assert reply.status_code == 400, reply.text
     assert says in reply.text
+
+
+def test_the_clients_system_prompt_is_sent_once(client: ollama.Client,
+                                                requests_seen: list[ChatRequest]) -> None:
+    wish = "Answer in French, please."
+    client.chat(model="mirador:quick", format="json", stream=False,
+                options={"temperature": 0, "num_predict": 40},
+                messages=[{"role": "system", "content": wish}, *QUESTION])
+    assert len(requests_seen) == 1
+    system = requests_seen[0].messages[0]
+    assert system.role == "system" and system.content.count(wish) == 1, system.content

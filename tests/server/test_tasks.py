@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -101,22 +100,6 @@ def openai_body(model: str, task: str) -> dict[str, Any]:
     return {**body, "max_completion_tokens": 1000}
 
 
-@pytest.fixture
-def requests_seen(server: ServerThread, monkeypatch: pytest.MonkeyPatch
-                  ) -> Iterator[list[ChatRequest]]:
-    """Every request the server's model manager runs (it still runs them)."""
-    manager = server.runtime.orchestrator.manager
-    seen: list[ChatRequest] = []
-    real = manager.stream_chat
-
-    def spy(request: ChatRequest) -> AsyncIterator[Any]:
-        seen.append(request)
-        return real(request)
-
-    monkeypatch.setattr(manager, "stream_chat", spy)
-    yield seen
-
-
 def _quick_model(server: ServerThread) -> str:
     orchestrator = server.runtime.orchestrator
     return orchestrator.resolve(orchestrator.stages[0]).model.id
@@ -136,7 +119,19 @@ def test_open_webui_task_on_ollama_is_one_constrained_stage(
     assert request.model.id == _quick_model(server)
     assert request.format is not None and request.format.schema is not None
     assert request.messages[0].role == "user", "no persona's system prompt"
-    assert request.options.max_tokens is not None and request.options.max_tokens <= 160
+    asked = request.messages[0].content
+    assert "### Guidelines" not in asked and "sky blue" in asked, "one plain instruction"
+    assert request.options.max_tokens is not None and request.options.max_tokens <= 256
+    assert request.options.temperature == 0.0, "greedy"
+
+
+def test_a_title_is_about_the_chat_not_the_template(server: ServerThread) -> None:
+    reply = httpx.post(f"{server.url}/api/chat", json=ollama_body("mirador:auto",
+                                                                  "title_generation"),
+                       timeout=120)
+    title = json.loads(reply.json()["message"]["content"])["title"]
+    assert "your concise title" not in title.lower() and "json" not in title.lower()
+    assert 0 < len(title.split()) <= 12, title
 
 
 def test_open_webui_task_on_openai_and_the_task_model(server: ServerThread,

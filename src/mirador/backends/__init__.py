@@ -14,6 +14,8 @@ from mirador.backends.base import (
     Backend,
     BackendEvent,
     ChatRequest,
+    Embedded,
+    Embeds,
     Finished,
     LoadedModel,
     Message,
@@ -24,8 +26,8 @@ from mirador.errors import ConfigError
 from mirador.settings import Settings
 
 __all__ = [
-    "Backend", "BackendEvent", "ChatRequest", "Finished", "LoadedModel", "Message",
-    "ResponseFormat", "TextPiece",
+    "Backend", "BackendEvent", "ChatRequest", "Embedded", "Embeds", "Finished", "LoadedModel",
+    "Message", "ResponseFormat", "TextPiece",
     "BackendFactory", "register_backend", "create_backend", "backend_names",
 ]
 

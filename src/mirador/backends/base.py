@@ -69,6 +69,25 @@ BackendEvent = TextPiece | Finished
 
 
 @dataclass(frozen=True)
+class Embedded:
+    """Vectors of unit length, one per text, and the tokens the texts took."""
+
+    vectors: list[list[float]]
+    tokens: int = 0
+
+
+@runtime_checkable
+class Embeds(Protocol):
+    """A backend that can run embedding models (manifest entries with `embedding: true`)."""
+
+    async def embed(self, model: ModelEntry, texts: list[str], truncate: bool = True
+                    ) -> Embedded:
+        """One unit vector per text; a text too long for the model is cut when `truncate`,
+        else a BackendError."""
+        ...
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     model_id: str
     size_bytes: int = 0

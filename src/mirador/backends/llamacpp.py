@@ -34,6 +34,7 @@ from typing import Any
 from mirador.backends.base import (
     BackendEvent,
     ChatRequest,
+    Embedded,
     Finished,
     LoadedModel,
     ResponseFormat,
@@ -143,7 +144,7 @@ class LlamaCppBackend:
         try:
             llm = Llama(model_path=str(path), n_ctx=self.context_size(model),
                         n_threads=threads, n_threads_batch=threads, n_batch=cfg.n_batch,
-                        verbose=False)
+                        embedding=model.embedding, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"llama.cpp could not load model '{model.id}' from {path} "
                                  f"({exc}); check that it is a complete GGUF file that this "
@@ -208,6 +209,18 @@ class LlamaCppBackend:
         return len(tokens)
 
     # -- generation --------------------------------------------------------------
+
+    async def embed(self, model: ModelEntry, texts: list[str], truncate: bool = True
+                    ) -> Embedded:
+        """Vectors from an embedding model (loaded with `embedding=True`): the model's own
+        pooling, or the mean of its token vectors when it has none; unit length."""
+        if not model.embedding:
+            raise BackendError(f"model '{model.id}' is not an embedding model; set "
+                               "'embedding: true' on it in ~/.mirador/manifest.yaml")
+        loaded = await self._get(model)
+        async with loaded.lock:
+            return await asyncio.to_thread(_embed_blocking, loaded.llm, model.id, texts,
+                                           truncate)
 
     async def stream_chat(self, request: ChatRequest) -> AsyncIterator[BackendEvent]:
         if any(m.images for m in request.messages):
@@ -310,6 +323,25 @@ class _Seen:
                         completion_tokens=self.generated,
                         timings={"seconds": now - started, "prompt_seconds": first - started,
                                  "eval_seconds": now - first})
+
+
+def _embed_blocking(llm: Any, model_id: str, texts: list[str], truncate: bool) -> Embedded:
+    import numpy as np
+
+    limit = llm.n_batch
+    counts = [len(llm.tokenize(t.encode("utf-8"))) for t in texts]
+    for index, count in enumerate(counts):
+        if count > limit and not truncate:
+            raise ContextOverflowError(f"input {index} is {count} tokens, more than model "
+                                       f"'{model_id}' embeds at once ({limit}); shorten it "
+                                       "or send truncate: true")
+    vectors = []
+    for text in texts:  # one at a time: llama.cpp's batch is the model's, not the request's
+        raw = np.asarray(llm.embed(text, truncate=True), dtype=np.float64)
+        row = raw.mean(axis=0) if raw.ndim == 2 else raw  # token vectors: mean pooling
+        norm = float(np.linalg.norm(row))
+        vectors.append([float(x) for x in (row / norm if norm else row)])
+    return Embedded(vectors=vectors, tokens=sum(min(c, limit) for c in counts))
 
 
 def _check_fits(tokens: list[int], n_ctx: int, model_id: str) -> None:

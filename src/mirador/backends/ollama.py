@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from mirador.backends.base import (
     BackendEvent,
     ChatRequest,
+    Embedded,
     Finished,
     LoadedModel,
     Message,
@@ -81,6 +82,16 @@ class OllamaBackend:
             raise BackendError(f"Ollama at {self.host} ended the answer from '{tag}' before it "
                                "was done; check the Ollama server's log")
         yield _finished(final)
+
+    async def embed(self, model: ModelEntry, texts: list[str], truncate: bool = True
+                    ) -> Embedded:
+        """Ollama's /api/embed for an embedding model of the manifest."""
+        tag = _tag(model)
+        with self._translated(tag, model):
+            reply = await self._api().embed(model=tag, input=texts, truncate=truncate,
+                                            keep_alive=self.keep_alive(model))
+        return Embedded(vectors=[list(map(float, v)) for v in reply.embeddings],
+                        tokens=int(reply.prompt_eval_count or 0))
 
     # -- loading -----------------------------------------------------------------
 

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from mirador.backends.base import (
     BackendEvent,
     ChatRequest,
+    Embedded,
     Finished,
     LoadedModel,
     Message,
@@ -95,6 +96,18 @@ class OpenAIBackend:
                     raise
                 self._include_usage = False
         return await self._api().chat.completions.create(**kwargs)
+
+    async def embed(self, model: ModelEntry, texts: list[str], truncate: bool = True
+                    ) -> Embedded:
+        """The server's /v1/embeddings for an embedding model of the manifest (`truncate`
+        is the server's business: OpenAI's API has no such field)."""
+        name = _name(model)
+        with self._translated(name, model, started=False):
+            reply = await self._api().embeddings.create(model=name, input=texts,
+                                                        encoding_format="float")
+        rows = sorted(reply.data, key=lambda d: d.index)
+        return Embedded(vectors=[list(map(float, d.embedding)) for d in rows],
+                        tokens=int(reply.usage.prompt_tokens) if reply.usage else 0)
 
     # -- loading -----------------------------------------------------------------
 

@@ -60,6 +60,8 @@ class ModelEntry(Strict):
     priority: int = 0
     pinned: bool = False
     keep_alive: float | None = Field(default=None, description="Seconds idle before unloading.")
+    embedding: bool = Field(default=False, description="An embedding model: it makes vectors "
+                            "(/api/embed, /v1/embeddings), not chat; no persona rides on it.")
 
     @model_validator(mode="after")
     def _has_source(self) -> ModelEntry:
@@ -126,6 +128,16 @@ class Manifest(Strict):
     chains: list[ChainEntry] = []
     candidates: dict[str, list[str]] = Field(
         default={}, description="Query type -> chain ids that may answer it ('auto' included).")
+
+    @model_validator(mode="after")
+    def _no_persona_on_an_embedder(self) -> Manifest:
+        embedders = {m.id for m in self.models if m.embedding}
+        for persona in self.personas:
+            if persona.model in embedders:
+                raise ValueError(f"persona '{persona.id}' rides on model '{persona.model}', "
+                                 "an embedding model (embedding: true) that cannot chat; "
+                                 "point it at a chat model")
+        return self
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Manifest:

@@ -102,6 +102,8 @@ def build_request(orchestrator: Orchestrator, target: Target, query: Query,
     """The answer a target runs, with the client's system prompt (added to each persona's)
     and sampling on every stage, and its token limit over the whole answer."""
     overrides = (sampling or Sampling()).overrides(system)
+    if target.kind == "model":
+        _check_chats(orchestrator, target.ref)
     if target.kind != "model":
         return replace(_STAGED[target.kind](orchestrator, target, query), overrides=overrides)
     last = orchestrator.stages[-1]
@@ -109,6 +111,21 @@ def build_request(orchestrator: Orchestrator, target: Target, query: Query,
                        timeout=max(last.timeout, SINGLE_MODEL_TIMEOUT),
                        first_token_timeout=last.first_token_timeout)
     return AnswerRequest(query=query, stages=[stage], overrides=overrides)
+
+
+def _check_chats(orchestrator: Orchestrator, model_id: str) -> None:
+    """An embedding model of the manifest makes vectors, not answers: a 400 that says so."""
+    if orchestrator.manifest.model(model_id).embedding:
+        raise BadRequestError(f"model '{model_id}' is an embedding model: it makes vectors, "
+                              "not chat; send it to /api/embed or /v1/embeddings, or pick a "
+                              "chat model")
+
+
+def capabilities(orchestrator: Orchestrator, target: Target) -> list[str]:
+    """What a target does: `embedding` for a manifest embedding model, else `completion`."""
+    if target.kind == "model" and orchestrator.manifest.model(target.ref).embedding:
+        return ["embedding"]
+    return ["completion"]
 
 
 async def check_fits(orchestrator: Orchestrator, models: Sequence[ModelEntry], query: Query,

@@ -4,9 +4,14 @@
     POST /api/embeddings   Ollama's older call: {"model", "prompt"} -> {"embedding"}
     POST /v1/embeddings    OpenAI: {"model", "input", "encoding_format", "dimensions"}
 
-The model is the embedder memory uses (`memory.embedder`; all-MiniLM-L6-v2 run in
+The models are the embedder memory uses (`memory.embedder`; all-MiniLM-L6-v2 run in
 numpy by default), named `mirador:embed`, and also `all-minilm` (Ollama's name for
-it) when that is what runs. Vectors have unit length. It loads at the first request.
+it) when that is what runs; and every manifest model with `embedding: true`, by its id:
+a GGUF run by llama.cpp with `embedding=True` (the model's pooling, else the mean of
+its token vectors), an Ollama model through Ollama's embed, an OpenAI-compatible one
+through its /v1/embeddings. Vectors have unit length. Each loads at its first request.
+A chat model here is a 400 naming the models that embed, and a chat request to an
+embedding model is a 400 too (compat.build_request).
 
     field                      policy
     truncate (Ollama)          true: texts are cut to the model's 256 tokens, as Ollama
@@ -30,8 +35,11 @@ import numpy as np
 from fastapi import APIRouter
 from pydantic import Field
 
+from mirador.backends import Embeds
 from mirador.embeddings import CountsTokens, Embedder, load_embedder
 from mirador.errors import ModelNotFoundError
+from mirador.models.manifest import ModelEntry
+from mirador.orchestration.orchestrator import Orchestrator
 from mirador.server.compat import resolve_target
 from mirador.server.errors import BadRequestError
 from mirador.server.native import Runtime
@@ -48,7 +56,7 @@ openai_router = APIRouter(prefix="/v1", tags=["openai"])
 
 
 def embed_model_names(settings: Settings) -> list[str]:
-    """The names the embedding API answers to."""
+    """The names Mirador's own embedder answers to."""
     memory = settings.config.memory
     minilm = memory.embedder == "minilm" and not memory.embedder_model
     return [EMBED_MODEL, MINILM_NAME] if minilm else [EMBED_MODEL]
@@ -61,14 +69,26 @@ def embed_description(settings: Settings) -> str:
 
 
 def is_embed_model(settings: Settings, name: str) -> bool:
+    """Whether `name` is Mirador's own embedder (manifest embedders are manifest models)."""
     return name.strip().removesuffix(":latest") in embed_model_names(settings)
 
 
-def _check_model(rt: ServerRuntime, name: str) -> str:
-    """`name`, normalised, if it embeds; a 400 for a chat model, a 404 for an unknown one."""
+def manifest_embedders(orchestrator: Orchestrator) -> list[ModelEntry]:
+    """The manifest's embedding models (`embedding: true`)."""
+    return [m for m in orchestrator.manifest.models if m.embedding]
+
+
+def _check_model(rt: ServerRuntime, name: str) -> str | ModelEntry:
+    """What embeds for `name`: Mirador's embedder (by its name) or a manifest model; a 400
+    for a chat model, a 404 for an unknown one."""
     if is_embed_model(rt.settings, name):
         return name.strip().removesuffix(":latest")
-    names = ", ".join(embed_model_names(rt.settings))
+    wanted = name.strip().removesuffix(":latest")
+    for entry in manifest_embedders(rt.orchestrator):
+        if entry.id == wanted:
+            return entry
+    names = ", ".join([*embed_model_names(rt.settings),
+                       *(m.id for m in manifest_embedders(rt.orchestrator))])
     try:
         resolve_target(rt.orchestrator, name)
     except ModelNotFoundError:
@@ -97,18 +117,40 @@ async def _embedder(rt: ServerRuntime) -> tuple[Embedder, float]:
     return inner, time.perf_counter() - started
 
 
-async def embed(rt: ServerRuntime, texts: Sequence[str], truncate: bool = True) -> Vectors:
-    """Unit vectors for `texts`, with the tokens they took."""
+async def embed(rt: ServerRuntime, texts: Sequence[str], truncate: bool = True,
+                model: str | ModelEntry = EMBED_MODEL) -> Vectors:
+    """Unit vectors for `texts` from `model`, with the tokens they took."""
     if not texts:
         raise BadRequestError("input is empty; send a text or a list of texts")
     if len(texts) > MAX_INPUTS:
         raise BadRequestError(f"input has {len(texts)} texts; send at most {MAX_INPUTS} "
                               "per request")
+    if isinstance(model, ModelEntry):
+        return await _manifest_embed(rt, model, list(texts), truncate)
     embedder, load = await _embedder(rt)
     started = time.perf_counter()
     tokens = await asyncio.to_thread(_tokens, embedder, texts, truncate)
     rows = await asyncio.to_thread(embedder.embed, list(texts))
     return Vectors(rows=rows, tokens=tokens, seconds=time.perf_counter() - started + load,
+                   load=load)
+
+
+async def _manifest_embed(rt: ServerRuntime, model: ModelEntry, texts: list[str],
+                          truncate: bool) -> Vectors:
+    """Vectors from a manifest model, loaded (within the memory budget) by the manager."""
+    manager = rt.orchestrator.manager
+    backend = manager.backend(model.backend)
+    if not isinstance(backend, Embeds):
+        raise BadRequestError(f"model '{model.id}' runs on backend '{model.backend}', which "
+                              "cannot make embeddings; use llamacpp, ollama or openai")
+    started = time.perf_counter()
+    await manager.prepare(model)
+    load = time.perf_counter() - started
+    got = await backend.embed(model, texts, truncate)
+    raw = np.asarray(got.vectors, dtype=np.float64)
+    norms = np.linalg.norm(raw, axis=1, keepdims=True)
+    rows = (raw / np.where(norms == 0, 1, norms)).astype(np.float32)
+    return Vectors(rows=rows, tokens=got.tokens, seconds=time.perf_counter() - started,
                    load=load)
 
 
@@ -156,12 +198,12 @@ class EmbeddingsBody(Lenient):
 @ollama_router.post("/embed")
 async def ollama_embed(body: EmbedBody, rt: Runtime) -> Any:
     """Ollama's embeddings: one unit vector per input text."""
-    name = _check_model(rt, body.model)
+    model = _check_model(rt, body.model)
     texts = [body.input] if isinstance(body.input, str) else body.input
-    vectors = await embed(rt, texts, body.truncate)
+    vectors = await embed(rt, texts, body.truncate, model)
     _dimensions(body.dimensions, vectors.rows)
     ns = 1_000_000_000
-    return {"model": name, "embeddings": vectors.rows.tolist(),
+    return {"model": _name(model), "embeddings": vectors.rows.tolist(),
             "total_duration": int(vectors.seconds * ns), "load_duration": int(vectors.load * ns),
             "prompt_eval_count": vectors.tokens}
 
@@ -169,8 +211,7 @@ async def ollama_embed(body: EmbedBody, rt: Runtime) -> Any:
 @ollama_router.post("/embeddings")
 async def ollama_embeddings(body: EmbeddingsBody, rt: Runtime) -> Any:
     """Ollama's older embeddings call: one prompt, one vector."""
-    _check_model(rt, body.model)
-    vectors = await embed(rt, [body.prompt])
+    vectors = await embed(rt, [body.prompt], model=_check_model(rt, body.model))
     return {"embedding": vectors.rows[0].tolist()}
 
 
@@ -188,14 +229,17 @@ class OpenAIEmbedBody(Lenient):
 @openai_router.post("/embeddings")
 async def openai_embeddings(body: OpenAIEmbedBody, rt: Runtime) -> Any:
     """OpenAI's embeddings: a list of `embedding` objects and the tokens used."""
-    name = _check_model(rt, body.model)
-    texts = _texts(body.input)
-    vectors = await embed(rt, texts)
+    model = _check_model(rt, body.model)
+    vectors = await embed(rt, _texts(body.input), model=model)
     _dimensions(body.dimensions, vectors.rows)
     data = [{"object": "embedding", "index": i, "embedding": _encoded(row, body.encoding_format)}
             for i, row in enumerate(vectors.rows)]
-    return {"object": "list", "model": name, "data": data,
+    return {"object": "list", "model": _name(model), "data": data,
             "usage": {"prompt_tokens": vectors.tokens, "total_tokens": vectors.tokens}}
+
+
+def _name(model: str | ModelEntry) -> str:
+    return model.id if isinstance(model, ModelEntry) else model
 
 
 def _texts(value: str | list[str] | list[int] | list[list[int]]) -> list[str]:

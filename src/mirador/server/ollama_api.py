@@ -346,8 +346,9 @@ async def show(body: ShowBody, rt: Runtime) -> Any:
 
 def _capabilities(rt: ServerRuntime, target: compat.Target) -> list[str]:
     """What the model does here: completion, and vision where images pass through (no
-    tools: those requests are refused)."""
-    return ["completion", "vision"] if fields.sees(rt.orchestrator, target) else ["completion"]
+    tools: those requests are refused); `embedding` only for an embedding model."""
+    kinds = compat.capabilities(rt.orchestrator, target)
+    return [*kinds, "vision"] if fields.sees(rt.orchestrator, target) else kinds
 
 
 @router.get("/version")

@@ -251,6 +251,10 @@ class _Reply:
                              "finish_reason": compat.finish_reason(view.ends)}]}
 
 
+def _ref(card: compat.ModelCard) -> str:
+    return card.base_models[0].id if card.kind == "model" else card.name
+
+
 def _usage(use: compat.Usage) -> dict[str, int]:
     return {"prompt_tokens": use.prompt_tokens, "completion_tokens": use.completion_tokens,
             "total_tokens": use.prompt_tokens + use.completion_tokens}
@@ -259,7 +263,9 @@ def _usage(use: compat.Usage) -> dict[str, int]:
 @router.get("/models")
 async def models(rt: Runtime) -> Any:
     """The model names this server answers to."""
+    orchestrator = rt.orchestrator
     chat = [{"id": c.name, "object": "model", "created": int(c.modified), "owned_by": "mirador",
-             "capabilities": ["completion"]}
-            for c in compat.cards(rt.orchestrator, rt.settings.models_dir)]
+             "capabilities": compat.capabilities(orchestrator, compat.Target(c.name, c.kind,
+                                                                             _ref(c)))}
+            for c in compat.cards(orchestrator, rt.settings.models_dir)]
     return {"object": "list", "data": chat + embed_api.openai_models(rt.settings, int(time.time()))}

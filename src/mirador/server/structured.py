@@ -26,7 +26,7 @@ from pydantic import Field
 
 from mirador.backends import ResponseFormat
 from mirador.orchestration.orchestrator import Orchestrator
-from mirador.orchestration.stages import ModelStage, select_stages
+from mirador.orchestration.stages import ModelStage, Overrides, select_stages
 from mirador.server.errors import BadRequestError
 from mirador.server.options import Sampling
 from mirador.server.runtime import AnswerRequest
@@ -88,10 +88,10 @@ def constrained(orchestrator: Orchestrator, request: AnswerRequest, fmt: Respons
                 sampling: Sampling, system: str | None = None) -> AnswerRequest:
     """`request` as one constrained stage: its final persona, answering in JSON.
 
-    The persona's system prompt comes first, then the client's, then a line asking for
-    JSON; the orchestrator leaves out the persona's examples and stop strings for a
-    constrained stage. The client's temperature and token limit win; without a limit
-    the stage gets at least MIN_TOKENS."""
+    The persona's system prompt comes first, then the client's (once: it leaves the
+    request's overrides), then a line asking for JSON; the orchestrator leaves out the
+    persona's examples and stop strings for a constrained stage. The client's
+    temperature and token limit win; without a limit the stage gets at least MIN_TOKENS."""
     stage = final_stage(orchestrator, request)
     persona = orchestrator.manifest.resolve(stage.model)
     _check_schema(persona.model.backend, fmt)
@@ -105,7 +105,13 @@ def constrained(orchestrator: Orchestrator, request: AnswerRequest, fmt: Respons
     one = dataclasses.replace(stage, format=fmt, max_tokens=tokens,
                               system_prompt="\n\n".join(p for p in parts if p),
                               temperature=temperature)
-    return dataclasses.replace(request, stages=[one], chain=None)
+    return dataclasses.replace(request, stages=[one], chain=None,
+                               overrides=_without_system(request.overrides))
+
+
+def _without_system(overrides: Overrides | None) -> Overrides | None:
+    """The client's system prompt is in the stage's own now: not added a second time."""
+    return None if overrides is None else dataclasses.replace(overrides, system=None)
 
 
 def final_stage(orchestrator: Orchestrator, request: AnswerRequest) -> ModelStage:

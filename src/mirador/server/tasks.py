@@ -7,22 +7,31 @@ as the answer itself and be stored in memory as if the person had said it. Here 
 recognised by that opening or sent to the `mirador:task` model, is one stage on the
 target's first model, without a persona: no chain, no memory write, no learning record.
 
-Known tasks are recognised by the JSON key their prompt asks for, and answered in JSON
-of a bounded schema (a few short strings), so the reply parses and stays short:
+Known tasks are recognised by the JSON key their prompt asks for. A front end's template
+is written for large models (guidelines, a placeholder reply, examples) and a small model
+copies it ('{"title": "your concise title here"}'), so for these the template is replaced
+by one plain instruction above the chat history it carries, and the reply is decoded
+greedily under a grammar of a bounded schema (a few short strings) with a token limit
+of its own: it parses, stays short, and is written about the chat.
 
-    key          task                      reply
-    title        chat title                {"title": "..."}          (60 characters at most)
-    tags         chat tags                 {"tags": [...]}           (1 to 4 tags)
-    follow_ups   follow-up suggestions     {"follow_ups": [...]}     (1 to 3 questions)
-    queries      search/retrieval queries  {"queries": [...]}        (0 to 3 queries)
-    text         autocompletion            {"text": "..."}
+    key          task                      reply (the grammar's bounds)
+    title        chat title                {"title": "..."}: 40 characters
+    tags         chat tags                 {"tags": [...]}: 1 to 3 of 20 characters
+    follow_ups   follow-up suggestions     {"follow_ups": [...]}: 1 to 3 of 60
+    queries      search/retrieval queries  {"queries": [...]}: 0 to 3 of 40
+    text         autocompletion            {"text": "..."}: 80 (its own prompt kept)
 
-Any other `### Task:` prompt gets a short free answer (JSON if it asks for JSON). A
-`format` or `response_format` the client sent wins over the table.
+Each task's token limit is the longest reply its schema allows (`_longest`), so the
+limit never cuts the JSON; the bounds keep replies short.
+
+Any other `### Task:` prompt is sent as it is and gets a short free answer (JSON if it
+asks for JSON). A `format` or `response_format` the client sent wins over the table; a
+lower token limit or a temperature the client sent wins too.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,9 +46,11 @@ from mirador.server.runtime import AnswerRequest
 
 MARKER = "### Task:"
 TASK_MODEL = "task"  # mirador:task
-MAX_TOKENS = 160  # a backstop: the schemas bound the replies well below it
+MAX_TOKENS = 160  # for a task not in the table
+TEMPERATURE = 0.0  # greedy: a chore wants the likeliest words, not variety
 TIMEOUT = 60.0  # generous: the model may still be loading when the first task comes
 _KEY = re.compile(r'\{\s*"(\w+)"\s*:')
+_HISTORY = re.compile(r"<chat_history>\s*(.*?)\s*</chat_history>", re.DOTALL)
 
 
 def _strings(max_items: int, length: int, min_items: int = 1) -> dict[str, Any]:
@@ -57,18 +68,45 @@ class TaskKind:
 
     key: str
     schema: dict[str, Any] | None = field(default=None, hash=False)
+    max_tokens: int = MAX_TOKENS
+    instruction: str | None = None  # replaces the front end's template; None: keep it
+
+    def prompt(self, text: str) -> str:
+        """What the model is asked: the instruction under the chat history, when both exist."""
+        found = _HISTORY.search(text)
+        if self.instruction is None or found is None:
+            return text
+        return f"Conversation:\n{found.group(1)}\n\n{self.instruction}"
 
     @property
     def format(self) -> ResponseFormat | None:
         return ResponseFormat(schema=self.schema, name=self.key) if self.schema else None
 
 
+def _kind(key: str, schema: dict[str, Any], instruction: str | None = None) -> TaskKind:
+    return TaskKind(key, schema, _longest(schema), instruction)
+
+
+def _longest(schema: dict[str, Any]) -> int:
+    """Tokens the longest reply `schema` allows can take (a token is at least a character,
+    and a greedy model puts one space between parts): a limit that never cuts the JSON."""
+    if schema["type"] == "string":
+        return schema["maxLength"] + 3
+    if schema["type"] == "array":
+        return schema["maxItems"] * (_longest(schema["items"]) + 2) + 4
+    return sum(len(k) + 5 + _longest(v) for k, v in schema["properties"].items()) + 4
+
+
 TASKS: dict[str, TaskKind] = {k.key: k for k in (
-    TaskKind("title", _object("title", {"type": "string", "maxLength": 60})),
-    TaskKind("tags", _object("tags", _strings(4, 30))),
-    TaskKind("follow_ups", _object("follow_ups", _strings(3, 90))),
-    TaskKind("queries", _object("queries", _strings(3, 60, min_items=0))),
-    TaskKind("text", _object("text", {"type": "string", "maxLength": 120})),
+    _kind("title", _object("title", {"type": "string", "maxLength": 40}),
+          "What is this conversation about? Answer in a few words."),
+    _kind("tags", _object("tags", _strings(3, 20)),
+          "Which field of knowledge is this conversation about?"),
+    _kind("follow_ups", _object("follow_ups", _strings(3, 60)),
+          "Write three short questions the user could ask next about this topic."),
+    _kind("queries", _object("queries", _strings(3, 40, min_items=0)),
+          "Write up to three short web search queries for the user's last message."),
+    _kind("text", _object("text", {"type": "string", "maxLength": 80})),
 )}
 _FREE = TaskKind("free")
 _FREE_JSON = TaskKind("json")
@@ -94,14 +132,17 @@ def task_kind(target: Target, query: Query) -> TaskKind | None:
 def task_request(orchestrator: Orchestrator, target: Target, query: Query, kind: TaskKind,
                  fmt: ResponseFormat | None, sampling: Sampling,
                  system: str | None) -> AnswerRequest:
-    """One stage on the target's first model, no persona, nothing remembered."""
+    """One greedy, bounded stage on the target's first model (the quick stage's, so it is
+    warm), no persona, nothing remembered."""
     fmt = fmt or kind.format or (ResponseFormat() if kind is _FREE_JSON else None)
-    limit = MAX_TOKENS if sampling.max_tokens is None else min(sampling.max_tokens, MAX_TOKENS)
+    wished = sampling.max_tokens
+    limit = kind.max_tokens if wished is None else min(wished, kind.max_tokens)
     stage = ModelStage(name="task", model=_first_model(orchestrator, target), confidence=1.0,
                        timeout=TIMEOUT, system_prompt=system, max_tokens=limit,
-                       temperature=_or(sampling.options.temperature, 0.2),
+                       temperature=_or(sampling.options.temperature, TEMPERATURE),
                        format=fmt)
-    return AnswerRequest(query=query, stages=[stage], remember=False)
+    asked = dataclasses.replace(query, text=kind.prompt(query.text))
+    return AnswerRequest(query=asked, stages=[stage], remember=False)
 
 
 def _first_model(orchestrator: Orchestrator, target: Target) -> str:
