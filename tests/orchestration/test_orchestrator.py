@@ -11,6 +11,7 @@ from mirador.backends.llamacpp import LlamaCppBackend
 from mirador.backends.scripted import Script, ScriptedBackend
 from mirador.orchestration.events import Ack, Done, ErrorEvent, Event, StageEnd, StageStart, Token
 from mirador.orchestration.orchestrator import Orchestrator, Query
+from mirador.orchestration.quality import COPY_OVERLAP, overlap
 from mirador.orchestration.stages import ModelStage
 from mirador.settings import Settings
 from tests.support.spy import SpyBackend
@@ -86,11 +87,35 @@ async def test_later_stages_see_the_query_and_earlier_answers(real: Orchestrator
     assert second[1].content == "How can I sleep better?"
     assert second[2].content == done.answers["quick_response"].text
     assert "My question was: How can I sleep better?" in second[-1].content
-    assert "What did that answer miss?" in second[-1].content
-    assert [m.content for m in third if m.role == "assistant"] == [
-        done.answers["quick_response"].text, done.answers["deep_analysis"].text]
+    assert "List two or three things that answer missed" in second[-1].content
+    shown = [done.answers["quick_response"].text, done.answers["deep_analysis"].text]
+    if overlap(shown[1], shown[0]) >= COPY_OVERLAP:  # a copy is not shown twice
+        shown = shown[:1]
+    assert [m.content for m in third if m.role == "assistant"] == shown
     assert "final answer" in third[-1].content
     assert third[0].content.startswith("You are Mirador")  # its persona
+
+
+@pytest.mark.parametrize("question", ["Should I buy a used car or keep taking the bus?",
+                                      "How can I save money on groceries?"])
+async def test_real_stages_do_not_pass_off_a_copy_as_their_own(real: Orchestrator,
+                                                                 question: str) -> None:
+    """Every stage kept in the answer says something the earlier stages did not; one that
+    began to copy was ended with a reason and set aside, never chosen."""
+    events = await run(real, question, stages=["quick_response", "deep_analysis", "synthesis"])
+    done = events[-1]
+    assert isinstance(done, Done) and done.status == "ok"
+    reasons = {e.stage: e.reason or "" for e in events if isinstance(e, StageEnd)}
+    texts = {name: a.text for name, a in done.answers.items()}
+    names = list(texts)
+    for i, name in enumerate(names[1:], 1):
+        copied = [p for p in names[:i] if overlap(texts[name], texts[p]) >= COPY_OVERLAP]
+        if copied:
+            assert any(f"copies {p}" in done.quality[name]["flags"] for p in copied)
+            assert name in done.set_aside or name != done.final_stage, reasons[name]
+    final = done.final_stage
+    assert final is not None and not any(
+        overlap(done.answer, texts[p]) >= COPY_OVERLAP for p in names[:names.index(final)])
 
 
 async def test_routing_decides_the_stages(real: Orchestrator) -> None:
@@ -242,6 +267,49 @@ async def test_a_looping_stage_ends_early_and_is_set_aside(
     assert done.final_stage == "quick_response" and done.answer == answer
     assert done.set_aside == ["synthesis"] and "looped" in done.quality["synthesis"]["flags"]
     assert "set aside synthesis" in (done.chosen_because or "")
+
+
+async def test_a_stage_that_copies_an_earlier_one_is_ended_and_set_aside(
+        scripted: tuple[Orchestrator, ScriptedBackend]) -> None:
+    orchestrator, backend = scripted
+    first = ("Keep taking the bus for now: a used car costs insurance, repairs and parking on "
+             "top of its price, while a monthly pass is a fixed cost you already know.")
+    analysis = ("- Insurance for a young driver can cost more than the car.\n- Count what a "
+                "breakdown would cost you.\n- Think about trips the bus does not cover.")
+    words = [w + " " for w in first.split()]
+    backend.enqueue(Script(pieces=words), Script(pieces=words + ["And", " more."]),
+                    Script(pieces=[w + " " for w in analysis.split(" ")]))
+    stages = [ModelStage("quick_response", "quick", 0.6, timeout=30),
+              ModelStage("deep_analysis", "analyst", 0.85, timeout=30),
+              ModelStage("synthesis", "synthesizer", 0.95, timeout=30)]
+    events = await run(orchestrator, "Should I buy a used car or keep taking the bus?",
+                       stages=stages)
+    end = next(e for e in events if isinstance(e, StageEnd) and e.stage == "deep_analysis")
+    assert end.status == "ok" and end.reason and "copies quick_response" in end.reason
+    assert end.tokens < len(words), "the copy was ended while it streamed"
+    done = events[-1]
+    assert isinstance(done, Done)
+    assert "copies quick_response" in done.quality["deep_analysis"]["flags"]
+    assert done.final_stage != "deep_analysis"
+    # the copy is not shown to the synthesis as if it were a second opinion
+    synthesis = backend.requests[-1].messages
+    assert [m.content for m in synthesis if m.role == "assistant"] == [first]
+
+
+async def test_a_copying_last_stage_leaves_the_answer_to_the_one_it_copies(
+        scripted: tuple[Orchestrator, ScriptedBackend]) -> None:
+    orchestrator, backend = scripted
+    first = ("Write down the three tasks that matter most today, start with the hardest one "
+             "before lunch and leave email for the afternoon when your energy is lower.")
+    words = [w + " " for w in first.split()]
+    backend.enqueue(Script(pieces=words), Script(pieces=words))
+    stages = [ModelStage("quick_response", "quick", 0.6, timeout=30),
+              ModelStage("synthesis", "synthesizer", 0.95, timeout=30)]
+    done = (await run(orchestrator, "What should I focus on today?", stages=stages))[-1]
+    assert isinstance(done, Done)
+    assert done.final_stage == "quick_response" and done.answer == first
+    assert done.set_aside == ["synthesis"] and "copies quick_response" in (
+        done.chosen_because or "")
 
 
 async def test_the_embedder_loads_only_after_the_first_token(

@@ -34,3 +34,14 @@ def test_a_cut_short_answer_is_said_to_be_so() -> None:
 
 def test_the_first_stage_sees_only_the_question() -> None:
     assert last_turn("quick_response", "quick", {}) == "What should I focus on today?"
+
+
+def test_an_earlier_stage_that_copied_is_not_shown_again() -> None:
+    text = "Start with the hardest task, then answer email after lunch when energy is lower."
+    earlier = {"quick_response": StageAnswer(text, "ok", "m", False),
+               "deep_analysis": StageAnswer(text + " Also.", "ok", "m", False)}
+    persona = load_manifest(None).resolve("synthesizer")
+    stage = ModelStage(name="synthesis", model="synthesizer", confidence=0.9)
+    messages = stage_messages(Query("What should I focus on today?"), persona, stage, earlier, "")
+    assert [m.content for m in messages if m.role == "assistant"] == [text]
+    assert messages[-1].content.endswith(STAGE_REQUESTS["synthesis"])

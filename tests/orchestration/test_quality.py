@@ -8,6 +8,7 @@ import pytest
 
 from mirador.embeddings.minilm import MiniLMEmbedder
 from mirador.orchestration.quality import (
+    CopyWatch,
     LoopWatch,
     StageQuality,
     choose,
@@ -24,7 +25,7 @@ def minilm() -> Iterator[MiniLMEmbedder]:
     yield MiniLMEmbedder.load()
 
 
-def stream(watch: LoopWatch, text: str, size: int = 3) -> int | None:
+def stream(watch: LoopWatch | CopyWatch, text: str, size: int = 3) -> int | None:
     """Feed `text` in small pieces; the offset at which a loop was reported, if one was."""
     for start in range(0, len(text), size):
         if watch.feed(text[start:start + size]) is not None:
@@ -85,6 +86,9 @@ def test_the_latest_sound_stage_is_chosen_and_the_rest_set_aside() -> None:
                             "synthesis": q(0.6, "looped")})
     assert looped.stage == "deep_analysis" and looped.set_aside == ("synthesis",)
     assert "synthesis: looped" in looped.reason
+    copied = choose(order, {"quick_response": q(0.6), "deep_analysis": q(0.6),
+                            "synthesis": q(0.6, "copies deep_analysis")})
+    assert copied.stage == "deep_analysis" and "synthesis: copies deep_analysis" in copied.reason
     worse = choose(order, {"quick_response": q(0.7), "deep_analysis": q(0.3),
                            "synthesis": q(0.35, "copies deep_analysis")})
     assert worse.stage == "quick_response"
@@ -92,3 +96,22 @@ def test_the_latest_sound_stage_is_chosen_and_the_rest_set_aside() -> None:
     none = choose(order, {"quick_response": q(0.2, "off-topic"), "deep_analysis": q(0.5, "looped"),
                           "synthesis": q(0.1, "off-topic", "repetitive")})
     assert none.stage == "deep_analysis" and "no stage was sound" in none.reason
+
+
+FIRST = ("A used car costs insurance, repairs and parking on top of its price, while a monthly "
+         "bus pass is a fixed cost you already know, so keep the bus unless it wastes hours.")
+
+
+def test_a_copy_of_an_earlier_stage_is_caught_while_streaming() -> None:
+    watch = CopyWatch({"quick_response": FIRST})
+    copy = next(filter(None, (watch.feed(w + " ") for w in ("Well, " + FIRST).split(" "))))
+    assert copy.stage == "quick_response" and "copies quick_response" in copy.describe()
+    assert len(watch.text.split()) < len(FIRST.split()), "caught before the copy ended"
+
+
+def test_a_stage_that_quotes_a_little_and_goes_on_is_no_copy() -> None:
+    own = ("- A used car costs insurance, repairs and parking, and you have not priced those. "
+           "- Count how many trips the bus cannot make, and what a taxi would cost for them. "
+           "- If the bus wastes an hour a day, that time has a price too.")
+    assert stream(CopyWatch({"quick_response": FIRST}), own) is None
+    assert stream(CopyWatch({}), FIRST) is None

@@ -127,6 +127,8 @@ class _StageRun:
     load_seconds: float = 0.0
     watch: quality.LoopWatch = field(default_factory=quality.LoopWatch)
     loop: quality.Loop | None = None
+    copies: quality.CopyWatch = field(default_factory=lambda: quality.CopyWatch({}))
+    copy: quality.Copy | None = None  # the earlier stage this one began to copy
 
     @property
     def answer_text(self) -> str:
@@ -278,7 +280,7 @@ class Orchestrator:
                                                   wish.system)
                 options = prompts.request_options(
                     persona.options.merged(prompts.stage_options(stage)), wish.options, budget)
-                run = _StageRun()
+                run = _StageRun(copies=quality.CopyWatch({n: a.text for n, a in answers.items()}))
                 yield StageStart(stage=stage.name, model=persona.model.id, persona=persona.id,
                                  confidence=stage.confidence, index=index)
                 async with aclosing(self._run_stage(stage, persona, messages, options,
@@ -358,10 +360,11 @@ class Orchestrator:
                     run.text.append(event.text)
                     run.tokens += event.tokens
                     run.loop = run.watch.feed(event.text)
+                    run.copy = run.copies.feed(event.text)
                     yield Token(text=event.text, stage=stage.name, model=persona.model.id,
                                 confidence=stage.confidence)
-                    if run.loop is not None:
-                        break  # a loop only grows: end the stage here
+                    if run.loop is not None or run.copy is not None:
+                        break  # a loop only grows, a copy adds nothing: end the stage here
                 elif isinstance(event, Finished):
                     run.status = "cancelled" if event.reason == "cancelled" else run.status
                     run.finished = event
@@ -397,7 +400,7 @@ class Orchestrator:
                         load_seconds=round(run.load_seconds, 4),
                         prompt_seconds=_rounded(timings.get("prompt_seconds")),
                         eval_seconds=_rounded(timings.get("eval_seconds")),
-                        reason=run.loop.describe() if run.loop else None)
+                        reason=_early_end(run))
 
     # -- hooks ---------------------------------------------------------------
 
@@ -427,6 +430,12 @@ def _left(limit: int | None, answers: dict[str, StageAnswer]) -> int | None:
     if limit is None:
         return None
     return max(0, limit - sum(a.tokens for a in answers.values()))
+
+
+def _early_end(run: _StageRun) -> str | None:
+    """Why the quality gate ended a stage early, if it did."""
+    cause = run.loop or run.copy
+    return cause.describe() if cause else None
 
 
 def _rounded(value: float | None) -> float | None:

@@ -4,9 +4,12 @@ The first stage sees only the question (and the session's earlier turns), so
 it can start at once. A later stage sees the conversation so far as a chat:
 the question, each earlier stage's answer as the assistant's turn, and, as the
 last user turn, what Mirador remembers about the person, the question again,
-and this stage's request ("what did that answer miss?", "now the final
-answer"). A tiny model follows a short request at the end of a chat far
-better than a long document of notes, and copies notes shown as text.
+and this stage's request ("list what that answer missed", "now the final
+answer"). On the tuning half of bench/quality.py a tiny model copied the
+earlier answer more often when it was shown as quoted text than as its own
+turn, and least often when the request asks for a different form (a short
+list of what was missed). An earlier stage that only copies another is not
+shown again; the quality gate ends a stage that starts copying (quality.py).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import TYPE_CHECKING
 from mirador.backends import Message
 from mirador.models.manifest import ResolvedPersona, SamplingOptions
 from mirador.orchestration.events import StageAnswer
+from mirador.orchestration.quality import COPY_OVERLAP, overlap
 from mirador.orchestration.stages import ModelStage
 
 if TYPE_CHECKING:
@@ -24,11 +28,12 @@ if TYPE_CHECKING:
 
 STAGE_REQUESTS: dict[str, str] = {
     "deep_analysis": (
-        "What did that answer miss? Name the specific details, risks and trade-offs that "
-        "matter here, and what matters for my own situation. Two to four sentences."),
+        "Do not repeat that answer. List two or three things that answer missed: "
+        "specific details, risks or trade-offs that matter for my question. "
+        "One short line each, starting with '- '."),
     "synthesis": (
-        "Now write your final answer to my question: keep what was right above and add the "
-        "missing points. Clear and practical, at most five sentences."),
+        "Now write the final answer to my question in your own words: keep what is right "
+        "above and add the missing points. Clear and practical, at most five sentences."),
 }
 """What a later stage is asked to do, by stage name; other stages get their persona's
 `request` from the manifest, or else `DEFAULT_REQUEST`."""
@@ -48,7 +53,7 @@ def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
     for example in persona.examples if stage.format is None else ():
         messages += [Message("user", example.user), Message("assistant", example.assistant)]
     messages.extend(query.history)
-    spoken = [(name, answer) for name, answer in earlier.items() if answer.text]
+    spoken = distinct_answers(earlier)
     question = Message("user", query.text, images=query.images)  # the images go with it
     if not spoken and not background:
         messages.append(question)
@@ -63,6 +68,15 @@ def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
     last = _last_turn(query.text, request, spoken, background)
     messages.append(Message("user", last, images=() if spoken else query.images))
     return tuple(messages)
+
+
+def distinct_answers(earlier: Mapping[str, StageAnswer]) -> list[tuple[str, StageAnswer]]:
+    """The earlier stages' answers worth showing: with text, and not a copy of one before."""
+    kept: list[tuple[str, StageAnswer]] = []
+    for name, answer in earlier.items():
+        if answer.text and all(overlap(answer.text, k.text) < COPY_OVERLAP for _, k in kept):
+            kept.append((name, answer))
+    return kept
 
 
 def _request(stage_name: str, previous: StageAnswer | None) -> str:

@@ -40,6 +40,8 @@ LONG_N = 8  # ...and a sequence this long seen twice is one too
 ECHO_OVERLAP = 0.6  # share of an answer's word 4-grams found in the question / a stage
 MIN_RELEVANCE = 0.25  # MiniLM cosine to the question below which an answer is off-topic
 WORSE_BY = 0.12  # a later stage this much less relevant than an earlier sound one is set aside
+COPY_OVERLAP = 0.6  # share of a stage's word 4-grams found in one earlier stage: a copy
+COPY_MIN_WORDS = 20  # words a stage has said before the watch may call it a copy
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,39 @@ class LoopWatch:
             starts.append(window[0][1])
             if len(starts) >= limit:
                 return Loop(phrase=" ".join(word for word, _ in window), start=starts[1])
+        return None
+
+
+@dataclass(frozen=True)
+class Copy:
+    """A stage that is saying again what an earlier stage said."""
+
+    stage: str  # the earlier stage it copies
+    share: float  # share of its word 4-grams found in that stage
+
+    def describe(self) -> str:
+        return f"ended early: it copies {self.stage} ({self.share:.0%} of its phrases)"
+
+
+class CopyWatch:
+    """Follows a stage's text as it streams and reports when it copies an earlier stage."""
+
+    def __init__(self, earlier: Mapping[str, str]) -> None:
+        self._earlier = {name: set(ngrams(text)) for name, text in earlier.items() if text}
+        self.text = ""
+
+    def feed(self, piece: str) -> Copy | None:
+        """Add a streamed piece; a `Copy` once enough of the text repeats one earlier stage."""
+        self.text += piece
+        if not self._earlier:
+            return None
+        grams = ngrams(self.text)
+        if len(grams) + 3 < COPY_MIN_WORDS:
+            return None
+        for name, theirs in self._earlier.items():
+            share = sum(g in theirs for g in grams) / len(grams)
+            if share >= COPY_OVERLAP:
+                return Copy(name, round(share, 2))
         return None
 
 
@@ -153,7 +188,7 @@ def score_stage(question: str, text: str, earlier: Mapping[str, str],
     if overlap(text, question) >= ECHO_OVERLAP:
         flags.append("echoes the question")
     flags += [f"copies {name}" for name, prior in earlier.items()
-              if prior and overlap(text, prior) >= ECHO_OVERLAP]
+              if prior and overlap(text, prior) >= COPY_OVERLAP]
     relevance = _relevance(question, text, embedder)
     if relevance is not None and relevance < MIN_RELEVANCE:
         flags.append("off-topic")
@@ -180,11 +215,12 @@ class Choice:
 def choose(order: Sequence[str], quality: Mapping[str, StageQuality]) -> Choice:
     """The latest sound stage that is not clearly less relevant than an earlier one.
 
-    A stage that merely copies an earlier one is still sound (the later stage
-    agrees). With no sound stage, the best-scoring one is taken.
+    A stage that copies an earlier one is not sound: it did not do its own job,
+    and the stage it copies says the same first. With no sound stage, the
+    best-scoring one is taken.
     """
     candidates = [name for name in order if name in quality]
-    sound = [n for n in candidates if all(f.startswith("copies ") for f in quality[n].flags)]
+    sound = [n for n in candidates if quality[n].sound]
     if not sound:
         best = max(candidates, key=lambda n: quality[n].score)
         return Choice(best, f"no stage was sound; {best} scored best",
