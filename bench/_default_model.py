@@ -23,8 +23,8 @@ class BenchModel:
 
 def prepare_home(home: Path, gguf: Path | None = None) -> BenchModel:
     """Point `home`'s manifest at `gguf` (when given) in place of the default model."""
-    from mirador.models.manifest import load_manifest
-    from mirador.models.packaged import packaged_gguf
+    from mirador.catalog.manifest import load_manifest
+    from mirador.catalog.packaged import packaged_gguf
     from mirador.settings import load_settings
 
     home.mkdir(parents=True, exist_ok=True)

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from mirador.backends import ChatRequest, Message
+from mirador.catalog.manifest import Manifest, SamplingOptions, builtin_manifest_data
 from mirador.models.manager import ModelManager
-from mirador.models.manifest import Manifest, SamplingOptions, builtin_manifest_data
-from mirador.models.preload import attach
 from mirador.orchestration.orchestrator import Orchestrator
+from mirador.orchestration.preload import attach
 from mirador.orchestration.stages import ModelStage
 from mirador.settings import ModelsConfig, load_settings
 

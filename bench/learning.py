@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from mirador.catalog.manifest import Manifest, load_manifest
 from mirador.learning import AnswerLog, BanditConfig, Learner, LearningStore
 from mirador.learning.plot import plot_curves
-from mirador.models.manifest import Manifest, load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOAD = ROOT.parent / "shared" / "workload" / "queries.jsonl"
@@ -198,7 +198,7 @@ def _first_at(curve: np.ndarray, level: float) -> int | None:
 def classifier_figures(manifest: Manifest) -> dict:
     """Accuracy on the workload's domain labels, and what choose() costs."""
     from mirador.embeddings import load_embedder
-    from mirador.orchestration.orchestrator import Query
+    from mirador.orchestration.hooks import Query
     from mirador.settings import load_settings
 
     rows = [json.loads(line) for line in WORKLOAD.read_text().splitlines() if line.strip()]

@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 import yaml
 
-from mirador.models.packaged import packaged_gguf
+from mirador.catalog.packaged import packaged_gguf
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

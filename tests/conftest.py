@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from mirador.backends.llamacpp import LlamaCppBackend
-from mirador.models.manifest import ModelEntry
-from mirador.models.packaged import packaged_gguf
+from mirador.catalog.manifest import ModelEntry
+from mirador.catalog.packaged import packaged_gguf
 from mirador.settings import Settings, load_settings
 from tests.support.tiny_gguf import TinySpec, write_tiny_llama
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from mirador.catalog.manifest import load_manifest
 from mirador.errors import ConfigError, ModelNotFoundError
-from mirador.models.manifest import load_manifest
 from mirador.settings import load_settings
 
 

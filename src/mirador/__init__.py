@@ -38,7 +38,8 @@ __all__ = ["ModelStage", "Orchestrator", "Query", "Settings", "create_orchestrat
 
 if TYPE_CHECKING:
     from mirador.app import create_orchestrator
-    from mirador.orchestration.orchestrator import Orchestrator, Query
+    from mirador.orchestration.hooks import Query
+    from mirador.orchestration.orchestrator import Orchestrator
     from mirador.orchestration.stages import ModelStage
     from mirador.settings import Settings, load_settings
 

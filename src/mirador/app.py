@@ -11,8 +11,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
+from mirador.catalog.manifest import Manifest, manifest_for
 from mirador.errors import LearningStoreError, MiradorError
-from mirador.models.manifest import Manifest, manifest_for
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import Settings
 
@@ -57,7 +57,7 @@ def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedde
     if learner is not None:
         orchestrator.chooser = learner
         orchestrator.sinks.append(learner)
-    from mirador.models.preload import attach
+    from mirador.orchestration.preload import attach
 
     attach(orchestrator)  # predictive preload, and the usage it learns from
     from mirador import memory

@@ -71,7 +71,7 @@ def live_parts(orchestrator: Orchestrator) -> Live:
     from mirador.memory.service import Memory
 
     memory = orchestrator.context if isinstance(orchestrator.context, Memory) else None
-    preloader = orchestrator.manager.preloader
+    preloader = orchestrator.preloader
     return Live(memory=memory, usage=preloader.usage if preloader is not None else None)
 
 

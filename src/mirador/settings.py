@@ -171,12 +171,6 @@ class LearningConfig(Strict):
     history_min_rating: int = Field(default=4, ge=1, le=5, description="Your queries rated at "
                                     "least this teach the query-type classifier.")
 
-    def bandit(self) -> Any:
-        """These settings as the bandit's config."""
-        from mirador.learning.bandit import BanditConfig
-
-        return BanditConfig(fade=self.fade, share=self.share)
-
 
 class Config(Strict):
     """The whole of `config.yaml`."""

@@ -11,8 +11,8 @@ import pytest
 from mirador.backends import ChatRequest, Finished, Message, TextPiece
 from mirador.backends.chat_format import formatter_for
 from mirador.backends.llamacpp import LlamaCppBackend
+from mirador.catalog.manifest import ModelEntry, SamplingOptions
 from mirador.errors import ModelFileError, ModelLoadError
-from mirador.models.manifest import ModelEntry, SamplingOptions
 from mirador.settings import Settings
 
 QUESTION = (Message("system", "Answer briefly."), Message("user", "Name three colours."))

@@ -16,8 +16,8 @@ import pytest
 
 from mirador.backends import ChatRequest, Finished, Message, TextPiece, create_backend
 from mirador.backends.ollama import OllamaBackend
+from mirador.catalog.manifest import ModelEntry, SamplingOptions
 from mirador.errors import BackendError, BackendUnavailableError, ModelNotFoundError
-from mirador.models.manifest import ModelEntry, SamplingOptions
 from mirador.orchestration.events import Done, StageEnd, StageStart, Token
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import BackendsConfig, OllamaConfig, StageConfig, load_settings

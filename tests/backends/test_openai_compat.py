@@ -17,8 +17,8 @@ import pytest
 
 from mirador.backends import ChatRequest, Finished, Message, TextPiece, create_backend
 from mirador.backends.openai_compat import OpenAIBackend
+from mirador.catalog.manifest import ModelEntry, SamplingOptions
 from mirador.errors import BackendUnavailableError, ModelNotFoundError
-from mirador.models.manifest import ModelEntry, SamplingOptions
 from mirador.orchestration.events import Done, StageStart, Token
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import BackendsConfig, OpenAIConfig, Settings, StageConfig, load_settings

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mirador.catalog.manifest import Manifest
 from mirador.models.disk import disk_usage
-from mirador.models.manifest import Manifest
 from tests.support.tiny_gguf import write_tiny_lora
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mirador.catalog.manifest import Manifest, builtin_manifest_data, load_manifest
 from mirador.embeddings.minilm import MiniLMEmbedder
 from mirador.learning import Learner, LearningStore
 from mirador.learning.querytypes import (
@@ -16,7 +17,6 @@ from mirador.learning.querytypes import (
     load_seeds,
     seed_examples,
 )
-from mirador.models.manifest import Manifest, builtin_manifest_data, load_manifest
 
 
 @pytest.fixture(scope="session")

@@ -8,9 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mirador.catalog.manifest import Manifest
 from mirador.learning import Learner, LearningStore
 from mirador.learning.store import AnswerLog
-from mirador.models.manifest import Manifest
 from mirador.settings import load_settings
 
 

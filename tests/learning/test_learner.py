@@ -8,15 +8,15 @@ from pathlib import Path
 import pytest
 
 from mirador.app import create_orchestrator
+from mirador.catalog.manifest import AUTO_CHAIN, Manifest
 from mirador.learning import Learner, LearningStore
-from mirador.learning.api import rate_answer
 from mirador.learning.explain import render
 from mirador.learning.querytypes import QueryClassifier
 from mirador.learning.store import AnswerLog
 from mirador.memory import build_store
-from mirador.models.manifest import AUTO_CHAIN, Manifest
 from mirador.orchestration.events import Done
-from mirador.orchestration.orchestrator import Query
+from mirador.orchestration.hooks import Query
+from mirador.ratings import rate_answer
 from mirador.settings import load_settings
 
 CAREER = "How do I negotiate a higher salary in my annual review?"

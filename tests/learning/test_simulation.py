@@ -9,8 +9,8 @@ from types import ModuleType
 
 import pytest
 
+from mirador.catalog.manifest import Manifest
 from mirador.learning import Learner, LearningStore
-from mirador.models.manifest import Manifest
 
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "learning.py"
 

@@ -13,7 +13,8 @@ from mirador.backends.llamacpp import LlamaCppBackend
 from mirador.memory import Memory, build_store, session_log
 from mirador.memory.sessions import without_memory
 from mirador.orchestration.events import Done
-from mirador.orchestration.orchestrator import Orchestrator, Query
+from mirador.orchestration.hooks import Query
+from mirador.orchestration.orchestrator import Orchestrator
 from mirador.orchestration.stages import ModelStage
 from mirador.settings import Settings
 from tests.memory.conftest import rec

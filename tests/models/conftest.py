@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from mirador.catalog.manifest import Manifest
 from mirador.models.manager import ModelManager
-from mirador.models.manifest import Manifest
 from mirador.settings import ModelsConfig, Settings, load_settings
 from tests.support.tiny_gguf import TinySpec, write_tiny_llama
 

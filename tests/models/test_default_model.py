@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from mirador.catalog.manifest import manifest_for
 from mirador.errors import ConfigError
-from mirador.models.manifest import manifest_for
 from mirador.settings import load_settings
 
 OTHER = """models:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from mirador.catalog.gguf_info import read_gguf_info
+from mirador.catalog.manifest import Manifest
 from mirador.errors import ModelFileError, ModelLoadError
 from mirador.models.check import check_manifest
-from mirador.models.gguf_info import read_gguf_info
-from mirador.models.manifest import Manifest
 from mirador.settings import Settings
 from tests.models.conftest import ManagerFactory, MiB, manifest_of
 from tests.models.test_manager import answer, request

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from mirador.backends import ChatRequest, Message, TextPiece
+from mirador.catalog.manifest import Manifest
 from mirador.embeddings import load_embedder
 from mirador.errors import ModelBudgetError
+from mirador.host import ResidentPeak
 from mirador.models.manager import ModelManager
-from mirador.models.manifest import Manifest
-from mirador.models.memory import ResidentPeak
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.orchestration.stages import ModelStage
 from mirador.settings import Settings

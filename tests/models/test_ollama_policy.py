@@ -12,7 +12,7 @@ from pathlib import Path
 import ollama
 import pytest
 
-from mirador.models.manifest import Manifest
+from mirador.catalog.manifest import Manifest
 from mirador.settings import load_settings
 from tests.models.conftest import ManagerFactory, MiB
 from tests.models.test_manager import answer, request

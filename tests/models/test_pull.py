@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from mirador.catalog.manifest import load_manifest
 from mirador.errors import BackendUnavailableError, ConfigError, DownloadError, ModelFileError
-from mirador.models.manifest import load_manifest
 from mirador.models.pull import Meter, Progress, parse_ref, pull, register
 from mirador.settings import Settings, load_settings
 from tests.support.fake_ollama import FakeOllama

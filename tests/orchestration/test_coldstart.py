@@ -9,7 +9,8 @@ import pytest
 
 from mirador.backends.scripted import Script, ScriptedBackend
 from mirador.orchestration.events import Done, StageStart, Token
-from mirador.orchestration.orchestrator import Orchestrator, Query
+from mirador.orchestration.hooks import Query
+from mirador.orchestration.orchestrator import Orchestrator
 from mirador.orchestration.stages import ModelStage
 from mirador.settings import Settings
 

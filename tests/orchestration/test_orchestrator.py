@@ -10,7 +10,8 @@ import pytest
 from mirador.backends.llamacpp import LlamaCppBackend
 from mirador.backends.scripted import Script, ScriptedBackend
 from mirador.orchestration.events import Ack, Done, ErrorEvent, Event, StageEnd, StageStart, Token
-from mirador.orchestration.orchestrator import Orchestrator, Query
+from mirador.orchestration.hooks import Query
+from mirador.orchestration.orchestrator import Orchestrator
 from mirador.orchestration.quality import COPY_OVERLAP, overlap
 from mirador.orchestration.stages import ModelStage
 from mirador.settings import Settings

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from mirador.backends.llamacpp import LlamaCppBackend
-from mirador.models.manifest import SamplingOptions
+from mirador.catalog.manifest import SamplingOptions
 from mirador.orchestration import prompts
 from mirador.orchestration.events import Done, Event, StageEnd
 from mirador.orchestration.orchestrator import Orchestrator

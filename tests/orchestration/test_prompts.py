@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from mirador.models.manifest import load_manifest
+from mirador.catalog.manifest import load_manifest
 from mirador.orchestration.events import StageAnswer
-from mirador.orchestration.orchestrator import Query
+from mirador.orchestration.hooks import Query
 from mirador.orchestration.prompts import STAGE_REQUESTS, stage_messages
 from mirador.orchestration.stages import ModelStage
 

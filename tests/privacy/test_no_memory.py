@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mirador.errors import RatingError
-from mirador.learning.api import rate_answer
 from mirador.learning.store import LearningStore
+from mirador.ratings import rate_answer
 from mirador.settings import load_settings
 from tests.privacy.conftest import ONE_STAGE, ask, files_with, mirador
 

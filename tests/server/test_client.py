@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from mirador.orchestration.events import Done, Token
-from mirador.orchestration.orchestrator import Query
+from mirador.orchestration.hooks import Query
 from mirador.server.client import ServerClient, event_from_dict, find_server, stream_answer
 from tests.server.conftest import ServerThread, free_port, settings_for, sse_events, write_home
 

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from mirador.backends.ollama import OllamaBackend
 from mirador.backends.openai_compat import OpenAIBackend
-from mirador.models.manifest import Manifest, ModelEntry
+from mirador.catalog.manifest import Manifest, ModelEntry
 from mirador.settings import BackendsConfig, OpenAIConfig, load_settings
 from tests.server.conftest import EMBEDDER, ServerThread
 

@@ -11,7 +11,7 @@ import pytest
 
 from mirador.backends import ChatRequest, Message, TextPiece
 from mirador.backends.ollama import OllamaBackend
-from mirador.models.manifest import ModelEntry, SamplingOptions
+from mirador.catalog.manifest import ModelEntry, SamplingOptions
 from mirador.settings import load_settings
 from tests.server.conftest import ServerThread
 

@@ -118,7 +118,7 @@ def write_lora_for(base: Path, path: Path, *, rank: int = 4, alpha: float = 8.0,
     """
     import gguf
 
-    from mirador.models.gguf_info import read_gguf_info
+    from mirador.catalog.gguf_info import read_gguf_info
 
     info = read_gguf_info(base)
     rng = np.random.default_rng(seed)

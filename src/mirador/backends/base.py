@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from mirador.models.manifest import LoraAdapter, ModelEntry, SamplingOptions
+from mirador.catalog.manifest import LoraAdapter, ModelEntry, SamplingOptions
 
 Role = Literal["system", "user", "assistant"]
 

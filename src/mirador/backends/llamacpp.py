@@ -41,6 +41,11 @@ from mirador.backends.base import (
     TextPiece,
 )
 from mirador.backends.chat_format import Formatter, formatter_for
+from mirador.catalog.adapters import adapter_problems
+from mirador.catalog.gguf_info import read_gguf_info
+from mirador.catalog.manifest import LoraAdapter, ModelEntry, SamplingOptions
+from mirador.catalog.packaged import Progress, packaged_gguf, stderr_progress
+from mirador.catalog.sizes import estimate_gguf
 from mirador.errors import (
     BackendError,
     ConfigError,
@@ -48,11 +53,7 @@ from mirador.errors import (
     ModelFileError,
     ModelLoadError,
 )
-from mirador.models.adapters import adapter_problems
-from mirador.models.gguf_info import read_gguf_info
-from mirador.models.manifest import LoraAdapter, ModelEntry, SamplingOptions
-from mirador.models.memory import estimate_gguf, release_freed_memory
-from mirador.models.packaged import Progress, packaged_gguf, stderr_progress
+from mirador.host import release_freed_memory
 from mirador.settings import Settings
 
 _GGUF_MAGIC = b"GGUF"

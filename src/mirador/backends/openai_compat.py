@@ -27,8 +27,8 @@ from mirador.backends.base import (
     ResponseFormat,
     TextPiece,
 )
+from mirador.catalog.manifest import ModelEntry, SamplingOptions
 from mirador.errors import BackendError, BackendUnavailableError, ModelNotFoundError
-from mirador.models.manifest import ModelEntry, SamplingOptions
 from mirador.settings import Settings
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from mirador.backends.base import BackendEvent, ChatRequest, Finished, LoadedModel, TextPiece
+from mirador.catalog.manifest import ModelEntry
 from mirador.errors import BackendError
-from mirador.models.manifest import ModelEntry
 
 
 @dataclass(frozen=True)

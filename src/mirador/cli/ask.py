@@ -12,7 +12,8 @@ import click
 from mirador.cli.render import JsonRenderer, TerminalRenderer, private_copy, use_color
 from mirador.cli.text import query_text
 from mirador.orchestration.events import Done, Event
-from mirador.orchestration.orchestrator import Orchestrator, Query
+from mirador.orchestration.hooks import Query
+from mirador.orchestration.orchestrator import Orchestrator
 from mirador.server.client import ServerClient, find_server
 from mirador.server.client import stream_answer as stream_from_server
 from mirador.settings import Settings, load_settings

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mirador.models.manifest import manifest_for
+from mirador.catalog.manifest import manifest_for
 from mirador.settings import load_settings
 
 

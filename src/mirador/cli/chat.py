@@ -15,7 +15,8 @@ from mirador.cli.ask import split_stages, stream_answer
 from mirador.cli.render import TerminalRenderer, use_color
 from mirador.cli.text import text_problem
 from mirador.orchestration.events import Done
-from mirador.orchestration.orchestrator import Orchestrator, Query
+from mirador.orchestration.hooks import Query
+from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import Settings, load_settings
 
 HISTORY_TURNS = 6  # earlier exchanges each answer sees
@@ -74,7 +75,7 @@ def _preload_while_typing(orchestrator: Orchestrator,
                           typing: list[Callable[[str], None]] | None) -> None:
     """Hand what is typed to the preloader (debounced there); prompt_toolkit runs in a
     worker thread, so it goes through the event loop."""
-    preloader = orchestrator.manager.preloader
+    preloader = orchestrator.preloader
     if preloader is None or typing is None:
         return
     loop = asyncio.get_running_loop()
@@ -135,7 +136,7 @@ def _rate(settings: Settings, answer_id: str | None, line: str) -> None:
     """`/rate N [note]`: rate this chat's last answer; a mistake is reported, not fatal."""
     from mirador.cli.rate import parse_rating
     from mirador.errors import MiradorError
-    from mirador.learning.api import rate_answer
+    from mirador.ratings import rate_answer
 
     parts = line.split(maxsplit=2)
     if answer_id is None or len(parts) < 2:

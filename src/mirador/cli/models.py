@@ -16,9 +16,11 @@ from typing import Any
 
 import click
 
+from mirador.catalog.manifest import Manifest, ModelEntry, load_manifest, manifest_for
+from mirador.catalog.sizes import format_bytes
 from mirador.errors import BackendUnavailableError, MiradorError, ModelNotFoundError
-from mirador.models.manifest import Manifest, ModelEntry, load_manifest, manifest_for
-from mirador.models.memory import available_bytes, format_bytes, resolve_budget
+from mirador.host import available_bytes
+from mirador.models.budget import resolve_budget
 from mirador.settings import Settings, load_settings
 
 NO_SERVER = ("No 'mirador serve' is running for this home: models load inside each command and "
@@ -195,7 +197,7 @@ async def _load_here(settings: Settings, manifest: Manifest, model: ModelEntry) 
 
 
 def _print_offline_status(settings: Settings, manifest: Manifest) -> None:
-    from mirador.models.memory import MemoryProfile
+    from mirador.models.budget import MemoryProfile
     from mirador.models.pins import PinStore
 
     config = settings.config.models

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from mirador.errors import RatingError
-from mirador.learning.api import rate_answer
+from mirador.ratings import rate_answer
 from mirador.settings import load_settings
 
 

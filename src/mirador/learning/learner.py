@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mirador.catalog.manifest import AUTO_CHAIN, Manifest
 from mirador.errors import LearningError, MiradorError, RatingError
 from mirador.learning.bandit import (
     BanditConfig,
@@ -34,8 +35,7 @@ from mirador.learning.bandit import (
 from mirador.learning.explain import describe_decision, explanation
 from mirador.learning.querytypes import QueryClassifier, QueryType, load_seeds, seed_examples
 from mirador.learning.store import AnswerLog, LearningStore, Rating, StageTiming, check_rating
-from mirador.models.manifest import AUTO_CHAIN, Manifest
-from mirador.orchestration.orchestrator import AnswerRecord, ChainChoice, Query
+from mirador.orchestration.hooks import AnswerRecord, ChainChoice, Query
 
 if TYPE_CHECKING:
     from mirador.embeddings import Embedder
@@ -109,18 +109,20 @@ class Learner:
             return QueryClassifier(chosen, seeds, neighbours=config.neighbours)
 
         store = LearningStore.in_home(settings.home)
-        return cls(store, manifest, build, config.bandit(), model_key=model_key,
+        bandit = BanditConfig(fade=config.fade, share=config.share)
+        return cls(store, manifest, build, bandit, model_key=model_key,
                    history_min_rating=config.history_min_rating, seed=seed,
                    keep_text=settings.config.memory.enabled)
 
     @classmethod
     def for_ratings(cls, settings: Settings, manifest: Manifest | None = None) -> Learner:
         """A learner that rates and explains without loading the embedding model."""
-        from mirador.models.manifest import manifest_for
+        from mirador.catalog.manifest import manifest_for
 
         manifest = manifest or manifest_for(settings)
         config = settings.config.learning
-        return cls(LearningStore.in_home(settings.home), manifest, None, config.bandit(),
+        bandit = BanditConfig(fade=config.fade, share=config.share)
+        return cls(LearningStore.in_home(settings.home), manifest, None, bandit,
                    model_key=_model_key(settings),
                    history_min_rating=config.history_min_rating,
                    keep_text=settings.config.memory.enabled)

@@ -20,19 +20,19 @@ from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from mirador.backends import ChatRequest, Message, TextPiece
+from mirador.catalog.manifest import SamplingOptions
 from mirador.errors import MemoryStoreError, MiradorError
 from mirador.memory.context import Compiled, ContextCompiler, items_for
 from mirador.memory.ranking import RankingParams, relevant
 from mirador.memory.records import MemoryRecord, Recalled
 from mirador.memory.sessions import SessionLog, Turn
-from mirador.models.manifest import SamplingOptions
 
 if TYPE_CHECKING:
+    from mirador.catalog.manifest import Manifest, ModelEntry
     from mirador.embeddings import Embedder
     from mirador.memory.store import MemoryStore
     from mirador.models.manager import ModelManager
-    from mirador.models.manifest import Manifest, ModelEntry
-    from mirador.orchestration.orchestrator import AnswerRecord, Query
+    from mirador.orchestration.hooks import AnswerRecord, Query
     from mirador.settings import Settings
 
 # concurrent.futures.thread registers a shutdown hook when first imported, which fails once

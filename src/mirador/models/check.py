@@ -11,11 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from mirador.backends import backend_names, create_backend
+from mirador.catalog.adapters import adapter_problems
+from mirador.catalog.gguf_info import GGUFInfo, read_gguf_info
+from mirador.catalog.manifest import Manifest, ModelEntry
+from mirador.catalog.packaged import packaged_size
 from mirador.errors import MiradorError
-from mirador.models.adapters import adapter_problems
-from mirador.models.gguf_info import GGUFInfo, read_gguf_info
-from mirador.models.manifest import Manifest, ModelEntry
-from mirador.models.packaged import packaged_size
 from mirador.models.slots import HostsAdapters
 from mirador.settings import Settings
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from mirador.catalog.manifest import Manifest, ModelEntry
+from mirador.catalog.packaged import packaged_size
 from mirador.errors import MiradorError
-from mirador.models.manifest import Manifest, ModelEntry
-from mirador.models.packaged import packaged_size
 
 
 @dataclass(frozen=True)

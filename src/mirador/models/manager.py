@@ -24,22 +24,22 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import aclosing, asynccontextmanager, suppress
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mirador.backends import Backend, BackendEvent, ChatRequest, LoadedModel, create_backend
+from mirador.catalog.gguf_info import read_gguf_info
+from mirador.catalog.manifest import LoraAdapter, Manifest, ModelEntry
+from mirador.catalog.sizes import format_bytes
 from mirador.errors import MiradorError, ModelBudgetError, ModelBusyError, ModelLoadError
-from mirador.models.gate import BACKGROUND, REAL, PriorityGate
-from mirador.models.gguf_info import read_gguf_info
-from mirador.models.manifest import LoraAdapter, Manifest, ModelEntry
-from mirador.models.memory import (
+from mirador.host import resident_bytes
+from mirador.models.budget import (
     EstimatesMemory,
     MemoryProfile,
-    format_bytes,
     measure_load,
-    resident_bytes,
     resolve_budget,
     server_names,
 )
+from mirador.models.gate import BACKGROUND, REAL, PriorityGate
 from mirador.models.pins import PinStore
 from mirador.models.slots import (
     LOADING,
@@ -55,9 +55,6 @@ from mirador.models.slots import (
     why_held,
 )
 from mirador.settings import Settings
-
-if TYPE_CHECKING:
-    from mirador.models.preload import Preloader
 
 BackendFactory = Callable[[str, Settings], Backend]
 PROTECT_SECONDS = 30.0  # a model warmed or guessed for a query is not evicted by other guesses
@@ -102,7 +99,6 @@ class ModelManager:
         self._closing = False
         self._keep_alive: dict[str, float | None] = {}  # set by a request (Ollama's keep_alive)
         self._epoch = 0  # counts loads and unloads, so growth is only measured between them
-        self.preloader: Preloader | None = None  # set by mirador.models.preload.attach
 
     # -- backends ------------------------------------------------------------------
 

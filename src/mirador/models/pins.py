@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mirador.models.memory import write_json_atomic
+from mirador.models.budget import write_json_atomic
 
 
 class PinStore:

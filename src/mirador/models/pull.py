@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
+from mirador.catalog.gguf_info import MAGIC
 from mirador.errors import BackendUnavailableError, ConfigError, DownloadError, ModelFileError
-from mirador.models.gguf_info import MAGIC
 from mirador.settings import Settings
 
 HF_ENDPOINT = "https://huggingface.co"
@@ -511,7 +511,7 @@ def register(settings: Settings, pulled: Pulled, use_for: str | None = None) -> 
 
     The new manifest is checked whole before one atomic write replaces the old.
     """
-    from mirador.models.manifest import builtin_manifest_data, merge_manifest_data
+    from mirador.catalog.manifest import builtin_manifest_data, merge_manifest_data
     from mirador.yamlfile import read_yaml
 
     path = settings.manifest_path
@@ -531,7 +531,7 @@ def register(settings: Settings, pulled: Pulled, use_for: str | None = None) -> 
 
 def stage_persona(settings: Settings, use_for: str) -> tuple[str, str]:
     """The stage `use_for` names (by its name or its persona's) and that stage's persona."""
-    from mirador.models.manifest import manifest_for
+    from mirador.catalog.manifest import manifest_for
 
     stages = settings.config.stages
     found = [s for s in stages if use_for in (s.name, s.persona)]
@@ -550,7 +550,7 @@ def _write_manifest(path: Path, data: dict[str, Any]) -> None:
     import yaml
     from pydantic import ValidationError
 
-    from mirador.models.manifest import Manifest, builtin_manifest_data, merge_manifest_data
+    from mirador.catalog.manifest import Manifest, builtin_manifest_data, merge_manifest_data
     from mirador.yamlfile import describe_validation_error
 
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from mirador.backends import Backend
-from mirador.models.manifest import LoraAdapter, ModelEntry
+from mirador.catalog.manifest import LoraAdapter, ModelEntry
 
 LOADING, READY, UNLOADING = "loading", "ready", "unloading"
 

@@ -6,7 +6,7 @@ later stage sees the query and what the earlier stages said. A stage that
 fails or times out is reported and skipped; its partial text is kept and
 marked. The answer is an error only when every stage failed.
 
-Memory and learning plug in through two narrow hooks: a `ContextSource`
+Memory and learning plug in through narrow hooks (`hooks.py`): a `ContextSource`
 whose recall starts at once and feeds the later stages (the first stage
 never waits for it), and `AnswerSink`s told of every finished answer.
 
@@ -24,12 +24,10 @@ from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Literal
 
 from mirador.backends import ChatRequest, Finished, Message, TextPiece
-from mirador.errors import ConfigError, MiradorError
-from mirador.models.manager import ModelManager
-from mirador.models.manifest import (
+from mirador.catalog.manifest import (
     AUTO_CHAIN,
     Manifest,
     ModelEntry,
@@ -37,6 +35,8 @@ from mirador.models.manifest import (
     SamplingOptions,
     manifest_for,
 )
+from mirador.errors import ConfigError, MiradorError
+from mirador.models.manager import ModelManager
 from mirador.models.slots import Admitted
 from mirador.orchestration import prompts, quality
 from mirador.orchestration.events import (
@@ -50,69 +50,21 @@ from mirador.orchestration.events import (
     StageStatus,
     Token,
 )
-from mirador.orchestration.routing import Route, classify
+from mirador.orchestration.hooks import (
+    AnswerRecord,
+    AnswerSink,
+    ChainChooser,
+    ContextSource,
+    Plan,
+    Query,
+)
+from mirador.orchestration.routing import classify
 from mirador.orchestration.stages import ModelStage, Overrides, select_stages
 from mirador.settings import Settings
 
 if TYPE_CHECKING:
     from mirador.embeddings import Embedder
-
-
-@dataclass(frozen=True)
-class Query:
-    """A query and what surrounds it: the session's earlier turns and its namespace."""
-
-    text: str
-    session_id: str | None = None
-    namespace: str = "default"
-    history: tuple[Message, ...] = ()
-    images: tuple[str, ...] = ()  # base64 image files shown with the question
-
-
-@dataclass(frozen=True)
-class Plan:
-    complexity: str
-    stages: tuple[ModelStage, ...]
-    route: Route | None = None
-    chain: str | None = None
-    choice: ChainChoice | None = None
-
-
-@dataclass(frozen=True)
-class ChainChoice:
-    """A chooser's pick: the chain (or 'auto') for this query, and why."""
-
-    chain: str
-    query_type: str
-    reason: str = ""
-
-
-@dataclass
-class AnswerRecord:
-    """What a sink is told when an answer is finished."""
-
-    query: Query
-    plan: Plan
-    done: Done
-    stage_ends: list[StageEnd] = field(default_factory=list)
-
-
-class ContextSource(Protocol):
-    """Supplies background (memories, preferences) for the later stages."""
-
-    async def context_for(self, query: Query) -> str: ...
-
-
-class AnswerSink(Protocol):
-    """Receives every finished answer (memory stores it, learning logs it)."""
-
-    async def answer_finished(self, record: AnswerRecord) -> None: ...
-
-
-class ChainChooser(Protocol):
-    """Picks the chain for a query when the caller did not name stages or a chain."""
-
-    def choose(self, query: Query) -> ChainChoice | None: ...
+    from mirador.orchestration.preload import Preloader
 
 
 @dataclass
@@ -151,6 +103,7 @@ class Orchestrator:
         self.context = context
         self.sinks = list(sinks)
         self.chooser = chooser
+        self.preloader: Preloader | None = None  # set by mirador.orchestration.preload.attach
         self.load_timeout = load_timeout
         self._embedder = embedder
 

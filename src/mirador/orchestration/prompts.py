@@ -18,13 +18,13 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from mirador.backends import Message
-from mirador.models.manifest import ResolvedPersona, SamplingOptions
+from mirador.catalog.manifest import ResolvedPersona, SamplingOptions
 from mirador.orchestration.events import StageAnswer
 from mirador.orchestration.quality import COPY_OVERLAP, overlap
 from mirador.orchestration.stages import ModelStage
 
 if TYPE_CHECKING:
-    from mirador.orchestration.orchestrator import Query
+    from mirador.orchestration.hooks import Query
 
 STAGE_REQUESTS: dict[str, str] = {
     "deep_analysis": (

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mirador.backends.base import ResponseFormat
+from mirador.catalog.manifest import SamplingOptions
 from mirador.errors import ConfigError
-from mirador.models.manifest import SamplingOptions
 from mirador.settings import StageConfig
 
 

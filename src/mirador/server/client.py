@@ -28,7 +28,7 @@ from mirador.orchestration.events import (
     StageStart,
     Token,
 )
-from mirador.orchestration.orchestrator import Query
+from mirador.orchestration.hooks import Query
 from mirador.settings import Settings
 
 PROBE_TIMEOUT = 0.3

@@ -29,11 +29,12 @@ from pathlib import Path
 from typing import Literal
 
 from mirador.backends import Message
+from mirador.catalog.manifest import ModelEntry
 from mirador.errors import ContextOverflowError, ModelFileError, ModelNotFoundError
-from mirador.models.manifest import ModelEntry
 from mirador.models.slots import SizesContext
 from mirador.orchestration.events import Ack, Done, ErrorEvent, Event, StageEnd, StageStart, Token
-from mirador.orchestration.orchestrator import Orchestrator, Query
+from mirador.orchestration.hooks import Query
+from mirador.orchestration.orchestrator import Orchestrator
 from mirador.orchestration.stages import ModelStage
 from mirador.server.errors import BadRequestError
 from mirador.server.options import Sampling
@@ -256,7 +257,7 @@ def _model_file(entry: ModelEntry, models_dir: Path) -> Path | None:
         path = Path(entry.path).expanduser()
         return path if path.is_file() else None
     if entry.package:
-        from mirador.models.packaged import packaged_size
+        from mirador.catalog.packaged import packaged_size
 
         try:  # a plain file in its package, or an assembled one; never imports the package
             return packaged_size(entry.package, models_dir)[1]

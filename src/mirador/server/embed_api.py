@@ -36,9 +36,9 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from mirador.backends import Embeds
+from mirador.catalog.manifest import ModelEntry
 from mirador.embeddings import CountsTokens, Embedder, load_embedder
 from mirador.errors import ModelNotFoundError
-from mirador.models.manifest import ModelEntry
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.server.compat import resolve_target
 from mirador.server.errors import BadRequestError

@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 
 from mirador.backends import Message
 from mirador.orchestration.events import Done
-from mirador.orchestration.orchestrator import Query as MiradorQuery
+from mirador.orchestration.hooks import Query as MiradorQuery
 from mirador.server import schemas
 from mirador.server.client import home_id
 from mirador.server.compat import cards, check_fits, model_size

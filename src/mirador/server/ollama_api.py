@@ -20,9 +20,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field, field_validator
 
-from mirador.models.manifest import ModelEntry
+from mirador.catalog.manifest import ModelEntry
 from mirador.orchestration.events import Done
-from mirador.orchestration.orchestrator import Query
+from mirador.orchestration.hooks import Query
 from mirador.server import compat, embed_api, fields, structured, tasks
 from mirador.server.fields import ROLES, Keep, keep_alive
 from mirador.server.native import Runtime

@@ -16,8 +16,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import Field
 
+from mirador.catalog.manifest import SamplingOptions
 from mirador.errors import AllStagesFailedError
-from mirador.models.manifest import SamplingOptions
 from mirador.orchestration.events import Done
 from mirador.server import compat, embed_api, fields, tasks
 from mirador.server.native import Runtime

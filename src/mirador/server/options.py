@@ -27,7 +27,7 @@ from typing import Any
 
 from pydantic import ConfigDict, Field, field_validator
 
-from mirador.models.manifest import SamplingOptions
+from mirador.catalog.manifest import SamplingOptions
 from mirador.orchestration.stages import Overrides
 from mirador.server.schemas import Lenient
 

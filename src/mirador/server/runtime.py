@@ -17,7 +17,8 @@ from typing import Any
 from mirador.embeddings import BackgroundEmbedder
 from mirador.errors import MiradorError
 from mirador.orchestration.events import Ack, Event
-from mirador.orchestration.orchestrator import Orchestrator, Query
+from mirador.orchestration.hooks import Query
+from mirador.orchestration.orchestrator import Orchestrator
 from mirador.orchestration.stages import ModelStage, Overrides
 from mirador.server.limits import StreamGate
 from mirador.settings import Settings

@@ -1,7 +1,7 @@
 """Memory and ratings, reached through what those subsystems expose.
 
 The server does not own memory or learning: memory is the orchestrator's context
-source (wired in `mirador.app`), ratings go through `mirador.learning.api`. Memory
+source (wired in `mirador.app`), ratings go through `mirador.ratings`. Memory
 turned off in the settings is a clear 501.
 """
 
@@ -93,7 +93,7 @@ class _Ratings:
         self.runtime = runtime
 
     async def rate(self, answer_id: str | None, rating: int, note: str | None) -> dict[str, Any]:
-        from mirador.learning.api import rate_answer
+        from mirador.ratings import rate_answer
 
         stored = await asyncio.to_thread(rate_answer, self.runtime.settings, answer_id, rating,
                                          note)

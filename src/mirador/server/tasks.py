@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mirador.backends import ResponseFormat
-from mirador.orchestration.orchestrator import Orchestrator, Query
+from mirador.orchestration.hooks import Query
+from mirador.orchestration.orchestrator import Orchestrator
 from mirador.orchestration.stages import ModelStage
 from mirador.server import structured
 from mirador.server.compat import Target

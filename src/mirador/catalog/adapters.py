@@ -8,7 +8,7 @@ llama.cpp sees the file, so a wrong adapter gets an error that says why.
 
 from __future__ import annotations
 
-from mirador.models.gguf_info import GGUFInfo, TensorInfo
+from mirador.catalog.gguf_info import GGUFInfo, TensorInfo
 
 _SUFFIXES = (".lora_a", ".lora_b")
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from mirador.catalog.gguf_info import read_gguf_info
+from mirador.catalog.sizes import MiB, kv_cache_bytes
 from mirador.errors import ModelFileError
-from mirador.models.gguf_info import read_gguf_info
-from mirador.models.memory import MiB, kv_cache_bytes
 from tests.support.tiny_gguf import TinySpec, vocabulary, write_tiny_lora
 
 

@@ -6,10 +6,10 @@ import asyncio
 import json
 from pathlib import Path
 
-from mirador.models.manifest import Manifest
-from mirador.models.preload import Predictor, Preloader, attach
+from mirador.catalog.manifest import Manifest
 from mirador.models.usage import UsageLog
 from mirador.orchestration.orchestrator import Orchestrator
+from mirador.orchestration.preload import Predictor, Preloader, attach
 from mirador.orchestration.stages import ModelStage
 from mirador.settings import ModelsConfig, Settings, load_settings
 from tests.models.conftest import ManagerFactory, MiB, manifest_of

@@ -25,13 +25,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from mirador.catalog.manifest import Manifest, ModelEntry
 from mirador.errors import MiradorError
 from mirador.models.manager import ModelManager
-from mirador.models.manifest import Manifest, ModelEntry
 from mirador.models.usage import UsageLog
 
 if TYPE_CHECKING:
-    from mirador.orchestration.orchestrator import AnswerRecord, Orchestrator
+    from mirador.orchestration.hooks import AnswerRecord
+    from mirador.orchestration.orchestrator import Orchestrator
 
 Plan = Callable[[str], Sequence[str]]
 """Persona (or model) ids the orchestrator would run for a text, first stage first."""
@@ -212,6 +213,6 @@ def attach(orchestrator: Orchestrator) -> Preloader | None:
     predictor = Predictor(orchestrator.manifest, plan, usage)
     preloader = Preloader(orchestrator.manager, predictor, usage,
                           debounce=settings.config.models.preload_debounce)
-    orchestrator.manager.preloader = preloader
+    orchestrator.preloader = preloader
     orchestrator.sinks.append(preloader)
     return preloader

@@ -1,6 +1,6 @@
 """The Python API for ratings: rate an answer from a script, as `mirador rate` does.
 
-    from mirador.learning.api import rate_answer
+    from mirador.ratings import rate_answer
     rate_answer(load_settings(), None, 5, note="spot on")   # the last answer
 
 The rating is stored for learning first; then memory is told, so the memory

