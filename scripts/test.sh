@@ -20,4 +20,5 @@ fi
 
 .venv/bin/ruff check src tests bench
 .venv/bin/mypy
+.venv/bin/lint-imports  # imports flow one way: the layer contract in pyproject.toml
 .venv/bin/python -m pytest "$@"
