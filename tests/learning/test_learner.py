@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mirador.app import create_orchestrator
+from mirador.compose import create_orchestrator
 from mirador.catalog.manifest import AUTO_CHAIN, Manifest
 from mirador.learning import Learner, LearningStore
 from mirador.learning.explain import render

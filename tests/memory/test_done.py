@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from mirador.app import create_orchestrator
+from mirador.compose import create_orchestrator
 from mirador.backends import ChatRequest
 from mirador.backends.llamacpp import LlamaCppBackend
 from mirador.memory import Memory, build_store, session_log

@@ -19,7 +19,7 @@ import pytest
 import uvicorn
 import yaml
 
-from mirador.app import create_orchestrator
+from mirador.compose import create_orchestrator
 from mirador.backends import ChatRequest
 from mirador.server.app import create_app
 from mirador.server.runtime import ServerRuntime

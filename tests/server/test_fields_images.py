@@ -14,7 +14,7 @@ import openai
 import pytest
 import yaml
 
-from mirador.app import create_orchestrator
+from mirador.compose import create_orchestrator
 from mirador.backends import ChatRequest, Finished, Message
 from mirador.backends.openai_compat import OpenAIBackend, _message, data_url
 from mirador.catalog.manifest import ModelEntry, SamplingOptions

@@ -14,7 +14,7 @@ import ollama
 import openai
 import pytest
 
-from mirador.app import create_orchestrator
+from mirador.compose import create_orchestrator
 from mirador.backends.scripted import Script, ScriptedBackend
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import Settings

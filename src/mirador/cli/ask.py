@@ -76,7 +76,7 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
 
 async def _ask(settings: Settings, query: Query, renderer: Renderer, options: dict[str, Any],
                server: ServerClient | None = None) -> Done:
-    from mirador.app import open_for_one_answer
+    from mirador.compose import open_for_one_answer
 
     if server is not None:  # a running `mirador serve` answers, with its models already warm
         return await show_events(stream_from_server(server, query, **options), renderer)

@@ -98,7 +98,7 @@ async def _chat(settings: Settings, renderer: TerminalRenderer, read: Callable[[
                 typing: list[Callable[[str], None]] | None = None,
                 session: tuple[str, tuple[Message, ...]] | None = None,
                 namespace: str = "default") -> None:
-    from mirador.app import create_orchestrator
+    from mirador.compose import create_orchestrator
 
     session_id, earlier = session or (uuid.uuid4().hex[:12], ())
     history: list[Message] = list(earlier)

@@ -1,7 +1,7 @@
 """Memory and ratings, reached through what those subsystems expose.
 
 The server does not own memory or learning: memory is the orchestrator's context
-source (wired in `mirador.app`), ratings go through `mirador.ratings`. Memory
+source (wired in `mirador.compose`), ratings go through `mirador.ratings`. Memory
 turned off in the settings is a clear 501.
 """
 
