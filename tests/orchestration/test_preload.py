@@ -125,7 +125,7 @@ async def test_answers_record_usage_and_score_the_guesses(
                                                            preload_debounce=0.01))
     async with Orchestrator(settings, manifest=m) as orchestrator:
         preloader = attach(orchestrator)
-        assert preloader is not None and orchestrator.manager.preloader is preloader
+        assert preloader is not None and orchestrator.preloader is preloader
         preloader.typing("how should I invest my savings")
         await preloader.settle()
         assert orchestrator.manager.is_loaded("beta")
@@ -143,4 +143,4 @@ async def test_answers_record_usage_and_score_the_guesses(
 async def test_preload_can_be_turned_off(settings: Settings) -> None:
     off = load_settings(models=ModelsConfig(preload=False))
     async with Orchestrator(off) as orchestrator:
-        assert attach(orchestrator) is None and orchestrator.manager.preloader is None
+        assert attach(orchestrator) is None and orchestrator.preloader is None
