@@ -73,6 +73,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("mirador")
 
+
 @dataclass
 class _StageRun:
     text: list[str] = field(default_factory=list)
