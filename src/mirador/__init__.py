@@ -26,18 +26,18 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "Orchestrator": "mirador.orchestration.orchestrator",
-    "Query": "mirador.orchestration.orchestrator",
+    "Query": "mirador.orchestration.hooks",
     "ModelStage": "mirador.orchestration.stages",
     "load_settings": "mirador.settings",
     "Settings": "mirador.settings",
-    "create_orchestrator": "mirador.app",
+    "create_orchestrator": "mirador.compose",
 }
 
 __all__ = ["ModelStage", "Orchestrator", "Query", "Settings", "create_orchestrator",
            "load_settings"]
 
 if TYPE_CHECKING:
-    from mirador.app import create_orchestrator
+    from mirador.compose import create_orchestrator
     from mirador.orchestration.hooks import Query
     from mirador.orchestration.orchestrator import Orchestrator
     from mirador.orchestration.stages import ModelStage

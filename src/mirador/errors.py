@@ -28,6 +28,9 @@ these into exit codes; the server turns them into JSON bodies.
 
 from __future__ import annotations
 
+import logging
+import os
+
 
 class MiradorError(Exception):
     """Base of every error Mirador raises on purpose."""
@@ -116,3 +119,12 @@ class MissingExtraError(MiradorError):
         super().__init__(
             f"this needs the '{package}' package; install it with: pip install 'mirador[{extra}]'"
         )
+
+
+def report_unexpected(log: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log an exception nobody named (a bug, or a library's surprise) where it is contained:
+    one line saying `what` failed and how, the traceback too under `MIRADOR_DEBUG=1`."""
+    debug = os.environ.get("MIRADOR_DEBUG") == "1"
+    log.error("%s: %s: %s%s", what, type(exc).__name__, exc,
+              "" if debug else " (MIRADOR_DEBUG=1 shows the traceback)",
+              exc_info=exc if debug else None)

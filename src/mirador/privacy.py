@@ -34,7 +34,7 @@ from mirador.models.usage import UsageLog
 from mirador.settings import Settings
 
 if TYPE_CHECKING:
-    from mirador.memory.service import Memory
+    from mirador.memory.memory import Memory
     from mirador.memory.store import MemoryStore
     from mirador.orchestration.orchestrator import Orchestrator
 
@@ -68,7 +68,7 @@ class Forgotten:
 
 def live_parts(orchestrator: Orchestrator) -> Live:
     """The memory and preload history a running orchestrator holds (either may be None)."""
-    from mirador.memory.service import Memory
+    from mirador.memory.memory import Memory
 
     memory = orchestrator.context if isinstance(orchestrator.context, Memory) else None
     preloader = orchestrator.preloader
@@ -162,9 +162,9 @@ def _store(settings: Settings, live: Live) -> Iterator[MemoryStore | None]:
 
 
 def _guarded(function: Any, *args: Any) -> int:
-    from mirador.memory.service import _guard
+    from mirador.memory.memory import guarded
 
-    return int(_guard(function, *args))
+    return int(guarded(function, *args))
 
 
 def _texts(settings: Settings, store: MemoryStore | None, ids: Sequence[str]) -> list[str]:
@@ -183,9 +183,9 @@ def _texts(settings: Settings, store: MemoryStore | None, ids: Sequence[str]) ->
 
 
 def _guard_get(store: MemoryStore, memory_id: str) -> Any:
-    from mirador.memory.service import _guard
+    from mirador.memory.memory import guarded
 
-    return _guard(store.get, memory_id)
+    return guarded(store.get, memory_id)
 
 
 def _learning(settings: Settings) -> LearningStore | None:
@@ -206,7 +206,7 @@ def _usage(settings: Settings, live: Live) -> UsageLog:
 
 
 def _sessions(settings: Settings) -> SessionLog:
-    from mirador.memory.service import session_log
+    from mirador.memory.memory import session_log
 
     return session_log(settings)
 

@@ -5,18 +5,16 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from mirador.catalog.manifest import Manifest
 from mirador.models.disk import disk_usage
+from tests.support.net import free_port, wait_healthy
 from tests.support.tiny_gguf import write_tiny_lora
 
 
@@ -111,9 +109,7 @@ def test_load_without_a_server_measures_the_model(isolated_home: Path, tiny_gguf
 
 @pytest.fixture
 def running_server(isolated_home: Path, tiny_gguf: Path) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     (isolated_home / "config.yaml").write_text(f"server: {{port: {port}}}\n")
     write_manifest(isolated_home, tiny_manifest(tiny_gguf).replace(
         "models:\n", f"models:\n  - {{id: smollm2-135m, path: {tiny_gguf}, "
@@ -124,7 +120,7 @@ def running_server(isolated_home: Path, tiny_gguf: Path) -> Iterator[str]:
             stderr=sink, env=os.environ.copy()) as server:
         url = f"http://127.0.0.1:{port}"
         try:
-            _wait_for(url, server, log)
+            wait_healthy(url, server, log)
             yield url
         finally:
             server.send_signal(signal.SIGINT)
@@ -133,19 +129,6 @@ def running_server(isolated_home: Path, tiny_gguf: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 server.kill()
 
-
-def _wait_for(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"mirador serve exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/mirador/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("mirador serve did not start")
 
 
 def test_ps_load_unload_and_pin_act_on_the_running_server(

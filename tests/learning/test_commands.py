@@ -11,6 +11,7 @@ from pathlib import Path
 from mirador.catalog.manifest import Manifest
 from mirador.learning import Learner, LearningStore
 from mirador.learning.store import AnswerLog
+from mirador.memory import build_store
 from mirador.settings import load_settings
 
 
@@ -115,3 +116,5 @@ def test_rate_inside_chat_rates_that_chats_last_answer(tiny_home: Path) -> None:
         answer = learner.store.answer(rating.answer_id)
     assert (rating.rating, rating.note) == (5, "perfect name")
     assert answer.query == "Suggest a name for my new puppy" and answer.chosen_by == "learner"
+    kept = build_store(load_settings()).get(rating.answer_id)
+    assert kept is not None and kept.rating == 5  # memory has it too

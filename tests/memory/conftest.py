@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from mirador.embeddings.minilm import MiniLMEmbedder
+from mirador.memory.memory import Memory, ranking_params
 from mirador.memory.ranking import RankingParams
 from mirador.memory.records import MemoryRecord
-from mirador.memory.service import Memory, ranking_params
 from mirador.memory.store import MemoryStore, open_store
 from mirador.settings import Settings
 

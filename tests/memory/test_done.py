@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from mirador.app import create_orchestrator
 from mirador.backends import ChatRequest
 from mirador.backends.llamacpp import LlamaCppBackend
+from mirador.compose import create_orchestrator
 from mirador.memory import Memory, build_store, session_log
 from mirador.memory.sessions import without_memory
 from mirador.orchestration.events import Done

@@ -18,7 +18,7 @@ from tests.memory.conftest import rec, reopen
 _CHILD = textwrap.dedent("""
     import sys, time
     from mirador.memory.records import MemoryRecord
-    from mirador.memory.service import Memory
+    from mirador.memory.memory import Memory
     from mirador.settings import load_settings
 
     memory = Memory(load_settings())

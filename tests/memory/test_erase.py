@@ -73,7 +73,7 @@ _KILLED = textwrap.dedent("""
     import os, signal, sys
     from mirador.embeddings.minilm import MiniLMEmbedder
     from mirador.memory import erase
-    from mirador.memory.service import ranking_params
+    from mirador.memory.memory import ranking_params
     from mirador.memory.store import open_store
     from mirador.settings import load_settings
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,11 @@ from pathlib import Path
 import pytest
 
 from mirador.embeddings.minilm import MiniLMEmbedder
-from mirador.memory.service import ranking_params
+from mirador.memory.memory import ranking_params
 from mirador.memory.store import MemoryStore, open_client
 from mirador.settings import ChromaServerConfig, Settings, load_settings
 from tests.memory.conftest import rec
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.support.net import free_port, listening, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -32,29 +26,21 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     binary = shutil.which("chroma", path=str(Path(sys.executable).parent))
     if binary is None:
         pytest.skip("the chromadb package installed no 'chroma' command")
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "ANONYMIZED_TELEMETRY": "False", "CHROMA_ANONYMIZED_TELEMETRY": "False"}
     server = subprocess.Popen([binary, "run", "--host", "127.0.0.1", "--port", str(port),
                                "--path", str(tmp_path_factory.mktemp("chroma-server"))],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
     try:
-        _wait_for(port, server)
+        if not wait_for(lambda: server.poll() is not None or listening(port), 60, every=0.1):
+            pytest.fail("chroma run did not start listening within 60 s")
+        if server.poll() is not None:
+            pytest.fail(f"chroma run exited with {server.returncode}")
         yield port
     finally:
         server.terminate()
         server.wait(timeout=30)
 
-
-def _wait_for(port: int, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"chroma run exited with {server.returncode}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    pytest.fail("chroma run did not start listening within 60 s")
 
 
 def _served(settings: Settings, port: int) -> Settings:

@@ -1,5 +1,6 @@
-"""Preload's tests run on the model manager's real GGUF fixtures."""
+"""Orchestration fixtures: the tiny sized GGUFs and budgeted managers the model tests use
+(preload plans over them)."""
 
-from tests.models.conftest import make_manager, sized_ggufs
+from __future__ import annotations
 
-__all__ = ["make_manager", "sized_ggufs"]
+from tests.models.conftest import make_manager, sized_ggufs  # noqa: F401  (fixtures, shared)

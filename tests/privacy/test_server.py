@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +14,7 @@ import httpx
 import pytest
 
 from tests.privacy.conftest import CHROMA, MARKER, ONE_STAGE, files_with, ids, mirador
-from tests.server.conftest import free_port
+from tests.support.net import free_port, wait_healthy
 
 
 @pytest.fixture
@@ -30,24 +29,13 @@ def served(home: Path, tmp_path: Path) -> Iterator[str]:
                                   stdout=sink, stderr=sink)
     url = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(url, server, log)
+        wait_healthy(url, server, log)
         yield url
     finally:
         server.terminate()
         server.wait(timeout=60)
     assert "Traceback" not in log.read_text()
 
-
-def _wait_for(url: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        assert server.poll() is None, log.read_text()
-        try:
-            if httpx.get(f"{url}/mirador/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    raise AssertionError("mirador serve did not start")
 
 
 def _search(url: str, text: str) -> list[str]:

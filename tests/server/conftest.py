@@ -7,7 +7,6 @@ every request still goes over a real socket through real clients.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,21 +18,17 @@ import pytest
 import uvicorn
 import yaml
 
-from mirador.app import create_orchestrator
 from mirador.backends import ChatRequest
+from mirador.compose import create_orchestrator
 from mirador.server.app import create_app
 from mirador.server.runtime import ServerRuntime
 from mirador.settings import Settings, load_settings
 from tests.conftest import link_default_model
+from tests.support.net import free_port
 
 SHORT = 24  # tokens per stage: enough to see streaming, short enough for 2 cores
 EMBEDDER = "smol-embed"  # the shared server's embedding model: SmolLM2 with embedding=True
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class ServerThread:

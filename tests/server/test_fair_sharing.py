@@ -13,6 +13,7 @@ import ollama
 import pytest
 
 from tests.server.conftest import ServerThread
+from tests.support.net import wait_for
 
 COUNT = "Write a very long story about a lighthouse keeper and a storm, at least 3000 words."
 
@@ -22,14 +23,6 @@ def stages(first_token_timeout: float, max_tokens: int) -> dict:
                         "max_tokens": max_tokens, "first_token_timeout": first_token_timeout,
                         "total_timeout": 120}]}
 
-
-def wait_for(condition: Callable[[], bool], seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def test_a_non_streaming_client_that_leaves_stops_its_generation(server: ServerThread) -> None:

@@ -14,10 +14,10 @@ import openai
 import pytest
 import yaml
 
-from mirador.app import create_orchestrator
 from mirador.backends import ChatRequest, Finished, Message
 from mirador.backends.openai_compat import OpenAIBackend, _message, data_url
 from mirador.catalog.manifest import ModelEntry, SamplingOptions
+from mirador.compose import create_orchestrator
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import BackendsConfig, OpenAIConfig, Settings, load_settings
 from tests.backends.test_openai_compat import llama_server  # noqa: F401  (a fixture)

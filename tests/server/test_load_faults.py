@@ -14,11 +14,12 @@ import ollama
 import openai
 import pytest
 
-from mirador.app import create_orchestrator
 from mirador.backends.scripted import Script, ScriptedBackend
+from mirador.compose import create_orchestrator
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import Settings
 from tests.server.conftest import ServerThread, sse_events
+from tests.support.net import wait_for
 
 QUICK = {"stages": ["quick_response"]}
 
@@ -31,14 +32,6 @@ def scripted_factory(scripted: ScriptedBackend) -> Callable[[Settings], Orchestr
         return orchestrator
     return factory
 
-
-def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
 
 
 # -- many clients at once ----------------------------------------------------------------

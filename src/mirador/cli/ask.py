@@ -11,7 +11,7 @@ import click
 
 from mirador.cli.render import JsonRenderer, TerminalRenderer, private_copy, use_color
 from mirador.cli.text import query_text
-from mirador.orchestration.events import Done, Event
+from mirador.orchestration.events import Done, Event, final
 from mirador.orchestration.hooks import Query
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.server.client import ServerClient, find_server
@@ -54,7 +54,7 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
         color=use_color(settings.config.color, no_color, sys.stdout), quiet=quiet,
         out=out, err=err)
     options = {"stages": split_stages(stages), "model": model, "chain": chain}
-    from mirador.memory.service import session_log
+    from mirador.memory.memory import session_log
     from mirador.memory.sessions import session_for, without_memory
 
     session, history = session_for(session_log(settings), continue_last, session_id)
@@ -76,7 +76,7 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
 
 async def _ask(settings: Settings, query: Query, renderer: Renderer, options: dict[str, Any],
                server: ServerClient | None = None) -> Done:
-    from mirador.app import open_for_one_answer
+    from mirador.compose import open_for_one_answer
 
     if server is not None:  # a running `mirador serve` answers, with its models already warm
         return await show_events(stream_from_server(server, query, **options), renderer)
@@ -89,21 +89,9 @@ async def _ask(settings: Settings, query: Query, renderer: Renderer, options: di
 async def stream_answer(orchestrator: Orchestrator, query: Query, renderer: Renderer,
                         **options: Any) -> Done:
     """Show every event of one answer and return its `Done`."""
-    done: Done | None = None
-    async for event in orchestrator.process(query, **options):
-        renderer.show(event)
-        if isinstance(event, Done):
-            done = event
-    assert done is not None
-    return done
+    return await final(orchestrator.process(query, **options), renderer.show)
 
 
 async def show_events(events: AsyncIterator[Event], renderer: Renderer) -> Done:
     """Show every event of a stream (from a server or in-process) and return its `Done`."""
-    done: Done | None = None
-    async for event in events:
-        renderer.show(event)
-        if isinstance(event, Done):
-            done = event
-    assert done is not None
-    return done
+    return await final(events, renderer.show)

@@ -36,7 +36,7 @@ HELP = ("Commands: /rate N [note] rates the last answer 1-5, /exit (or Ctrl-D) t
 def chat(stages: str | None, model: str | None, no_color: bool, no_memory: bool,
          continue_last: bool, session_id: str | None, namespace: str) -> None:
     """Talk with Mirador; each message is answered progressively. The chat is one session."""
-    from mirador.memory.service import session_log
+    from mirador.memory.memory import session_log
     from mirador.memory.sessions import session_for, without_memory
 
     settings = load_settings()
@@ -98,7 +98,7 @@ async def _chat(settings: Settings, renderer: TerminalRenderer, read: Callable[[
                 typing: list[Callable[[str], None]] | None = None,
                 session: tuple[str, tuple[Message, ...]] | None = None,
                 namespace: str = "default") -> None:
-    from mirador.app import create_orchestrator
+    from mirador.compose import create_orchestrator
 
     session_id, earlier = session or (uuid.uuid4().hex[:12], ())
     history: list[Message] = list(earlier)
@@ -120,7 +120,7 @@ async def _chat(settings: Settings, renderer: TerminalRenderer, read: Callable[[
                 click.echo(f"mirador: {text_problem(line)}", err=True)
                 continue
             if line.split(maxsplit=1)[0] == "/rate":
-                await asyncio.to_thread(_rate, settings, last_answer, line)
+                await _rate(orchestrator, last_answer, line)
                 continue
             query = Query(text=line, session_id=session_id, namespace=namespace,
                           history=tuple(history))
@@ -132,19 +132,20 @@ async def _chat(settings: Settings, renderer: TerminalRenderer, read: Callable[[
                 history = history[-2 * HISTORY_TURNS:]
 
 
-def _rate(settings: Settings, answer_id: str | None, line: str) -> None:
-    """`/rate N [note]`: rate this chat's last answer; a mistake is reported, not fatal."""
+async def _rate(orchestrator: Orchestrator, answer_id: str | None, line: str) -> None:
+    """`/rate N [note]`: rate this chat's last answer through the chat's own learner and
+    memory, once the answer is recorded; a mistake is reported, not fatal."""
     from mirador.cli.rate import parse_rating
     from mirador.errors import MiradorError
-    from mirador.ratings import rate_answer
+    from mirador.ratings import rate_live
 
     parts = line.split(maxsplit=2)
     if answer_id is None or len(parts) < 2:
         click.echo("usage: /rate N [note], N from 1 to 5, after an answer", err=True)
         return
     try:
-        stored = rate_answer(settings, answer_id, parse_rating(parts[1]),
-                             parts[2] if len(parts) > 2 else None)
+        stored = await rate_live(orchestrator, answer_id, parse_rating(parts[1]),
+                                 parts[2] if len(parts) > 2 else None)
     except MiradorError as exc:
         click.echo(f"mirador: error: {exc}", err=True)
         return

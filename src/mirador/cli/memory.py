@@ -31,7 +31,7 @@ def _open() -> tuple[Settings, MemoryStore]:
 
 
 def _guard(function: Any, *args: Any, **kwargs: Any) -> Any:
-    from mirador.memory.service import _guard as guard
+    from mirador.memory.memory import guarded as guard
 
     return guard(lambda: function(*args, **kwargs))
 

@@ -15,6 +15,7 @@ time), so creating a learner never blocks start-up.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections import OrderedDict
@@ -128,7 +129,13 @@ class Learner:
                    keep_text=settings.config.memory.enabled)
 
     def close(self) -> None:
+        """Close the ratings database."""
         self.store.close()
+
+    async def aclose(self) -> None:
+        """Close the ratings database (the orchestrator closes its hooks this way); off the
+        event loop, since a worker thread may hold the database for a moment."""
+        await asyncio.to_thread(self.close)
 
     def __enter__(self) -> Learner:
         return self
@@ -230,8 +237,6 @@ class Learner:
 
     async def answer_finished(self, record: AnswerRecord) -> None:
         """Log the answer in a worker thread, so the event loop never waits on the disk."""
-        import asyncio
-
         try:
             await asyncio.to_thread(self.log_answer, record)
         except MiradorError as exc:  # the answer is given; say why it was not kept

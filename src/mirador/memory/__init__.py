@@ -5,7 +5,7 @@
     context.py   the context compiler: memories, preferences and turns within a token budget
     sessions.py  session journals: `ask --continue`, `--session ID`, `chat`
     transfer.py  JSONL export and a validating import
-    service.py   `Memory`: the orchestrator's ContextSource and AnswerSink
+    memory.py    `Memory`: the orchestrator's ContextSource and AnswerSink (recall, the writer)
 
 Importing this package is cheap: chromadb, numpy and the embedding model load
 in background threads when memory is first used.
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from mirador.memory.memory import Memory, build_store, session_log
 from mirador.memory.records import MemoryRecord, Recalled
-from mirador.memory.service import Memory, build_store, session_log
 
 if TYPE_CHECKING:
     from mirador.embeddings import Embedder
@@ -49,6 +49,6 @@ def set_rating(settings: Settings, answer_id: str, rating: int | None) -> bool:
     False when memory is off or no memory has that id (e.g. it was forgotten)."""
     if not settings.config.memory.enabled:
         return False
-    from mirador.memory.service import _guard
+    from mirador.memory.memory import guarded
 
-    return bool(_guard(build_store(settings).set_rating, answer_id, rating))
+    return bool(guarded(build_store(settings).set_rating, answer_id, rating))

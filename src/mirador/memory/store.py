@@ -11,7 +11,7 @@ and rebuilt for a namespace whose contents disagree with it.
 Forgetting erases: from Chroma's answers, from its write-ahead queue, full-text
 index and free pages (`erase.py`), and from the lexical index.
 
-The store is blocking and thread-safe; `mirador.memory.service` runs it off the
+The store is blocking and thread-safe; `mirador.memory.memory` runs it off the
 event loop. By default it is a `PersistentClient` under the Mirador home; with
 `memory.chroma_server` set, the same code talks to a Chroma server over HTTP.
 Telemetry is off either way: nothing leaves the machine.
@@ -35,6 +35,7 @@ from mirador.errors import MemoryStoreError
 from mirador.memory import erase
 from mirador.memory.files import check_store_files
 from mirador.memory.lexical import LexicalIndex
+from mirador.memory.private_apis import close_client
 from mirador.memory.ranking import Candidate, RankingParams, blend, rank
 from mirador.memory.records import MemoryRecord, Recalled
 from mirador.settings import ChromaServerConfig, Settings
@@ -146,13 +147,9 @@ class MemoryStore:
             erase.scrub_segments(self.chroma_dir)
 
     def _close_client(self) -> None:
-        """Close the client's connections (chromadb's HTTP clients, the client's and its
-        admin client's, never close their pools themselves)."""
-        for part in (self.client, getattr(self.client, "_admin_client", None)):
-            session = getattr(getattr(part, "_server", None), "_session", None)
-            if session is not None:
-                session.close()
-        self.client.close()
+        """Close the client's connections (chromadb's HTTP clients never close their pools
+        themselves: see `private_apis`)."""
+        close_client(self.client)
 
     # -- collections -------------------------------------------------------------
 

@@ -4,13 +4,16 @@
 stage a `StageStart`, its `Token`s, an `ErrorEvent` if it failed or timed out,
 and a `StageEnd`; finally one `Done`. Every event has a `type` and turns into
 a JSON-ready dict with `to_dict()`: the CLI's `--json` lines and the server's
-SSE events are exactly these dicts.
+SSE events are exactly these dicts. `final(events)` drains a stream to its `Done`.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, Literal
+
+from mirador.errors import MiradorError
 
 StageStatus = Literal["ok", "timeout", "error", "cancelled"]
 
@@ -119,3 +122,17 @@ class Done(_Event):
 
 
 Event = Ack | StageStart | Token | ErrorEvent | StageEnd | Done
+
+
+async def final(events: AsyncIterable[Event],
+                each: Callable[[Event], object] | None = None) -> Done:
+    """Read `events` to the end (handing each to `each`, e.g. a renderer's `show`) and
+    return their `Done`: the non-streaming answer."""
+    done: Done | None = None
+    async for event in events:  # to the end, so the stream finishes rather than lingers
+        if each is not None:
+            each(event)
+        done = event if isinstance(event, Done) else done
+    if done is None:
+        raise MiradorError("the answer ended without a result; see the log for why")
+    return done

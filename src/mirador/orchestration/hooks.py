@@ -3,12 +3,18 @@
 Memory, learning, preload and the server import these, never the orchestrator's
 internals: a `ContextSource` supplies background for the later stages, `AnswerSink`s
 are told of every finished answer, and a `ChainChooser` picks the chain for a query.
+
+The lifecycle: sinks are told of an answer in a task the orchestrator owns, started
+just before its `Done` is yielded (so a caller that stops reading at `Done` loses
+nothing), each sink isolated from the others' failures; `Orchestrator.recorded(id)`
+waits for that task, and `Orchestrator.aclose` waits for every one of them, then
+closes each hook that is `Closable`, once.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from mirador.backends import Message
 from mirador.orchestration.events import Done, StageEnd
@@ -71,3 +77,10 @@ class ChainChooser(Protocol):
     """Picks the chain for a query when the caller did not name stages or a chain."""
 
     def choose(self, query: Query) -> ChainChoice | None: ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """A hook that holds files or threads; the orchestrator's `aclose` closes it, once."""
+
+    async def aclose(self) -> None: ...

@@ -8,7 +8,9 @@ marked. The answer is an error only when every stage failed.
 
 Memory and learning plug in through narrow hooks (`hooks.py`): a `ContextSource`
 whose recall starts at once and feeds the later stages (the first stage
-never waits for it), and `AnswerSink`s told of every finished answer.
+never waits for it), and `AnswerSink`s told of every finished answer, in a task
+the orchestrator owns that starts before `Done` is yielded (`recorded(answer_id)`
+waits for it; `aclose` waits for all of them, then closes the hooks).
 
     async with Orchestrator(load_settings()) as orchestrator:
         async for event in orchestrator.process("What should I focus on today?"):
@@ -18,6 +20,7 @@ never waits for it), and `AnswerSink`s told of every finished answer.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
@@ -35,7 +38,7 @@ from mirador.catalog.manifest import (
     SamplingOptions,
     manifest_for,
 )
-from mirador.errors import ConfigError, MiradorError
+from mirador.errors import ConfigError, MiradorError, report_unexpected
 from mirador.models.manager import ModelManager
 from mirador.models.slots import Admitted
 from mirador.orchestration import prompts, quality
@@ -49,11 +52,13 @@ from mirador.orchestration.events import (
     StageStart,
     StageStatus,
     Token,
+    final,
 )
 from mirador.orchestration.hooks import (
     AnswerRecord,
     AnswerSink,
     ChainChooser,
+    Closable,
     ContextSource,
     Plan,
     Query,
@@ -65,6 +70,8 @@ from mirador.settings import Settings
 if TYPE_CHECKING:
     from mirador.embeddings import Embedder
     from mirador.orchestration.preload import Preloader
+
+log = logging.getLogger("mirador")
 
 
 @dataclass
@@ -106,6 +113,7 @@ class Orchestrator:
         self.preloader: Preloader | None = None  # set by mirador.orchestration.preload.attach
         self.load_timeout = load_timeout
         self._embedder = embedder
+        self._recording: dict[str, asyncio.Task[None]] = {}  # answer id -> its sinks' task
 
     @property
     def embedder(self) -> Embedder:
@@ -123,13 +131,37 @@ class Orchestrator:
         await self.aclose()
 
     async def aclose(self) -> None:
+        """Wait until every answer is recorded, close each hook once, then the models.
+
+        Every hook is closed even when one fails; the first failure is raised after
+        (a memory that could not be written says so rather than being lost)."""
         try:  # hooks that write in the background (memory) finish before the models go
-            for hook in {id(h): h for h in (self.context, *self.sinks) if h is not None}.values():
-                closer = getattr(hook, "aclose", None)
-                if closer is not None:
-                    await closer()
+            await self.recorded()
+            outcomes = [await _closed(hook) for hook in self._hooks()]
+            failures = [f for f in outcomes if f is not None]
+            for later in failures[1:]:  # the first is raised; the others would be lost
+                report_unexpected(log, "closing a hook also failed", later)
+            if failures:
+                raise failures[0]
         finally:
             await self.manager.aclose()
+
+    def _hooks(self) -> list[Closable]:
+        unique: dict[int, Closable] = {}
+        for hook in (self.context, self.chooser, *self.sinks):
+            if isinstance(hook, Closable):
+                unique.setdefault(id(hook), hook)
+        return list(unique.values())
+
+    async def recorded(self, answer_id: str | None = None) -> None:
+        """Wait until the sinks have been told of answer `answer_id` (of every answer in
+        flight when None); at once if they already were. Rate an answer after this."""
+        if answer_id is None:
+            tasks = list(self._recording.values())
+        else:
+            tasks = [self._recording[answer_id]] if answer_id in self._recording else []
+        if tasks:
+            await asyncio.wait(tasks)
 
     # -- planning ------------------------------------------------------------
 
@@ -260,18 +292,14 @@ class Orchestrator:
             judge.cancel()
             if recall is not None:
                 recall.cancel()
+        if remember:  # before `Done`: a caller may stop reading there
+            self._record(AnswerRecord(query=q, plan=plan, done=done, stage_ends=ends))
         yield done
-        if remember:
-            await self._tell_sinks(AnswerRecord(query=q, plan=plan, done=done, stage_ends=ends))
 
     async def answer(self, query: str | Query, **kwargs: object) -> Done:
-        """Run `process` to the end and return its `Done` event."""
-        done: Done | None = None
-        async for event in self.process(query, **kwargs):  # type: ignore[arg-type]
-            if isinstance(event, Done):
-                done = event  # keep draining: the sinks are told after `Done`
-        if done is None:  # pragma: no cover
-            raise MiradorError("the orchestrator ended without a result")
+        """Run `process` to its `Done` event and return it, once the sinks have it."""
+        done = await final(self.process(query, **kwargs))  # type: ignore[arg-type]
+        await self.recorded(done.answer_id)
         return done
 
     async def _run_stage(self, stage: ModelStage, persona: ResolvedPersona,
@@ -329,8 +357,9 @@ class Orchestrator:
                            f"{waited}; its partial answer is kept")
         except MiradorError as exc:
             run.status, run.message = "error", f"stage {stage.name} failed: {exc}"
-        except Exception as exc:  # a backend library's own error, translated here
-            run.status = "error"
+        except Exception as exc:  # not one of ours: a bug or a library's surprise, logged
+            report_unexpected(log, f"stage {stage.name} ({persona.model.id}) failed", exc)
+            run.status = "error"  # one stage's failure never costs the others' answer
             run.message = f"stage {stage.name} failed: {type(exc).__name__}: {exc}"
         finally:
             run.seconds = time.perf_counter() - begun
@@ -361,7 +390,7 @@ class Orchestrator:
         if self.context is None or stage_count < 2:
             return None
         task = asyncio.ensure_future(self.context.context_for(query))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        task.add_done_callback(_report_recall)  # whether or not a stage waits for it
         return task
 
     @staticmethod
@@ -370,12 +399,45 @@ class Orchestrator:
             return ""
         try:
             return await asyncio.shield(recall)
-        except MiradorError:
-            return ""  # memory that cannot be read must not cost the answer
+        except Exception:  # reported by _report_recall; memory must not cost the answer
+            return ""
+
+    def _record(self, record: AnswerRecord) -> None:
+        """Tell the sinks of `record` in a task of the orchestrator's own."""
+        answer_id = record.done.answer_id
+        task = asyncio.create_task(self._tell_sinks(record), name=f"mirador-record-{answer_id}")
+        self._recording[answer_id] = task
+        task.add_done_callback(lambda _: self._recording.pop(answer_id, None))
 
     async def _tell_sinks(self, record: AnswerRecord) -> None:
+        """Each sink in turn; one that fails is logged and the others are still told."""
         for sink in self.sinks:
-            await sink.answer_finished(record)
+            try:
+                await sink.answer_finished(record)
+            except Exception as exc:  # a sink's failure must not cost another sink its record
+                report_unexpected(log, f"answer {record.done.answer_id} was not given to "
+                                       f"{type(sink).__name__}", exc)
+
+
+async def _closed(hook: Closable) -> Exception | None:
+    """Close `hook`; what it raised is returned, so the other hooks still close."""
+    try:
+        await hook.aclose()
+    except Exception as exc:
+        return exc
+    return None
+
+
+def _report_recall(task: asyncio.Task[str]) -> None:
+    """Say why background for the later stages could not be recalled (they go on without)."""
+    if task.cancelled() or task.exception() is None:
+        return
+    exc = task.exception()
+    assert exc is not None
+    if isinstance(exc, MiradorError):
+        log.warning("memory could not be recalled for this answer: %s", exc)
+    else:
+        report_unexpected(log, "recalling memory for this answer", exc)
 
 
 def _left(limit: int | None, answers: dict[str, StageAnswer]) -> int | None:

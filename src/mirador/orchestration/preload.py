@@ -200,7 +200,7 @@ class Preloader:
 
 
 def attach(orchestrator: Orchestrator) -> Preloader | None:
-    """Give the orchestrator's manager a preloader (unless `models.preload` is off) that
+    """Give the orchestrator a preloader (unless `models.preload` is off) that
     learns from every finished answer."""
     settings = orchestrator.settings
     if not settings.config.models.preload:

@@ -26,7 +26,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mirador.app import create_orchestrator
+from mirador.compose import create_orchestrator
 from mirador.errors import MiradorError
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.server import embed_api, native, ollama_api, openai_api, schemas

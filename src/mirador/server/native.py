@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
 from mirador.backends import Message
-from mirador.orchestration.events import Done
+from mirador.orchestration.events import final
 from mirador.orchestration.hooks import Query as MiradorQuery
 from mirador.server import schemas
 from mirador.server.client import home_id
@@ -91,15 +91,10 @@ async def _events(answer: AnswerStream) -> AsyncIterator[bytes]:
 
 
 async def _drain(answer: AnswerStream) -> dict[str, Any]:
-    done: Done | None = None
     try:
-        async for event in answer:
-            if isinstance(event, Done):
-                done = event
+        return (await final(answer)).to_dict()
     finally:
         await answer.cancel()
-    assert done is not None
-    return done.to_dict()
 
 
 @router.post("/rate", response_model=schemas.RateResult)

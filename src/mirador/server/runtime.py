@@ -89,9 +89,9 @@ class ServerRuntime:
 class AnswerStream:
     """One answer, produced by its own task, read as an async iterator of events.
 
-    Reading ends with the `done` event. The task goes on a little after it, telling
-    memory and learning (the orchestrator's sinks); its slot is freed at `done`, since
-    generation is over, and nothing cancels that bookkeeping.
+    Reading ends with the `done` event; its slot is freed there, since generation is
+    over. Memory and learning (the orchestrator's sinks) are told in a task of the
+    orchestrator's own, so cancelling this one never cuts that bookkeeping short.
     """
 
     def __init__(self, events: AsyncIterator[Event], on_answered: Callback,

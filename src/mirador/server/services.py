@@ -1,7 +1,7 @@
 """Memory and ratings, reached through what those subsystems expose.
 
 The server does not own memory or learning: memory is the orchestrator's context
-source (wired in `mirador.app`), ratings go through `mirador.ratings`. Memory
+source (wired in `mirador.compose`), ratings go through `mirador.ratings.rate_live`. Memory
 turned off in the settings is a clear 501.
 """
 
@@ -52,10 +52,10 @@ class _Memories:
 
     async def _call(self, work: Callable[[Any], Any]) -> Any:
         """`work(store)` in a worker thread, the store library's errors translated."""
-        from mirador.memory.service import _guard
+        from mirador.memory.memory import guarded
 
         store = await self.memory.astore()
-        return await asyncio.to_thread(_guard, work, store)
+        return await asyncio.to_thread(guarded, work, store)
 
     async def recent(self, namespace: str | None, limit: int) -> Records:
         records = await self._call(lambda store: list(store.records(namespace)))
@@ -86,20 +86,15 @@ def rating_service(runtime: ServerRuntime) -> RatingService:
 
 
 class _Ratings:
-    """Ratings go through the learning API (which tells memory too); then the server's own
-    learner replays them, so its next choice already knows."""
+    """Ratings go through the server's own learner and memory (`mirador.ratings.rate_live`),
+    once the rated answer's record is written, so its next choice already knows."""
 
     def __init__(self, runtime: ServerRuntime) -> None:
         self.runtime = runtime
 
     async def rate(self, answer_id: str | None, rating: int, note: str | None) -> dict[str, Any]:
-        from mirador.ratings import rate_answer
+        from mirador.ratings import rate_live
 
-        stored = await asyncio.to_thread(rate_answer, self.runtime.settings, answer_id, rating,
-                                         note)
-        learner = self.runtime.orchestrator.chooser
-        refresh = getattr(learner, "refresh", None)
-        if refresh is not None:
-            await asyncio.to_thread(refresh)
+        stored = await rate_live(self.runtime.orchestrator, answer_id, rating, note)
         return {"answer_id": stored.answer_id, "rating": stored.rating, "note": stored.note,
                 "query_type": stored.query_type, "chain": stored.chain}

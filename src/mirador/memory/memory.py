@@ -23,6 +23,7 @@ from mirador.backends import ChatRequest, Message, TextPiece
 from mirador.catalog.manifest import SamplingOptions
 from mirador.errors import MemoryStoreError, MiradorError
 from mirador.memory.context import Compiled, ContextCompiler, items_for
+from mirador.memory.private_apis import before_threads_stop
 from mirador.memory.ranking import RankingParams, relevant
 from mirador.memory.records import MemoryRecord, Recalled
 from mirador.memory.sessions import SessionLog, Turn
@@ -117,7 +118,7 @@ class Memory:
     async def recall(self, text: str, namespace: str | None = None,
                      now: float | None = None) -> list[Recalled]:
         store = await self.astore()
-        return await asyncio.to_thread(_guard, store.recall, text, now or time.time(), namespace)
+        return await asyncio.to_thread(guarded, store.recall, text, now or time.time(), namespace)
 
     async def context_for(self, query: Query) -> str:
         """ContextSource: memories close enough in meaning, preferences and recent turns,
@@ -125,9 +126,9 @@ class Memory:
         counting tokens) runs in worker threads, never on the event loop."""
         store = await self.astore()
         now = time.time()
-        hits = await asyncio.to_thread(_guard, store.recall, query.text, now, query.namespace)
+        hits = await asyncio.to_thread(guarded, store.recall, query.text, now, query.namespace)
         hits = relevant(hits, store.params)
-        preferences = await asyncio.to_thread(_guard, self._preferences, store, query, now)
+        preferences = await asyncio.to_thread(guarded, self._preferences, store, query, now)
         turns = await asyncio.to_thread(self._session_turns, query)
         compiler = ContextCompiler(self.config.token_budget, self._counter(),
                                    self._summariser())
@@ -227,7 +228,7 @@ class Memory:
 
     def _write(self, record: MemoryRecord) -> None:
         store = self._store.result()
-        _guard(store.add, [record])
+        guarded(store.add, [record])
         if record.session_id:
             self.sessions.append(record.session_id, Turn(record.id, record.query,
                                                          record.response, record.timestamp))
@@ -267,7 +268,7 @@ class Memory:
     def set_rating(self, answer_id: str, rating: int | None) -> bool:
         """Put a rating (1-5, or None to clear) on the memory of an answer."""
         self.flush()
-        return bool(_guard(self.store().set_rating, answer_id, rating))
+        return bool(guarded(self.store().set_rating, answer_id, rating))
 
 
 _LIVE: weakref.WeakSet[Memory] = weakref.WeakSet()
@@ -282,7 +283,7 @@ def _flush_at_exit(memory: Memory) -> None:
     """
     with _HOOK:
         if not _LIVE and not getattr(_flush_all, "registered", False):
-            threading._register_atexit(_flush_all)  # type: ignore[attr-defined]
+            before_threads_stop(_flush_all)
             _flush_all.registered = True  # type: ignore[attr-defined]
         _LIVE.add(memory)
 
@@ -300,7 +301,7 @@ def estimate_tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4) if text else 0
 
 
-def _guard(function: Any, *args: Any) -> Any:
+def guarded(function: Any, *args: Any) -> Any:
     """Run a store call, translating the store library's errors into MemoryStoreError."""
     try:
         return function(*args)

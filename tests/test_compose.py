@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mirador.app import open_for_one_answer
+from mirador.compose import open_for_one_answer
 from mirador.learning import Learner
 from mirador.memory import Memory
 from mirador.orchestration.events import Ack, Done, StageStart
