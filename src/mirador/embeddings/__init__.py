@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from mirador import plugins
 from mirador.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -48,6 +49,8 @@ class CountsTokens(Protocol):
 
 EmbedderFactory = Callable[["Settings"], Embedder]
 _REGISTRY: dict[str, EmbedderFactory] = {}
+_plugins = threading.Lock()
+_plugins_loaded: list[bool] = []  # one True once plugins' embedders are registered
 
 
 def register_embedder(name: str, factory: EmbedderFactory) -> None:
@@ -55,14 +58,23 @@ def register_embedder(name: str, factory: EmbedderFactory) -> None:
     _REGISTRY[name] = factory
 
 
+def _registry() -> dict[str, EmbedderFactory]:
+    """The built-ins plus plugins' embedders (their `register_embedders` hook runs once)."""
+    with _plugins:
+        if not _plugins_loaded:
+            _plugins_loaded.append(True)  # first: a failing plugin is reported, not retried
+            plugins.call("register_embedders", register_embedder, lambda name, _factory: name)
+    return _REGISTRY
+
+
 def embedder_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(_registry())
 
 
 def create_embedder(settings: Settings) -> Embedder:
     """Build the embedder the settings name (it may load its model now)."""
     config = settings.config.memory
-    factory = _REGISTRY.get(config.embedder)
+    factory = _registry().get(config.embedder)
     if factory is None:
         raise ConfigError(f"unknown embedder '{config.embedder}' in memory.embedder "
                           f"(known: {', '.join(embedder_names())}); fix config.yaml")
