@@ -136,3 +136,11 @@ def test_check_reports_what_a_backend_needs(isolated_home: Path) -> None:
     problems = check_manifest(load_manifest(path), load_settings())
     assert ("model 'm' runs on llamacpp: give it a 'path' to a GGUF file or a 'package' that "
             "ships one") in problems
+
+
+def test_a_backend_refuses_an_entry_without_what_it_needs(isolated_home: Path) -> None:
+    from mirador.backends.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(load_settings())
+    with pytest.raises(ConfigError, match=r"model 'm' runs on llamacpp: give it a 'path'"):
+        backend.model_path(ModelEntry(id="m", name="llama3.2"))
