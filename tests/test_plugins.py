@@ -87,6 +87,7 @@ def test_mirador_plugins_lists_what_each_registered(plugin_site: Path) -> None:
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["reverse", "mirador-reverse", "0.1.0"]
     assert "backends: reverse" in result.stdout and "chains: quick-again" in result.stdout
+    assert "embedders: letters" in result.stdout
     chains = mirador("chains", sites=(plugin_site,))
     assert "quick-again" in chains.stdout  # a plugin's chain is in the manifest
 
@@ -144,3 +145,17 @@ def test_a_backend_refuses_an_entry_without_what_it_needs(isolated_home: Path) -
     backend = LlamaCppBackend(load_settings())
     with pytest.raises(ConfigError, match=r"model 'm' runs on llamacpp: give it a 'path'"):
         backend.model_path(ModelEntry(id="m", name="llama3.2"))
+
+
+def test_a_plugin_embedder_is_chosen_by_memory_embedder(isolated_home: Path,
+                                                        plugin_site: Path) -> None:
+    (isolated_home / "config.yaml").write_text("memory:\n  embedder: letters\n")
+    code = ("from mirador.embeddings import create_embedder; from mirador.settings import "
+            "load_settings; e = create_embedder(load_settings()); "
+            "print(e.dimension, round(float(e.embed(['ab', 'ba'])[0] @ e.embed(['ba'])[0]), 3))")
+    env = os.environ.copy()
+    env["PYTHONPATH"] = os.pathsep.join([str(plugin_site), *sys.path])
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["26", "1.0"]

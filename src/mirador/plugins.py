@@ -34,7 +34,6 @@ import pluggy
 from mirador.errors import ConfigError
 
 GROUP = "mirador"
-HOOKS = ("register_backends", "register_embedders", "register_chains")
 
 hookspec = pluggy.HookspecMarker(GROUP)
 hookimpl = pluggy.HookimplMarker(GROUP)
@@ -84,13 +83,6 @@ def load() -> list[PluginInfo]:
         if _state is None:
             _state = _load_all()
         return list(_state.plugins.values())
-
-
-def reset() -> None:
-    """Forget loaded plugins, so the next `load` looks again (tests install plugins)."""
-    global _state
-    with _lock:
-        _state = None
 
 
 def _load_all() -> _State:

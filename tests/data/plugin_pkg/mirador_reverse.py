@@ -1,12 +1,14 @@
 """A tiny Mirador plugin for tests: a backend that answers with the question reversed.
 
 It registers the `reverse` backend (models `reverse:ANY`, settings under
-`backends.reverse` in config.yaml) and a chain, through the `mirador` entry point.
+`backends.reverse` in config.yaml), the `letters` embedder and a chain,
+through the `mirador` entry point.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict
 
@@ -22,6 +24,9 @@ from mirador.backends import (
 from mirador.catalog.manifest import ModelEntry
 from mirador.plugins import hookimpl
 from mirador.settings import Settings
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class ReverseConfig(BaseModel):
@@ -66,6 +71,28 @@ class ReverseBackend:
 def register_backends(register: Callable[[BackendSpec], None]) -> None:
     register(BackendSpec(name="reverse", factory=ReverseBackend, config=ReverseConfig,
                          prefix="reverse", needs=("name",), needs_hint="a 'name'"))
+
+
+class LetterEmbedder:
+    """Counts the letters a to z: a unit vector of 26 numbers per text."""
+
+    dimension = 26
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        import numpy as np
+
+        rows = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in zip(rows, texts, strict=True):
+            for letter in text.lower():
+                if "a" <= letter <= "z":
+                    row[ord(letter) - ord("a")] += 1
+        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+
+
+@hookimpl
+def register_embedders(register: Callable[[str, Callable[[Settings], LetterEmbedder]], None]
+                       ) -> None:
+    register("letters", lambda settings: LetterEmbedder())
 
 
 @hookimpl
