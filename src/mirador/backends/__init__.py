@@ -42,6 +42,7 @@ __all__ = [
     "Backend", "BackendEvent", "ChatRequest", "Embedded", "Embeds", "Finished", "LoadedModel",
     "Message", "ResponseFormat", "TextPiece",
     "BackendFactory", "BackendSpec", "register_backend", "create_backend", "backend_names",
+    "backend_spec",
     "backend_config", "entry_for_reference", "entry_problem", "check_backend_config",
 ]
 
@@ -142,6 +143,11 @@ def create_backend(name: str, settings: Settings) -> Backend:
 
 def backend_names() -> list[str]:
     return registry.names()
+
+
+def backend_spec(name: str) -> BackendSpec:
+    """What backend `name` declared (a ConfigError naming the known ones if none)."""
+    return registry.spec(name)
 
 
 def backend_config(name: str, settings: Settings) -> BaseModel | None:
