@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ByteSize, ConfigDict, Field
+from pydantic import BaseModel, ByteSize, ConfigDict, Field, model_validator
 
 from mirador.yamlfile import read_yaml_model
 
@@ -44,10 +44,37 @@ class OpenAIConfig(Strict):
     timeout: float = 300.0
 
 
-class BackendsConfig(Strict):
+class BackendsConfig(BaseModel):
+    """`backends:`: the built-ins' sections, and a section per plugin backend.
+
+    A plugin's section is kept as written here and validated by that backend's own
+    config model when the backend registry loads (`mirador.backends.check_backend_config`);
+    a section no backend claims is an error there, never silently ignored.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
     llamacpp: LlamaCppConfig = LlamaCppConfig()
     ollama: OllamaConfig = OllamaConfig()
     openai: OpenAIConfig = OpenAIConfig()
+
+    @model_validator(mode="after")
+    def _plugin_sections_are_mappings(self) -> BackendsConfig:
+        for name, value in (self.model_extra or {}).items():
+            if not isinstance(value, dict):
+                raise ValueError(f"backends.{name} must be a mapping of that backend's "
+                                 f"settings, not {type(value).__name__}")
+        return self
+
+    def plugin_sections(self) -> dict[str, Any]:
+        """The sections that are not built-in, as written (name -> mapping)."""
+        return dict(self.model_extra or {})
+
+    def section(self, name: str) -> Any:
+        """The section for backend `name`: a built-in's model, a plugin's mapping, or None."""
+        if name in type(self).model_fields:
+            return getattr(self, name)
+        return self.plugin_sections().get(name)
 
 
 class StageConfig(Strict):

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mirador.backends import entry_problem
 from mirador.backends.base import (
     BackendEvent,
     ChatRequest,
@@ -100,7 +101,8 @@ class LlamaCppBackend:
         """The GGUF file for `model`, assembling a packaged one on first use."""
         if model.path:
             return Path(model.path).expanduser()
-        assert model.package is not None  # the manifest guarantees a path or a package
+        if model.package is None:  # what llamacpp needs is declared in its BackendSpec
+            raise ConfigError(f"{entry_problem(model)} in ~/.mirador/manifest.yaml")
         return packaged_gguf(model.package, self._settings.models_dir, self._progress)
 
     def context_size(self, model: ModelEntry) -> int:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mirador import plugins
 from mirador.errors import ConfigError, ModelNotFoundError
 from mirador.yamlfile import describe_validation_error, read_yaml
 
@@ -65,12 +66,12 @@ class ModelEntry(Strict):
 
     @model_validator(mode="after")
     def _has_source(self) -> ModelEntry:
-        if self.backend == "llamacpp" and not (self.path or self.package):
-            raise ValueError(f"model '{self.id}' runs on llamacpp: give it a 'path' to a GGUF "
-                             "file or a 'package' that ships one")
-        if self.backend in ("ollama", "openai") and not self.name:
-            raise ValueError(f"model '{self.id}' runs on {self.backend}: give it the 'name' "
-                             "that server knows it by")
+        # Which of these a backend needs is its own declaration (`BackendSpec.needs`),
+        # checked once the backend registry is at hand (`mirador.backends.entry_problem`).
+        if not (self.path or self.package or self.name):
+            raise ValueError(f"model '{self.id}' says nothing about where it comes from: give "
+                             "it the 'name' its backend knows it by, a 'path' to a GGUF file "
+                             "or a 'package' that ships one")
         return self
 
     @property
@@ -296,6 +297,14 @@ def _move_builtin_personas(data: dict, extra: dict, model: str, path: Path | Non
             persona["model"] = model
 
 
+def plugin_chains() -> list[dict]:
+    """The chains plugins register (`register_chains` hook); the user's manifest overrides them."""
+    chains: list[dict] = []
+    plugins.call("register_chains", chains.append,
+                 lambda chain: str(chain.get("id")) if isinstance(chain, dict) else repr(chain))
+    return chains
+
+
 def merge_manifest_data(base: dict, extra: dict) -> dict:
     """`extra`'s entries added to `base`'s; an entry with a known id replaces the old one."""
     merged: dict[str, Any] = {}
@@ -331,7 +340,7 @@ def load_manifest(path: Path | None, default_model: str | None = None) -> Manife
     """
     from pydantic import ValidationError
 
-    data = builtin_manifest_data()
+    data = merge_manifest_data(builtin_manifest_data(), {"chains": plugin_chains()})
     source = Path("<built-in manifest>")
     extra = None
     if path is not None and path.exists():

@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+from mirador import plugins
 from mirador.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -47,22 +48,43 @@ class CountsTokens(Protocol):
 
 
 EmbedderFactory = Callable[["Settings"], Embedder]
-_REGISTRY: dict[str, EmbedderFactory] = {}
+
+
+class _EmbedderRegistry:
+    """Embedder names to factories: the built-ins, then plugins' (their hook runs once)."""
+
+    def __init__(self) -> None:
+        self._factories: dict[str, EmbedderFactory] = {}
+        self._plugins_loaded = False
+        self._lock = threading.Lock()
+
+    def register(self, name: str, factory: EmbedderFactory) -> None:
+        self._factories[name] = factory
+
+    def factories(self) -> dict[str, EmbedderFactory]:
+        with self._lock:
+            if not self._plugins_loaded:
+                self._plugins_loaded = True  # first: a failing plugin is reported, not retried
+                plugins.call("register_embedders", self.register, lambda name, _factory: name)
+        return self._factories
+
+
+_registry = _EmbedderRegistry()
 
 
 def register_embedder(name: str, factory: EmbedderFactory) -> None:
     """Make `factory` available as `memory.embedder: NAME` (built-ins and plugins alike)."""
-    _REGISTRY[name] = factory
+    _registry.register(name, factory)
 
 
 def embedder_names() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(_registry.factories())
 
 
 def create_embedder(settings: Settings) -> Embedder:
     """Build the embedder the settings name (it may load its model now)."""
     config = settings.config.memory
-    factory = _REGISTRY.get(config.embedder)
+    factory = _registry.factories().get(config.embedder)
     if factory is None:
         raise ConfigError(f"unknown embedder '{config.embedder}' in memory.embedder "
                           f"(known: {', '.join(embedder_names())}); fix config.yaml")

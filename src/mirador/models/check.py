@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mirador.backends import backend_names, create_backend
+from mirador.backends import backend_names, backend_spec, create_backend, entry_problem
 from mirador.catalog.adapters import adapter_problems
 from mirador.catalog.gguf_info import GGUFInfo, read_gguf_info
 from mirador.catalog.manifest import Manifest, ModelEntry
@@ -29,7 +29,9 @@ def check_manifest(manifest: Manifest, settings: Settings) -> list[str]:
         if model.backend not in known:
             problems.append(f"model '{model.id}': unknown backend '{model.backend}' (known: "
                             f"{', '.join(sorted(known))})")
-        elif model.backend == "llamacpp":
+        elif (lacking := entry_problem(model)) is not None:
+            problems.append(lacking)
+        elif backend_spec(model.backend).suffix == ".gguf":  # its models are GGUF files
             problems.extend(_model_header(model, settings, headers))
     for persona in manifest.personas:
         if persona.lora is not None:

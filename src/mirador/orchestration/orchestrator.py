@@ -26,10 +26,9 @@ import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from mirador.backends import ChatRequest, Finished, Message, TextPiece
+from mirador.backends import ChatRequest, Finished, Message, TextPiece, entry_for_reference
 from mirador.catalog.manifest import (
     AUTO_CHAIN,
     Manifest,
@@ -218,13 +217,8 @@ class Orchestrator:
         return persona
 
     def model_entry(self, ref: str) -> ModelEntry:
-        """A manifest model id, or `ollama:TAG`, `openai:NAME` or a path to a .gguf file."""
-        backend, _, name = ref.partition(":")
-        if name and backend in ("ollama", "openai"):
-            return ModelEntry(id=ref, backend=backend, name=name)
-        if ref.endswith(".gguf"):
-            return ModelEntry(id=Path(ref).stem, backend="llamacpp", path=ref)
-        return self.manifest.model(ref)
+        """A manifest model id, or a backend's own reference (`ollama:TAG`, a .gguf path)."""
+        return entry_for_reference(ref) or self.manifest.model(ref)
 
     # -- running -------------------------------------------------------------
 
