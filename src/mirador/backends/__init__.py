@@ -13,14 +13,28 @@ from importlib import import_module
 from mirador.backends.base import (
     Backend,
     BackendEvent,
+    Capabilities,
     ChatRequest,
+    CountsTokens,
     Embedded,
     Embeds,
+    EstimatesMemory,
     Finished,
+    HostsAdapters,
     LoadedModel,
     Message,
     ResponseFormat,
+    SizesContext,
+    TakesTurns,
     TextPiece,
+    adapters_of,
+    capability_problems,
+    check_capabilities,
+    context_sizer_of,
+    embedder_of,
+    memory_estimator_of,
+    token_counter_of,
+    turns_of,
 )
 from mirador.errors import ConfigError
 from mirador.settings import Settings
@@ -28,6 +42,9 @@ from mirador.settings import Settings
 __all__ = [
     "Backend", "BackendEvent", "ChatRequest", "Embedded", "Embeds", "Finished", "LoadedModel",
     "Message", "ResponseFormat", "TextPiece",
+    "Capabilities", "CountsTokens", "EstimatesMemory", "HostsAdapters", "SizesContext",
+    "TakesTurns", "adapters_of", "capability_problems", "check_capabilities",
+    "context_sizer_of", "embedder_of", "memory_estimator_of", "token_counter_of", "turns_of",
     "BackendFactory", "register_backend", "create_backend", "backend_names",
 ]
 

@@ -26,33 +26,43 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mirador.backends import Backend, BackendEvent, ChatRequest, LoadedModel, create_backend
+from mirador.backends import (
+    Backend,
+    BackendEvent,
+    ChatRequest,
+    LoadedModel,
+    adapters_of,
+    check_capabilities,
+    create_backend,
+    memory_estimator_of,
+    token_counter_of,
+    turns_of,
+)
 from mirador.catalog.gguf_info import read_gguf_info
 from mirador.catalog.manifest import LoraAdapter, Manifest, ModelEntry
 from mirador.catalog.sizes import format_bytes
 from mirador.errors import MiradorError, ModelBudgetError, ModelBusyError, ModelLoadError
 from mirador.host import resident_bytes
 from mirador.models.budget import (
-    EstimatesMemory,
     MemoryProfile,
     measure_load,
     resolve_budget,
     server_names,
 )
+from mirador.models.clock import Clock, MonotonicClock
 from mirador.models.gate import BACKGROUND, REAL, PriorityGate
 from mirador.models.pins import PinStore
+from mirador.models.policy import EvictionPolicy
 from mirador.models.slots import (
     LOADING,
     READY,
     UNLOADING,
     Admitted,
-    HostsAdapters,
     PreloadCounters,
     Slot,
     SlotStatus,
-    TakesTurns,
+    SlotTable,
     detail,
-    why_held,
 )
 from mirador.settings import Settings
 
@@ -71,7 +81,7 @@ class ModelManager:
 
     def __init__(self, settings: Settings, manifest: Manifest,
                  backend_factory: BackendFactory = create_backend, *,
-                 budget: int | None = None, clock: Callable[[], float] = time.monotonic,
+                 budget: int | None = None, clock: Clock | None = None,
                  state_dir: Path | None = None) -> None:
         self.settings = settings
         self.manifest = manifest
@@ -83,14 +93,15 @@ class ModelManager:
         self.loads: Counter[str] = Counter()  # real loads by model id (a test counts these)
         self.evictions: Counter[str] = Counter()  # unloads by reason
         self.preloads = PreloadCounters()
-        self.peak_bytes = 0
         self.history: deque[tuple[float, str, str, int]] = deque(maxlen=500)
         """(time, what, model id, bytes): load, evicted, expired, unloaded, adapter."""
         self._factory = backend_factory
-        self._clock = clock
+        self.clock = clock or MonotonicClock()
+        self._clock = self.clock.now
+        self.policy = EvictionPolicy(self._clock)
         self._backends: dict[str, Backend] = {}
         self._borrowed: set[str] = set()  # given to us by use_backend: the giver closes them
-        self._slots: dict[str, Slot] = {}
+        self._slots = SlotTable()
         self._queued: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._gate = PriorityGate()
@@ -103,20 +114,27 @@ class ModelManager:
     # -- backends ------------------------------------------------------------------
 
     def backend(self, name: str) -> Backend:
+        """The backend named `name`, created on first use; BackendError if it does not keep
+        the capabilities it declares."""
         if name not in self._backends:
-            self._backends[name] = self._factory(name, self.settings)
+            self._backends[name] = check_capabilities(self._factory(name, self.settings))
         return self._backends[name]
 
     def use_backend(self, name: str, backend: Backend) -> None:
         """Serve `name` with this instance (a plugin's, or a test's); its owner closes it."""
-        self._backends[name] = backend
+        self._backends[name] = check_capabilities(backend)
         self._borrowed.add(name)
 
     # -- what is held ----------------------------------------------------------------
 
     @property
     def used_bytes(self) -> int:
-        return sum(s.total for s in self._slots.values())
+        return self._slots.used_bytes
+
+    @property
+    def peak_bytes(self) -> int:
+        """The most the loaded models were reserved at once."""
+        return self._slots.peak_bytes
 
     def is_loaded(self, model_id: str) -> bool:
         slot = self._slots.get(model_id)
@@ -134,18 +152,18 @@ class ModelManager:
         return [SlotStatus(s.model.id, s.model.backend, s.state, s.total, s.busy,
                            round(now - s.last_used, 3), self.is_pinned(s.model),
                            s.model.priority, tuple(s.adapters), s.preloaded)
-                for s in self._slots.values()]
+                for s in self._slots]
 
     async def ps(self) -> list[LoadedModel]:
         """The models held now: the manager's, then any a server holds that it did not load."""
         listings = {}
         for backend in list(self._backends.values()):
             listings[id(backend)] = await self._listing(backend)
-            if not getattr(backend, "in_process", False):
+            if not backend.capabilities.in_process:
                 self._sync(backend, listings[id(backend)])
         rows = [LoadedModel(model_id=s.model_id, size_bytes=s.bytes, backend=s.backend,
                             detail=detail(s)) for s in self.status() if s.state == READY]
-        mine = {name for s in self._slots.values() for name in server_names(s.model)}
+        mine = {name for s in self._slots for name in server_names(s.model)}
         rows.extend(LoadedModel(m.model_id, m.size_bytes, m.backend, "not loaded by Mirador")
                     for listing in listings.values() for m in listing if m.model_id not in mine)
         return rows
@@ -177,7 +195,7 @@ class ModelManager:
 
     async def _preload(self, model: ModelEntry) -> bool:
         if self.is_loaded(model.id):
-            self._slots[model.id].protected_until = self._clock() + PROTECT_SECONDS
+            self._protect(model.id)
             return True
         self.preloads.started += 1
         try:
@@ -227,13 +245,12 @@ class ModelManager:
             await self._make_room(size, None, background=priority != REAL)
             slot = Slot(model, backend, reserved=size, task=asyncio.current_task(),
                          last_used=self._clock(), estimate=raw)
-            self._slots[model.id] = slot
+            self._slots.add(slot)
             self._epoch += 1  # memory starts to move: streams running now are not measured
-            self._note_peak()
             try:
                 measured = await measure_load(model, backend, partial(backend.load, model))
             except BaseException:
-                del self._slots[model.id]
+                self._slots.remove(slot)
                 self._notify()
                 raise
             slot.reserved = self.profile.record(model.id, raw, measured)
@@ -247,10 +264,10 @@ class ModelManager:
     async def _settle_after_load(self, slot: Slot) -> None:
         """Bring the books back within budget if the model took more than estimated, and
         forget models a server dropped on its own to make room (Ollama does)."""
-        self._note_peak()
+        self._slots.note_peak()
         self._notify()
         self._ensure_reaper()
-        if not getattr(slot.backend, "in_process", False):
+        if not slot.backend.capabilities.in_process:
             self._sync(slot.backend, await self._listing(slot.backend))
         if self.used_bytes > self.budget:
             with suppress(_NoRoom):  # only busy or pinned models are left: they free room
@@ -264,8 +281,9 @@ class ModelManager:
     async def _estimate(self, model: ModelEntry, backend: Backend) -> int:
         if model.memory_bytes is not None:
             return model.memory_bytes
-        if isinstance(backend, EstimatesMemory):
-            return await asyncio.to_thread(backend.estimate_bytes, model)
+        estimator = memory_estimator_of(backend)
+        if estimator is not None:
+            return await asyncio.to_thread(estimator.estimate_bytes, model)
         return self.profile.measured(model.id) or 0
 
     def _check_fits(self, model: ModelEntry, size: int) -> None:
@@ -298,35 +316,23 @@ class ModelManager:
 
     def _victims(self, shortfall: int, keep: Slot | None,
                  background: bool) -> list[Slot] | None:
-        """Idle slots to evict (unprotected, lowest priority, least recently used first)
-        that free at least `shortfall` bytes together; None if they cannot."""
-        now = self._clock()
-        idle = [s for s in self._slots.values()
-                if s is not keep and s.state == READY and s.busy == 0
-                and not self.is_pinned(s.model)
-                and not (background and s.protected_until > now)]
-        idle.sort(key=lambda s: (s.protected_until > now, s.model.priority, s.last_used))
-        chosen, freed = [], 0
-        for slot in idle:
-            if freed >= shortfall:
-                break
-            chosen.append(slot)
-            freed += slot.total
-        return chosen if freed >= shortfall else None
+        """The slots the policy chooses to free `shortfall` bytes; None if it cannot."""
+        held = self._slots.held(self.is_pinned, self.keep_alive)
+        chosen = self.policy.victims(held, shortfall, keep.model.id if keep else None,
+                                     background)
+        return None if chosen is None else self._slots.pick(chosen)
 
     def _may_free(self, keep: Slot | None) -> bool:
         """Whether waiting can help: some model is answering, loading or unloading."""
-        return any(s is not keep and (s.busy or s.state != READY) for s in self._slots.values())
+        held = self._slots.held(self.is_pinned, self.keep_alive)
+        return self.policy.may_free(held, keep.model.id if keep else None)
 
     def _no_room_message(self, need: int, keep: Slot | None) -> str:
-        holders = [f"'{s.model.id}' ({format_bytes(s.total)}, "
-                   f"{why_held(s, self.is_pinned(s.model))})"
-                   for s in self._slots.values() if s is not keep]
         free = max(self.budget - self.used_bytes, 0)
         return (f"{format_bytes(need)} more is needed but only {format_bytes(free)} of the "
                 f"{format_bytes(self.budget)} model budget is free; it is held by "
-                f"{', '.join(holders) or 'nothing'}. Wait for answers to finish, unpin a "
-                "model ('mirador models pin ID --off'), or raise models.budget in "
+                f"{self._slots.holders(keep, self.is_pinned)}. Wait for answers to finish, "
+                "unpin a model ('mirador models pin ID --off'), or raise models.budget in "
                 f"{self.settings.config_path}")
 
     async def _unload_slot(self, slot: Slot, reason: str) -> None:
@@ -335,8 +341,7 @@ class ModelManager:
         try:
             await slot.backend.unload(slot.model)
         finally:
-            if self._slots.get(slot.model.id) is slot:
-                del self._slots[slot.model.id]
+            self._slots.remove(slot)
             self.evictions[reason] += 1
             self._record(reason, slot)
             if slot.preloaded:
@@ -378,24 +383,17 @@ class ModelManager:
 
     def expires_in(self, model: ModelEntry) -> float | None:
         """Seconds until `model` expires if it stays idle (None: never)."""
-        alive = self.keep_alive(model)
         slot = self._slots.get(model.id)
-        if alive is None or slot is None:
-            return alive
-        return max(0.0, slot.last_used + alive - self._clock())
+        return self.policy.expires_in(slot.last_used if slot else None, self.keep_alive(model))
 
     async def reap(self) -> list[str]:
         """Unload idle models past their keep-alive; returns their ids."""
-        now = self._clock()
-        expired = [s for s in self._slots.values()
-                   if s.state == READY and not s.busy and not self.is_pinned(s.model)
-                   and (alive := self.keep_alive(s.model)) is not None
-                   and now - s.last_used >= alive]
+        chosen = self.policy.expired(self._slots.held(self.is_pinned, self.keep_alive))
+        expired = self._slots.pick(chosen)
         done = []
         for slot in expired:
             async with self._gate.hold(BACKGROUND):
-                if self._slots.get(slot.model.id) is slot and slot.state == READY \
-                        and not slot.busy:
+                if self._slots.is_current(slot) and not slot.busy:
                     await self._unload_slot(slot, "expired")
                     done.append(slot.model.id)
         return done
@@ -408,8 +406,8 @@ class ModelManager:
         # `_closing`, not only cancellation, ends the loop: asyncio.wait_for (3.11) can
         # swallow a cancel that arrives just as the event it waits on is set.
         while self._slots and not self._closing:
-            alive = [a for s in self._slots.values() if (a := self.keep_alive(s.model))]
-            await self._wait_change(min(max(min(alive, default=60.0) / 4, 0.05), 30.0))
+            await self._wait_change(self.policy.next_expiry(
+                self._slots.held(self.is_pinned, self.keep_alive)))
             await self.reap()
 
     # -- generation ------------------------------------------------------------------
@@ -417,11 +415,11 @@ class ModelManager:
     async def count_tokens(self, model: ModelEntry, text: str) -> int:
         """Tokens `text` takes for `model`: its own tokenizer where the backend has one
         (llama.cpp, after loading the model here), else about four characters a token."""
-        counter = getattr(self.backend(model.backend), "count_tokens", None)
+        counter = token_counter_of(self.backend(model.backend))
         if counter is None:
             return max(1, (len(text) + 3) // 4) if text else 0
         await self.ensure_loaded(model)
-        return int(await counter(model, text))
+        return int(await counter.count_tokens(model, text))
 
     async def stream_chat(self, request: ChatRequest
                           ) -> AsyncIterator[BackendEvent | Admitted]:
@@ -450,10 +448,11 @@ class ModelManager:
     async def _turn(self, slot: Slot) -> AsyncIterator[Admitted]:
         """Wait, first in first out, for a turn on `slot`'s model; hold it while inside."""
         if slot.turns is None:
-            if not isinstance(slot.backend, TakesTurns):
+            takes_turns = turns_of(slot.backend)
+            if takes_turns is None:
                 yield Admitted()
                 return
-            slot.turns = asyncio.Semaphore(max(1, slot.backend.sequences(slot.model)))
+            slot.turns = asyncio.Semaphore(max(1, takes_turns.sequences(slot.model)))
         turns, ahead, asked = slot.turns, slot.busy - 1, time.monotonic()
         slot.waiting += 1
         try:
@@ -476,9 +475,9 @@ class ModelManager:
         is all a persona switch costs; a request does it itself when it starts."""
         slot = await self._lease(model, loras)
         try:
-            use = getattr(slot.backend, "use_adapters", None)
-            if use is not None:
-                await use(model, loras)
+            hosts = adapters_of(slot.backend)
+            if hosts is not None:
+                await hosts.use_adapters(model, loras)
         finally:
             slot.busy -= 1
             self._notify()
@@ -491,26 +490,26 @@ class ModelManager:
             if missing:
                 await self._load_adapters(slot, missing)
                 continue
-            if slot.state == READY and self._slots.get(model.id) is slot:
+            if self._slots.is_current(slot):
                 slot.busy += 1
                 self._touch(slot, real=True)
                 return slot
 
     async def _load_adapters(self, slot: Slot, loras: list[LoraAdapter]) -> None:
-        backend = slot.backend
-        if not isinstance(backend, HostsAdapters):
+        backend = adapters_of(slot.backend)
+        if backend is None:
             raise ModelLoadError(f"the {slot.model.backend} backend cannot apply LoRA adapters "
                                  f"to '{slot.model.id}'; remove 'lora' from the persona or "
                                  "give it a llamacpp base model")
         async with self._gate.hold(REAL):
             for lora in loras:
-                if self._slots.get(slot.model.id) is not slot or slot.state != READY:
+                if not self._slots.is_current(slot):
                     return  # evicted meanwhile: the caller loads it again
                 size = (await asyncio.to_thread(read_gguf_info, Path(_path(lora)))).tensor_bytes
                 await self._make_room(size, slot, background=False)
                 slot.adapters[_path(lora)] = size
                 self._epoch += 1
-                self._note_peak()
+                self._slots.note_peak()
                 self._record("adapter", slot)
                 try:
                     await backend.load_adapter(slot.model, lora)
@@ -536,8 +535,7 @@ class ModelManager:
         of its size. Later streams are not watched: what grows then is not the model's."""
         after = resident_bytes()
         if (slot.watch <= 0 or before is None or after is None or epoch != self._epoch
-                or any(s.busy or s.state != READY for s in self._slots.values())
-                or not getattr(slot.backend, "in_process", False)):
+                or not self._slots.settled() or not slot.backend.capabilities.in_process):
             return  # something else may have grown (or shrunk) meanwhile
         slot.watch -= 1
         allowed = int(slot.loaded * (1 + MAX_GROWTH)) - slot.reserved
@@ -545,7 +543,7 @@ class ModelManager:
         if added > 0:
             slot.reserved += added
             self.profile.remember(slot.model.id, slot.estimate, slot.reserved)
-            self._note_peak()
+            self._slots.note_peak()
             if self.used_bytes > self.budget:
                 self._spawn(self._settle(slot))
 
@@ -554,17 +552,22 @@ class ModelManager:
             with suppress(_NoRoom):
                 await self._make_room(0, slot, background=True)
 
-    def _note_peak(self) -> None:
-        self.peak_bytes = max(self.peak_bytes, self.used_bytes)
+    def _protect(self, model_id: str) -> None:
+        slot = self._slots.get(model_id)
+        if slot is not None:
+            slot.protected_until = self._clock() + PROTECT_SECONDS
 
     def _notify(self) -> None:
         self._changed.set()
         self._changed = asyncio.Event()
 
+    async def changed(self, seconds: float | None = None) -> None:
+        """Wait until a model loads, unloads or finishes answering (or `seconds` pass on
+        the manager's clock)."""
+        await self.clock.wait(self._changed, seconds)
+
     async def _wait_change(self, seconds: float | None) -> None:
-        """Wait until a model loads, unloads or finishes answering (or `seconds` pass)."""
-        with suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), seconds)
+        await self.changed(seconds)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -582,10 +585,10 @@ class ModelManager:
     def _sync(self, backend: Backend, listing: list[LoadedModel]) -> None:
         """Drop slots a server no longer holds (it evicted or expired them itself)."""
         listed = {m.model_id for m in listing}
-        for slot in [s for s in self._slots.values() if s.backend is backend]:
+        for slot in [s for s in self._slots if s.backend is backend]:
             if slot.state == READY and not slot.busy and slot.reserved \
                     and not (server_names(slot.model) & listed):  # unlisted ones take nothing
-                del self._slots[slot.model.id]
+                self._slots.remove(slot)
                 self.evictions["dropped by server"] += 1
                 self._notify()
 

@@ -1,7 +1,8 @@
-"""What the model manager holds: one slot per base model, and how it reports them.
+"""What the model manager holds: one slot per base model, the table of them, and how
+it reports them.
 
 A backend that runs a limited number of streams at once on one loaded model
-(llama.cpp's high-level API: one sequence per context) says so with `TakesTurns`;
+(llama.cpp's high-level API: one sequence per context) declares `takes_turns`;
 the manager then queues requests for that model first in, first out, and tells
 the stream's reader when its turn starts (`Admitted`), so the time spent waiting
 is bounded on its own (`models.queue_wait`) and not charged to first-token timeouts.
@@ -10,36 +11,16 @@ is bounded on its own (`models.queue_wait`) and not charged to first-token timeo
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from mirador.backends import Backend
-from mirador.catalog.manifest import LoraAdapter, ModelEntry
+from mirador.catalog.manifest import ModelEntry
+from mirador.catalog.sizes import format_bytes
+from mirador.models.policy import Held
 
 LOADING, READY, UNLOADING = "loading", "ready", "unloading"
-
-
-@runtime_checkable
-class HostsAdapters(Protocol):
-    """A backend that applies LoRA adapters per request on a shared base model."""
-
-    async def load_adapter(self, model: ModelEntry, lora: LoraAdapter) -> None: ...
-
-    async def unload_adapter(self, model: ModelEntry, lora: LoraAdapter) -> None: ...
-
-
-@runtime_checkable
-class TakesTurns(Protocol):
-    """A backend that serves at most `sequences(model)` streams at once on a loaded model."""
-
-    def sequences(self, model: ModelEntry) -> int: ...
-
-
-@runtime_checkable
-class SizesContext(Protocol):
-    """A backend that knows the context window (in tokens) it runs `model` with."""
-
-    def context_size(self, model: ModelEntry) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -115,3 +96,69 @@ def detail(status: SlotStatus) -> str:
              f"{len(status.adapters)} LoRA" if status.adapters else "",
              "preloaded" if status.preloaded else ""]
     return ", ".join(p for p in parts if p)
+
+
+class SlotTable:
+    """The slots the manager holds, by model id, and the bytes they add up to."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, Slot] = {}
+        self.peak_bytes = 0
+
+    def __iter__(self) -> Iterator[Slot]:
+        return iter(list(self._slots.values()))
+
+    def __bool__(self) -> bool:
+        return bool(self._slots)
+
+    def __contains__(self, model_id: str) -> bool:
+        return model_id in self._slots
+
+    def get(self, model_id: str) -> Slot | None:
+        return self._slots.get(model_id)
+
+    def pick(self, model_ids: list[str]) -> list[Slot]:
+        """The slots for `model_ids`, in that order (ids no longer held are left out)."""
+        return [slot for i in model_ids if (slot := self._slots.get(i)) is not None]
+
+    def add(self, slot: Slot) -> None:
+        self._slots[slot.model.id] = slot
+        self.note_peak()
+
+    def remove(self, slot: Slot) -> bool:
+        """Forget `slot` if it is still the one held for its model; whether it was."""
+        if self._slots.get(slot.model.id) is slot:
+            del self._slots[slot.model.id]
+            return True
+        return False
+
+    def clear(self) -> None:
+        self._slots.clear()
+
+    def is_current(self, slot: Slot) -> bool:
+        """Whether `slot` is ready and still the one held for its model."""
+        return slot.state == READY and self._slots.get(slot.model.id) is slot
+
+    @property
+    def used_bytes(self) -> int:
+        return sum(s.total for s in self._slots.values())
+
+    def note_peak(self) -> None:
+        self.peak_bytes = max(self.peak_bytes, self.used_bytes)
+
+    def settled(self) -> bool:
+        """Nothing is answering, loading or unloading (memory moves for no one else)."""
+        return not any(s.busy or s.state != READY for s in self._slots.values())
+
+    def held(self, pinned: Callable[[ModelEntry], bool],
+             keep_alive: Callable[[ModelEntry], float | None]) -> list[Held]:
+        """What the eviction policy needs to know about each slot."""
+        return [Held(s.model.id, s.total, s.model.priority, s.last_used, s.busy > 0,
+                     s.state == READY, pinned(s.model), s.protected_until,
+                     keep_alive(s.model)) for s in self._slots.values()]
+
+    def holders(self, keep: Slot | None, pinned: Callable[[ModelEntry], bool]) -> str:
+        """Who holds the memory and why, for an error message."""
+        found = [f"'{s.model.id}' ({format_bytes(s.total)}, {why_held(s, pinned(s.model))})"
+                 for s in self._slots.values() if s is not keep]
+        return ", ".join(found) or "nothing"
