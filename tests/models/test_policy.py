@@ -58,8 +58,10 @@ def test_keep_alive_expires_idle_unpinned_models_only() -> None:
             Held("pinned", 1, last_used=0, keep_alive=1, pinned=True),
             Held("busy", 1, last_used=0, keep_alive=1, busy=True)]
     assert policy().expired(held) == ["due"]
-    assert policy().next_expiry(held) == MIN_WAIT, "one is due now"
+    assert policy().next_expiry(held) == 0, "one is due now"
     assert policy().next_expiry(held[1:]) == 1.0, "fresh expires in a second"
+    soon = [Held("soon", 1, last_used=NOW - 9.99, keep_alive=10)]
+    assert policy().next_expiry(soon) == MIN_WAIT, "never a busy loop"
     assert policy().next_expiry(held[2:]) == MAX_WAIT, "nothing will: look again later"
 
 

@@ -70,3 +70,19 @@ class ManualClock:
                 waiter.cancel()
             if seconds is not None:
                 self._sleepers.remove(entry)
+
+
+class Changes:
+    """Tells waiters that something changed (a model loaded, unloaded or finished answering);
+    a wait ends at the next change or when `seconds` pass on the clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, seconds: float | None = None) -> None:
+        await self.clock.wait(self._event, seconds)

@@ -73,12 +73,13 @@ class EvictionPolicy:
                 and h.keep_alive is not None and now - h.last_used >= h.keep_alive]
 
     def next_expiry(self, held: Sequence[Held]) -> float:
-        """Seconds until the idle loop should look again: the next keep-alive to run out,
-        within [MIN_WAIT, MAX_WAIT]. Busy models are looked at when they finish."""
+        """Seconds until the idle loop should look again: 0 when a model is due now, else
+        until the next keep-alive runs out, within [MIN_WAIT, MAX_WAIT]. Busy models are
+        looked at when they finish."""
         now = self.clock()
-        due = [h.last_used + h.keep_alive - now for h in held
-               if h.idle and not h.pinned and h.keep_alive is not None]
-        return min(max(min(due, default=MAX_WAIT), MIN_WAIT), MAX_WAIT)
+        due = min((h.last_used + h.keep_alive - now for h in held
+                   if h.idle and not h.pinned and h.keep_alive is not None), default=MAX_WAIT)
+        return 0.0 if due <= 0 else min(max(due, MIN_WAIT), MAX_WAIT)
 
     def expires_in(self, last_used: float | None, keep_alive: float | None) -> float | None:
         """Seconds until a model idle since `last_used` expires (None: never, or the

@@ -1,16 +1,14 @@
-"""What the model manager holds: one slot per base model, the table of them, and how
-it reports them.
+"""What the model manager holds: one slot per base model, the table of them, the
+ledger of what was done, and how they are reported (`ps`, error messages).
 
-A backend that runs a limited number of streams at once on one loaded model
-(llama.cpp's high-level API: one sequence per context) declares `takes_turns`;
-the manager then queues requests for that model first in, first out, and tells
-the stream's reader when its turn starts (`Admitted`), so the time spent waiting
-is bounded on its own (`models.queue_wait`) and not charged to first-token timeouts.
+`Admitted` is the event a stream yields when its turn on a model starts
+(see `mirador.models.turns`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,7 +46,7 @@ class Slot:
     estimate: int = 0  # the raw estimate before loading (the profile's key)
     loaded: int = 0  # what the load itself took (measured, else estimated)
     watch: int = 0  # streams still to watch for growth the load did not show
-    turns: asyncio.Semaphore | None = None  # FIFO turns, for a backend that TakesTurns
+    turns: asyncio.Semaphore | None = None  # FIFO turns, for a backend that takes turns
     waiting: int = 0  # requests queued for a turn now
 
     @property
@@ -78,6 +76,24 @@ class PreloadCounters:
     hits: int = 0
     wasted: int = 0
     skipped: int = 0
+
+
+@dataclass
+class Ledger:
+    """What the manager has done: loads by model, unloads by reason, how guesses fared,
+    recent events, and an epoch that moves whenever memory may move."""
+
+    loads: Counter[str] = field(default_factory=Counter)  # real loads by model id
+    evictions: Counter[str] = field(default_factory=Counter)  # unloads by reason
+    preloads: PreloadCounters = field(default_factory=PreloadCounters)
+    history: deque[tuple[float, str, str, int]] = field(
+        default_factory=lambda: deque(maxlen=500))
+    """(time, what, model id, bytes): load, preload, evicted, expired, unloaded, adapter."""
+    epoch: int = 0  # counts loads and unloads, so growth is only measured between them
+
+    def record(self, what: str, slot: Slot, now: float) -> None:
+        self.epoch += 1
+        self.history.append((now, what, slot.model.id, slot.total))
 
 
 def why_held(slot: Slot, pinned: bool) -> str:
