@@ -61,7 +61,7 @@ def test_a_backend_declaring_what_it_lacks_is_refused_by_the_manager(
     problems = capability_problems(liar)
     assert len(problems) == 2
     assert "declares capability 'adapters' but lacks HostsAdapters's load_adapter" in problems[0]
-    assert "'counts_tokens' but lacks CountsTokens's count_tokens" in problems[1]
+    assert "'counts_tokens' but lacks Tokenizes's count_tokens" in problems[1]
     manager = ModelManager(settings, Manifest(), budget=1 << 30)
     with pytest.raises(BackendError, match="declare counts_tokens=False"):
         manager.use_backend("scripted", liar)

@@ -101,7 +101,7 @@ class EstimatesMemory(Protocol):
 
 
 @runtime_checkable
-class CountsTokens(Protocol):
+class Tokenizes(Protocol):
     """A backend that counts tokens with the model's own tokenizer."""
 
     async def count_tokens(self, model: ModelEntry, text: str) -> int:
@@ -153,7 +153,7 @@ class Capabilities:
 
     in_process: bool = False  # models live in this process: its resident memory measures them
     estimates_memory: bool = False  # EstimatesMemory
-    counts_tokens: bool = False  # CountsTokens
+    counts_tokens: bool = False  # Tokenizes
     adapters: bool = False  # HostsAdapters: LoRA adapters per request on a shared base
     embeds: bool = False  # Embeds
     takes_turns: bool = False  # TakesTurns
@@ -165,7 +165,7 @@ class Capabilities:
 
 
 PROMISES: dict[str, type] = {
-    "estimates_memory": EstimatesMemory, "counts_tokens": CountsTokens,
+    "estimates_memory": EstimatesMemory, "counts_tokens": Tokenizes,
     "adapters": HostsAdapters, "embeds": Embeds, "takes_turns": TakesTurns,
     "sizes_context": SizesContext,
 }
@@ -249,11 +249,11 @@ def memory_estimator_of(backend: Backend) -> EstimatesMemory | None:
     raise _lacking(backend, "estimates_memory")
 
 
-def token_counter_of(backend: Backend) -> CountsTokens | None:
-    """The backend as a CountsTokens if it declares `counts_tokens`, else None."""
+def token_counter_of(backend: Backend) -> Tokenizes | None:
+    """The backend as a Tokenizes if it declares `counts_tokens`, else None."""
     if not backend.capabilities.counts_tokens:
         return None
-    if isinstance(backend, CountsTokens):
+    if isinstance(backend, Tokenizes):
         return backend
     raise _lacking(backend, "counts_tokens")
 
