@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from mirador.catalog.manifest import Manifest
+from mirador.models.clock import Clock
 from mirador.models.manager import ModelManager
 from mirador.settings import ModelsConfig, Settings, load_settings
 from tests.support.tiny_gguf import TinySpec, write_tiny_llama
@@ -38,15 +40,24 @@ def manifest_of(models: dict[str, Path] | list[dict[str, Any]],
 ManagerFactory = Callable[..., ModelManager]
 
 
+async def until(manager: ModelManager, condition: Callable[[], bool],
+                seconds: float = 30.0) -> None:
+    """Wait for the manager's changes (loads, unloads, answers ending) until `condition`
+    holds; a real-time limit only so a broken manager fails instead of hanging."""
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await manager.changed()
+
+
 @pytest.fixture
 async def make_manager(isolated_home: Path) -> AsyncIterator[ManagerFactory]:
     """Build managers over a manifest with a budget and model settings; all closed after."""
     made: list[ModelManager] = []
 
     def make(manifest: Manifest, budget: int, settings: Settings | None = None,
-             **models: Any) -> ModelManager:
+             clock: Clock | None = None, **models: Any) -> ModelManager:
         settings = settings or load_settings(models=ModelsConfig(**models))
-        manager = ModelManager(settings, manifest, budget=budget)
+        manager = ModelManager(settings, manifest, budget=budget, clock=clock)
         made.append(manager)
         return manager
 

@@ -13,11 +13,12 @@ from mirador.catalog.manifest import Manifest
 from mirador.embeddings import load_embedder
 from mirador.errors import ModelBudgetError
 from mirador.host import ResidentPeak
+from mirador.models.clock import ManualClock
 from mirador.models.manager import ModelManager
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.orchestration.stages import ModelStage
 from mirador.settings import Settings
-from tests.models.conftest import ManagerFactory, MiB, manifest_of
+from tests.models.conftest import ManagerFactory, MiB, manifest_of, until
 
 PERSONAS = [
     {"id": "a_plan", "model": "alpha", "system": "Plan."},
@@ -178,14 +179,18 @@ async def test_a_load_proceeds_once_the_busy_model_finishes(
 
 async def test_keep_alive_unloads_idle_models_but_not_pinned_ones(
         make_manager: ManagerFactory, sized_ggufs: dict[str, Path]) -> None:
-    entries = [{"id": n, "path": str(p), "context_length": 512, "keep_alive": 0.2,
+    entries = [{"id": n, "path": str(p), "context_length": 512, "keep_alive": 3600,
                 "pinned": n == "beta"} for n, p in sized_ggufs.items()]
     manifest = manifest_of(entries)
-    manager = make_manager(manifest, budget=500 * MiB)
+    clock = ManualClock()
+    manager = make_manager(manifest, budget=500 * MiB, clock=clock)
     await manager.ensure_loaded(manifest.model("alpha"))
     await manager.ensure_loaded(manifest.model("beta"))
-    await asyncio.sleep(0.8)
-    assert not manager.is_loaded("alpha")
+    clock.advance(3599)
+    assert manager.expires_in(manifest.model("alpha")) == 1
+    assert await manager.reap() == [] and manager.is_loaded("alpha")
+    clock.advance(1)  # the idle loop wakes on the clock: a timer would sleep 30 s
+    await until(manager, lambda: not manager.is_loaded("alpha"), seconds=10)
     assert manager.is_loaded("beta")
     assert manager.evictions["expired"] == 1
 

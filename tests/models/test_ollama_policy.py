@@ -5,16 +5,17 @@ The server is tests/support/fake_ollama.py: Ollama's HTTP API over real llama.cp
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import ollama
 import pytest
 
 from mirador.catalog.manifest import Manifest
+from mirador.models.clock import ManualClock
 from mirador.settings import load_settings
-from tests.models.conftest import ManagerFactory, MiB
+from tests.models.conftest import ManagerFactory, MiB, until
 from tests.models.test_manager import answer, request
 from tests.support.fake_ollama import FakeOllama
 
@@ -70,12 +71,17 @@ async def test_a_model_ollama_dropped_on_its_own_leaves_the_books(
 
 async def test_keep_alive_reaches_ollama_and_unloads_idle_models(
         server: FakeOllama, make_manager: ManagerFactory) -> None:
-    manifest = ollama_manifest(keep_alive=0.3)
-    manager = make_manager(manifest, budget=500 * MiB, settings=load_settings())
+    manifest = ollama_manifest(keep_alive=3600)
+    clock = ManualClock()
+    manager = make_manager(manifest, budget=500 * MiB, settings=load_settings(), clock=clock)
     await manager.ensure_loaded(manifest.model("one"))
-    assert loaded_on(server) == {"one:latest"}
-    await asyncio.sleep(1.0)
-    assert loaded_on(server) == set() and not manager.is_loaded("one")
+    [held] = server.ps()["models"]
+    expires = datetime.fromisoformat(held["expires_at"]) - datetime.now(UTC)
+    assert held["name"] == "one:latest" and 3590 < expires.total_seconds() <= 3600, \
+        "Ollama was told"
+    clock.advance(3600)
+    await until(manager, lambda: not manager.is_loaded("one"), seconds=10)
+    assert loaded_on(server) == set()
 
 
 async def test_a_measured_ollama_model_is_reserved_before_its_next_load(

@@ -25,14 +25,28 @@ from mirador import plugins
 from mirador.backends.base import (
     Backend,
     BackendEvent,
+    Capabilities,
     ChatRequest,
     Embedded,
     Embeds,
+    EstimatesMemory,
     Finished,
+    HostsAdapters,
     LoadedModel,
     Message,
     ResponseFormat,
+    SizesContext,
+    TakesTurns,
     TextPiece,
+    Tokenizes,
+    adapters_of,
+    capability_problems,
+    check_capabilities,
+    context_sizer_of,
+    embedder_of,
+    memory_estimator_of,
+    token_counter_of,
+    turns_of,
 )
 from mirador.catalog.manifest import ModelEntry
 from mirador.errors import ConfigError
@@ -44,6 +58,9 @@ __all__ = [
     "BackendFactory", "BackendSpec", "register_backend", "create_backend", "backend_names",
     "backend_spec",
     "backend_config", "entry_for_reference", "entry_problem", "check_backend_config",
+    "Capabilities", "Tokenizes", "EstimatesMemory", "HostsAdapters", "SizesContext",
+    "TakesTurns", "adapters_of", "capability_problems", "check_capabilities",
+    "context_sizer_of", "embedder_of", "memory_estimator_of", "token_counter_of", "turns_of",
 ]
 
 BackendFactory = Callable[[Settings], Backend]

@@ -1,18 +1,22 @@
 """The one interface every runtime implements.
 
 A backend streams a chat as typed events: `TextPiece`s as the model produces
-them, then one `Finished` with token counts and timings. Loading, unloading
-and listing what is loaded are optional extras a runtime may support.
+them, then one `Finished` with token counts and timings. Beyond that, a
+backend declares what else it can do in its `capabilities` (estimating a
+model's memory, counting tokens, LoRA adapters per request, embeddings...);
+each declared capability promises the small protocol beside it, and callers
+ask through `adapters_of(backend)` and the like, never by probing attributes.
 Policy (budgets, eviction, retries) lives above backends, never in them.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from mirador.catalog.manifest import LoraAdapter, ModelEntry, SamplingOptions
+from mirador.errors import BackendError
 
 Role = Literal["system", "user", "assistant"]
 
@@ -87,6 +91,87 @@ class Embeds(Protocol):
         ...
 
 
+@runtime_checkable
+class EstimatesMemory(Protocol):
+    """A backend that can say, before loading, how many bytes a model will take."""
+
+    def estimate_bytes(self, model: ModelEntry) -> int:
+        """Bytes `model` will take once loaded (blocking: may read files)."""
+        ...
+
+
+@runtime_checkable
+class Tokenizes(Protocol):
+    """A backend that counts tokens with the model's own tokenizer."""
+
+    async def count_tokens(self, model: ModelEntry, text: str) -> int:
+        """How many tokens `text` is for `model` (may load the model)."""
+        ...
+
+
+@runtime_checkable
+class HostsAdapters(Protocol):
+    """A backend that applies LoRA adapters per request on a shared base model."""
+
+    async def load_adapter(self, model: ModelEntry, lora: LoraAdapter) -> None:
+        """Read `lora` for `model`, so requests can switch to it."""
+        ...
+
+    async def unload_adapter(self, model: ModelEntry, lora: LoraAdapter) -> None:
+        """Free `lora`."""
+        ...
+
+    async def use_adapters(self, model: ModelEntry, loras: tuple[LoraAdapter, ...]) -> None:
+        """Set exactly `loras` on the model now."""
+        ...
+
+
+@runtime_checkable
+class TakesTurns(Protocol):
+    """A backend that serves at most `sequences(model)` streams at once on a loaded model."""
+
+    def sequences(self, model: ModelEntry) -> int:
+        """Streams one loaded `model` serves at once."""
+        ...
+
+
+@runtime_checkable
+class SizesContext(Protocol):
+    """A backend that knows the context window (in tokens) it runs `model` with."""
+
+    def context_size(self, model: ModelEntry) -> int:
+        """The window, in tokens."""
+        ...
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do beyond the `Backend` protocol, declared by the backend.
+
+    Every flag but `in_process` promises the protocol named beside it;
+    `capability_problems` says where a backend breaks its promises."""
+
+    in_process: bool = False  # models live in this process: its resident memory measures them
+    estimates_memory: bool = False  # EstimatesMemory
+    counts_tokens: bool = False  # Tokenizes
+    adapters: bool = False  # HostsAdapters: LoRA adapters per request on a shared base
+    embeds: bool = False  # Embeds
+    takes_turns: bool = False  # TakesTurns
+    sizes_context: bool = False  # SizesContext
+
+    def declared(self) -> set[str]:
+        """The names of the capabilities declared."""
+        return {f.name for f in fields(self) if getattr(self, f.name)}
+
+
+PROMISES: dict[str, type] = {
+    "estimates_memory": EstimatesMemory, "counts_tokens": Tokenizes,
+    "adapters": HostsAdapters, "embeds": Embeds, "takes_turns": TakesTurns,
+    "sizes_context": SizesContext,
+}
+"""Each capability flag and the protocol a backend that declares it implements."""
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     model_id: str
@@ -100,6 +185,7 @@ class Backend(Protocol):
     """A runtime that can run models: llama.cpp in-process, Ollama, an OpenAI-compatible server."""
 
     name: str
+    capabilities: Capabilities
 
     def stream_chat(self, request: ChatRequest) -> AsyncIterator[BackendEvent]:
         """Stream the reply; closing the iterator must stop generation promptly."""
@@ -120,3 +206,89 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release connections, threads and models."""
         ...
+
+
+# -- asking a backend what it declared ---------------------------------------------------
+
+def capability_problems(backend: object) -> list[str]:
+    """Where `backend` breaks what it declares: a capability without its methods, or no
+    `capabilities` at all. Empty when it keeps every promise."""
+    name = getattr(backend, "name", type(backend).__name__)
+    declared = getattr(backend, "capabilities", None)  # a plugin's object, checked once
+    if not isinstance(declared, Capabilities):
+        return [f"backend '{name}' declares no capabilities; give its class "
+                "`capabilities = Capabilities(...)` (mirador.backends.base)"]
+    return [_broken(name, flag, PROMISES[flag]) for flag in sorted(declared.declared())
+            if flag in PROMISES and not isinstance(backend, PROMISES[flag])]
+
+
+def check_capabilities(backend: Backend) -> Backend:
+    """`backend` itself if it keeps its declared capabilities, else a BackendError."""
+    problems = capability_problems(backend)
+    if problems:
+        raise BackendError("; ".join(problems))
+    return backend
+
+
+def _broken(name: str, flag: str, protocol: type) -> str:
+    methods = sorted(m for m in vars(protocol) if not m.startswith("_"))
+    return (f"backend '{name}' declares capability '{flag}' but lacks {protocol.__name__}'s "
+            f"{', '.join(methods)}; implement them or declare {flag}=False")
+
+
+def _lacking(backend: Backend, flag: str) -> BackendError:
+    return BackendError(_broken(backend.name, flag, PROMISES[flag]))
+
+
+def memory_estimator_of(backend: Backend) -> EstimatesMemory | None:
+    """The backend as an EstimatesMemory if it declares `estimates_memory`, else None."""
+    if not backend.capabilities.estimates_memory:
+        return None
+    if isinstance(backend, EstimatesMemory):
+        return backend
+    raise _lacking(backend, "estimates_memory")
+
+
+def token_counter_of(backend: Backend) -> Tokenizes | None:
+    """The backend as a Tokenizes if it declares `counts_tokens`, else None."""
+    if not backend.capabilities.counts_tokens:
+        return None
+    if isinstance(backend, Tokenizes):
+        return backend
+    raise _lacking(backend, "counts_tokens")
+
+
+def adapters_of(backend: Backend) -> HostsAdapters | None:
+    """The backend as a HostsAdapters if it declares `adapters`, else None."""
+    if not backend.capabilities.adapters:
+        return None
+    if isinstance(backend, HostsAdapters):
+        return backend
+    raise _lacking(backend, "adapters")
+
+
+def embedder_of(backend: Backend) -> Embeds | None:
+    """The backend as an Embeds if it declares `embeds`, else None."""
+    if not backend.capabilities.embeds:
+        return None
+    if isinstance(backend, Embeds):
+        return backend
+    raise _lacking(backend, "embeds")
+
+
+def turns_of(backend: Backend) -> TakesTurns | None:
+    """The backend as a TakesTurns if it declares `takes_turns`, else None."""
+    if not backend.capabilities.takes_turns:
+        return None
+    if isinstance(backend, TakesTurns):
+        return backend
+    raise _lacking(backend, "takes_turns")
+
+
+def context_sizer_of(backend: Backend) -> SizesContext | None:
+    """The backend as a SizesContext if it declares `sizes_context`, else None."""
+    if not backend.capabilities.sizes_context:
+        return None
+    if isinstance(backend, SizesContext):
+        return backend
+    raise _lacking(backend, "sizes_context")

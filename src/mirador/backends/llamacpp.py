@@ -34,6 +34,7 @@ from typing import Any
 from mirador.backends import entry_problem
 from mirador.backends.base import (
     BackendEvent,
+    Capabilities,
     ChatRequest,
     Embedded,
     Finished,
@@ -87,7 +88,9 @@ class LlamaCppBackend:
     """Runs GGUF files in this process."""
 
     name = "llamacpp"
-    in_process = True  # models live in this process: its resident memory measures them
+    capabilities = Capabilities(in_process=True, estimates_memory=True, counts_tokens=True,
+                                adapters=True, embeds=True, takes_turns=True,
+                                sizes_context=True)
 
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         self._settings = settings

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from mirador.backends.base import (
     BackendEvent,
+    Capabilities,
     ChatRequest,
     Embedded,
     Finished,
@@ -43,6 +44,7 @@ class OllamaBackend:
     """Runs models on an Ollama server."""
 
     name = "ollama"
+    capabilities = Capabilities(embeds=True)  # the server holds the memory, not this process
 
     def __init__(self, settings: Settings) -> None:
         self.host = settings.ollama_host

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from mirador.backends.base import (
     BackendEvent,
+    Capabilities,
     ChatRequest,
     Embedded,
     Finished,
@@ -42,6 +43,7 @@ class OpenAIBackend:
     """Runs models on a server that speaks OpenAI's chat completions API."""
 
     name = "openai"
+    capabilities = Capabilities(embeds=True)  # the server holds the memory, not this process
 
     def __init__(self, settings: Settings) -> None:
         self._config = settings.config.backends.openai

@@ -15,7 +15,14 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from mirador.backends.base import BackendEvent, ChatRequest, Finished, LoadedModel, TextPiece
+from mirador.backends.base import (
+    BackendEvent,
+    Capabilities,
+    ChatRequest,
+    Finished,
+    LoadedModel,
+    TextPiece,
+)
 from mirador.catalog.manifest import ModelEntry
 from mirador.errors import BackendError
 
@@ -39,6 +46,7 @@ class Script:
 @dataclass
 class ScriptedBackend:
     name: str = "scripted"
+    capabilities: Capabilities = Capabilities()  # nothing beyond streaming what is queued
     scripts: deque[Script] = field(default_factory=deque)
     requests: list[ChatRequest] = field(default_factory=list)
     closed_streams: int = 0

@@ -16,7 +16,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from mirador.backends.base import Backend
 from mirador.catalog.manifest import ModelEntry
@@ -27,13 +27,6 @@ from mirador.settings import ModelsConfig
 # budget errs on the safe side; a model measured once is reserved at its measured size.
 RATIO_BOUNDS = (1.0, 2.0)
 UNRELIABLE_BELOW = 0.5  # a measurement under half the estimate was disturbed: ignore it
-
-
-@runtime_checkable
-class EstimatesMemory(Protocol):
-    """A backend that can say, before loading, how many bytes a model will take."""
-
-    def estimate_bytes(self, model: ModelEntry) -> int: ...
 
 
 def resolve_budget(config: ModelsConfig, available: int | None = None) -> int:
@@ -119,7 +112,7 @@ async def measure_load(model: ModelEntry, backend: Backend,
                        load: Callable[[], Awaitable[None]]) -> int | None:
     """Run `load` and say what it took: the RSS growth for an in-process backend, else
     what the server reports for the model afterwards (None when it reports nothing)."""
-    if getattr(backend, "in_process", False):
+    if backend.capabilities.in_process:
         before = resident_bytes()
         await load()
         after = resident_bytes()

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mirador.backends import backend_names, backend_spec, create_backend, entry_problem
+from mirador.backends import (
+    adapters_of,
+    backend_names,
+    backend_spec,
+    create_backend,
+    entry_problem,
+)
 from mirador.catalog.adapters import adapter_problems
 from mirador.catalog.gguf_info import GGUFInfo, read_gguf_info
 from mirador.catalog.manifest import Manifest, ModelEntry
 from mirador.catalog.packaged import packaged_size
 from mirador.errors import MiradorError
-from mirador.models.slots import HostsAdapters
 from mirador.settings import Settings
 
 
@@ -71,7 +76,7 @@ def _gguf_path(model: ModelEntry, settings: Settings) -> Path | None:
 def _lora_problems(path: str, base: ModelEntry, settings: Settings,
                    headers: dict[str, GGUFInfo]) -> list[str]:
     backend = create_backend(base.backend, settings) if base.backend in backend_names() else None
-    if backend is not None and not isinstance(backend, HostsAdapters):
+    if backend is not None and adapters_of(backend) is None:
         return [f"it has a LoRA adapter but its base model '{base.id}' runs on {base.backend}, "
                 "which cannot apply adapters per request; give it a llamacpp base model (for "
                 "Ollama, build a model with ADAPTER in a Modelfile and name that instead)"]

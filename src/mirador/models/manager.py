@@ -10,6 +10,11 @@ and count against the budget with their base. Idle models unload after their
 keep-alive. Warm-ups and preloads (guesses) run in the background, behind
 real requests, and only ever evict idle models nobody just asked for.
 
+The pieces: `policy.EvictionPolicy` decides (pure, on an injected clock),
+`slots.SlotTable` holds, `loader.Loader` loads, unloads and makes room, and
+this module schedules: sharing loads, warm-ups and guesses, the keep-alive
+loop, and streams.
+
     manager = ModelManager(settings, manifest)
     async for event in manager.stream_chat(request):  # loads, evicting if needed
         ...
@@ -18,52 +23,47 @@ real requests, and only ever evict idle models nobody just asked for.
 from __future__ import annotations
 
 import asyncio
-import time
-from collections import Counter, deque
 from collections.abc import AsyncIterator, Callable, Iterable
-from contextlib import aclosing, asynccontextmanager, suppress
+from contextlib import aclosing
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from mirador.backends import Backend, BackendEvent, ChatRequest, LoadedModel, create_backend
-from mirador.catalog.gguf_info import read_gguf_info
-from mirador.catalog.manifest import LoraAdapter, Manifest, ModelEntry
-from mirador.catalog.sizes import format_bytes
-from mirador.errors import MiradorError, ModelBudgetError, ModelBusyError, ModelLoadError
-from mirador.host import resident_bytes
-from mirador.models.budget import (
-    EstimatesMemory,
-    MemoryProfile,
-    measure_load,
-    resolve_budget,
-    server_names,
+from mirador.backends import (
+    Backend,
+    BackendEvent,
+    ChatRequest,
+    LoadedModel,
+    adapters_of,
+    check_capabilities,
+    create_backend,
+    token_counter_of,
 )
-from mirador.models.gate import BACKGROUND, REAL, PriorityGate
+from mirador.catalog.manifest import LoraAdapter, Manifest, ModelEntry
+from mirador.errors import MiradorError
+from mirador.host import resident_bytes
+from mirador.models.budget import MemoryProfile, resolve_budget, server_names
+from mirador.models.clock import Changes, Clock, MonotonicClock
+from mirador.models.gate import BACKGROUND, REAL
+from mirador.models.loader import Loader, NoRoom, adapter_path
 from mirador.models.pins import PinStore
+from mirador.models.policy import EvictionPolicy
 from mirador.models.slots import (
     LOADING,
     READY,
-    UNLOADING,
     Admitted,
-    HostsAdapters,
-    PreloadCounters,
+    Ledger,
     Slot,
     SlotStatus,
-    TakesTurns,
+    SlotTable,
     detail,
-    why_held,
 )
+from mirador.models.turns import turn
 from mirador.settings import Settings
 
 BackendFactory = Callable[[str, Settings], Backend]
 PROTECT_SECONDS = 30.0  # a model warmed or guessed for a query is not evicted by other guesses
 MAX_GROWTH = 0.5  # answering may add at most half a model's load size to its reservation
-GROWTH_STREAMS = 3  # streams after a load whose growth is charged to the model
-
-
-class _NoRoom(MiradorError):
-    """A background load found no room it may take; it gives up quietly."""
 
 
 class ModelManager:
@@ -71,52 +71,65 @@ class ModelManager:
 
     def __init__(self, settings: Settings, manifest: Manifest,
                  backend_factory: BackendFactory = create_backend, *,
-                 budget: int | None = None, clock: Callable[[], float] = time.monotonic,
+                 budget: int | None = None, clock: Clock | None = None,
                  state_dir: Path | None = None) -> None:
-        self.settings = settings
-        self.manifest = manifest
+        self.settings, self.manifest = settings, manifest
         self.config = settings.config.models
-        self.budget = budget if budget is not None else resolve_budget(self.config)
         state = state_dir if state_dir is not None else settings.models_dir
         self.profile = MemoryProfile(state / "memory.json")
         self.pins = PinStore(state / "pins.json")
-        self.loads: Counter[str] = Counter()  # real loads by model id (a test counts these)
-        self.evictions: Counter[str] = Counter()  # unloads by reason
-        self.preloads = PreloadCounters()
-        self.peak_bytes = 0
-        self.history: deque[tuple[float, str, str, int]] = deque(maxlen=500)
-        """(time, what, model id, bytes): load, evicted, expired, unloaded, adapter."""
+        self.clock = clock or MonotonicClock()
+        self.policy = EvictionPolicy(self.clock.now)
+        self.ledger = Ledger()
+        self.loads, self.evictions = self.ledger.loads, self.ledger.evictions
+        self.preloads, self.history = self.ledger.preloads, self.ledger.history
+        self._slots = SlotTable()
+        self._changes = Changes(self.clock)
+        self.loader = Loader(
+            settings, budget if budget is not None else resolve_budget(self.config),
+            table=self._slots, policy=self.policy, profile=self.profile, ledger=self.ledger,
+            changes=self._changes, pinned=self.is_pinned, keep_alive=self.keep_alive)
         self._factory = backend_factory
-        self._clock = clock
         self._backends: dict[str, Backend] = {}
         self._borrowed: set[str] = set()  # given to us by use_backend: the giver closes them
-        self._slots: dict[str, Slot] = {}
         self._queued: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self._gate = PriorityGate()
-        self._changed = asyncio.Event()
         self._reaper: asyncio.Task[None] | None = None
         self._closing = False
         self._keep_alive: dict[str, float | None] = {}  # set by a request (Ollama's keep_alive)
-        self._epoch = 0  # counts loads and unloads, so growth is only measured between them
 
     # -- backends ------------------------------------------------------------------
 
     def backend(self, name: str) -> Backend:
+        """The backend named `name`, created on first use; BackendError if it does not keep
+        the capabilities it declares."""
         if name not in self._backends:
-            self._backends[name] = self._factory(name, self.settings)
+            self._backends[name] = check_capabilities(self._factory(name, self.settings))
         return self._backends[name]
 
     def use_backend(self, name: str, backend: Backend) -> None:
         """Serve `name` with this instance (a plugin's, or a test's); its owner closes it."""
-        self._backends[name] = backend
+        self._backends[name] = check_capabilities(backend)
         self._borrowed.add(name)
 
     # -- what is held ----------------------------------------------------------------
 
     @property
+    def budget(self) -> int:
+        return self.loader.budget
+
+    @budget.setter
+    def budget(self, value: int) -> None:
+        self.loader.budget = value
+
+    @property
     def used_bytes(self) -> int:
-        return sum(s.total for s in self._slots.values())
+        return self._slots.used_bytes
+
+    @property
+    def peak_bytes(self) -> int:
+        """The most the loaded models were reserved at once."""
+        return self._slots.peak_bytes
 
     def is_loaded(self, model_id: str) -> bool:
         slot = self._slots.get(model_id)
@@ -130,22 +143,22 @@ class ModelManager:
         self.pins.set(model_id, pinned)
 
     def status(self) -> list[SlotStatus]:
-        now = self._clock()
+        now = self.clock.now()
         return [SlotStatus(s.model.id, s.model.backend, s.state, s.total, s.busy,
                            round(now - s.last_used, 3), self.is_pinned(s.model),
                            s.model.priority, tuple(s.adapters), s.preloaded)
-                for s in self._slots.values()]
+                for s in self._slots]
 
     async def ps(self) -> list[LoadedModel]:
         """The models held now: the manager's, then any a server holds that it did not load."""
         listings = {}
         for backend in list(self._backends.values()):
-            listings[id(backend)] = await self._listing(backend)
-            if not getattr(backend, "in_process", False):
-                self._sync(backend, listings[id(backend)])
+            listings[id(backend)] = await self.loader.listing(backend)
+            if not backend.capabilities.in_process:
+                self.loader.sync(backend, listings[id(backend)])
         rows = [LoadedModel(model_id=s.model_id, size_bytes=s.bytes, backend=s.backend,
                             detail=detail(s)) for s in self.status() if s.state == READY]
-        mine = {name for s in self._slots.values() for name in server_names(s.model)}
+        mine = {name for s in self._slots for name in server_names(s.model)}
         rows.extend(LoadedModel(m.model_id, m.size_bytes, m.backend, "not loaded by Mirador")
                     for listing in listings.values() for m in listing if m.model_id not in mine)
         return rows
@@ -172,22 +185,22 @@ class ModelManager:
         await asyncio.gather(*self._background, return_exceptions=True)
 
     async def _warm(self, model: ModelEntry) -> None:
-        slot = await self._ready(model, BACKGROUND)
-        slot.protected_until = self._clock() + PROTECT_SECONDS
+        await self._ready(model, BACKGROUND)
+        self._protect(model.id)
 
     async def _preload(self, model: ModelEntry) -> bool:
         if self.is_loaded(model.id):
-            self._slots[model.id].protected_until = self._clock() + PROTECT_SECONDS
+            self._protect(model.id)
             return True
         self.preloads.started += 1
         try:
-            slot = await self._ready(model, BACKGROUND, guess=True)
-        except _NoRoom:
+            await self._ready(model, BACKGROUND, guess=True)
+        except NoRoom:
             self.preloads.skipped += 1
             return False
         except MiradorError:
             return False  # a guess that cannot load costs nothing more; real use reports it
-        slot.protected_until = self._clock() + PROTECT_SECONDS
+        self._protect(model.id)
         return True
 
     async def _ready(self, model: ModelEntry, priority: int, guess: bool = False) -> Slot:
@@ -195,17 +208,19 @@ class ModelManager:
         while True:
             slot = self._slots.get(model.id)
             if slot is not None and slot.state == READY:
+                self._ensure_reaper()
                 return slot
             if slot is not None and slot.state == LOADING and slot.task is not None:
                 await asyncio.shield(slot.task)
                 continue
             if slot is not None:  # unloading: wait until it is gone, then load again
-                await self._wait_change(None)
+                await self.changed()
                 continue
             key = (model.id, priority)
             task = self._queued.get(key)
             if task is None:
-                task = asyncio.ensure_future(self._load(model, priority, guess))
+                task = asyncio.ensure_future(
+                    self.loader.load(model, self.backend(model.backend), priority, guess))
                 self._queued[key] = task
                 task.add_done_callback(partial(self._forget_queued, key))
             await asyncio.shield(task)
@@ -216,142 +231,20 @@ class ModelManager:
         if not task.cancelled():
             task.exception()  # retrieved here; every waiter got it through the shield
 
-    async def _load(self, model: ModelEntry, priority: int, guess: bool) -> None:
-        async with self._gate.hold(priority):
-            if model.id in self._slots:
-                return  # loaded while this waited for the gate
-            backend = self.backend(model.backend)
-            raw = await self._estimate(model, backend)
-            size = self.profile.corrected(model.id, raw)
-            self._check_fits(model, size)
-            await self._make_room(size, None, background=priority != REAL)
-            slot = Slot(model, backend, reserved=size, task=asyncio.current_task(),
-                         last_used=self._clock(), estimate=raw)
-            self._slots[model.id] = slot
-            self._epoch += 1  # memory starts to move: streams running now are not measured
-            self._note_peak()
-            try:
-                measured = await measure_load(model, backend, partial(backend.load, model))
-            except BaseException:
-                del self._slots[model.id]
-                self._notify()
-                raise
-            slot.reserved = self.profile.record(model.id, raw, measured)
-            slot.loaded = measured if measured and measured <= slot.reserved else slot.reserved
-            slot.watch = GROWTH_STREAMS
-            slot.state, slot.preloaded = READY, guess
-            self.loads[model.id] += 1
-            self._record("preload" if guess else "load", slot)
-            await self._settle_after_load(slot)
-
-    async def _settle_after_load(self, slot: Slot) -> None:
-        """Bring the books back within budget if the model took more than estimated, and
-        forget models a server dropped on its own to make room (Ollama does)."""
-        self._note_peak()
-        self._notify()
-        self._ensure_reaper()
-        if not getattr(slot.backend, "in_process", False):
-            self._sync(slot.backend, await self._listing(slot.backend))
-        if self.used_bytes > self.budget:
-            with suppress(_NoRoom):  # only busy or pinned models are left: they free room
-                await self._make_room(0, slot, background=True)
-
     async def estimate(self, model: ModelEntry) -> int:
         """The bytes `model` would be reserved if it loaded now (estimate, corrected)."""
-        raw = await self._estimate(model, self.backend(model.backend))
+        raw = await self.loader.estimate(model, self.backend(model.backend))
         return self.profile.corrected(model.id, raw)
-
-    async def _estimate(self, model: ModelEntry, backend: Backend) -> int:
-        if model.memory_bytes is not None:
-            return model.memory_bytes
-        if isinstance(backend, EstimatesMemory):
-            return await asyncio.to_thread(backend.estimate_bytes, model)
-        return self.profile.measured(model.id) or 0
-
-    def _check_fits(self, model: ModelEntry, size: int) -> None:
-        if size > self.budget:
-            raise ModelBudgetError(
-                f"model '{model.id}' needs about {format_bytes(size)}, more than the whole "
-                f"memory budget ({format_bytes(self.budget)}); raise models.budget in "
-                f"{self.settings.config_path} or give the persona a smaller model")
-
-    # -- eviction ------------------------------------------------------------------
-
-    async def _make_room(self, need: int, keep: Slot | None, background: bool) -> None:
-        """Evict idle models until `need` more bytes fit; wait for busy ones (real loads)."""
-        deadline = self._clock() + self.config.busy_wait
-        while True:
-            shortfall = self.used_bytes + need - self.budget
-            if shortfall <= 0:
-                return
-            victims = self._victims(shortfall, keep, background)
-            if victims is not None:
-                for victim in victims:
-                    await self._unload_slot(victim, "evicted")
-                continue
-            if background:
-                raise _NoRoom("no idle model may be evicted for a guess")
-            remaining = deadline - self._clock()
-            if remaining <= 0 or not self._may_free(keep):
-                raise ModelBudgetError(self._no_room_message(need, keep))
-            await self._wait_change(remaining)
-
-    def _victims(self, shortfall: int, keep: Slot | None,
-                 background: bool) -> list[Slot] | None:
-        """Idle slots to evict (unprotected, lowest priority, least recently used first)
-        that free at least `shortfall` bytes together; None if they cannot."""
-        now = self._clock()
-        idle = [s for s in self._slots.values()
-                if s is not keep and s.state == READY and s.busy == 0
-                and not self.is_pinned(s.model)
-                and not (background and s.protected_until > now)]
-        idle.sort(key=lambda s: (s.protected_until > now, s.model.priority, s.last_used))
-        chosen, freed = [], 0
-        for slot in idle:
-            if freed >= shortfall:
-                break
-            chosen.append(slot)
-            freed += slot.total
-        return chosen if freed >= shortfall else None
-
-    def _may_free(self, keep: Slot | None) -> bool:
-        """Whether waiting can help: some model is answering, loading or unloading."""
-        return any(s is not keep and (s.busy or s.state != READY) for s in self._slots.values())
-
-    def _no_room_message(self, need: int, keep: Slot | None) -> str:
-        holders = [f"'{s.model.id}' ({format_bytes(s.total)}, "
-                   f"{why_held(s, self.is_pinned(s.model))})"
-                   for s in self._slots.values() if s is not keep]
-        free = max(self.budget - self.used_bytes, 0)
-        return (f"{format_bytes(need)} more is needed but only {format_bytes(free)} of the "
-                f"{format_bytes(self.budget)} model budget is free; it is held by "
-                f"{', '.join(holders) or 'nothing'}. Wait for answers to finish, unpin a "
-                "model ('mirador models pin ID --off'), or raise models.budget in "
-                f"{self.settings.config_path}")
-
-    async def _unload_slot(self, slot: Slot, reason: str) -> None:
-        slot.state = UNLOADING
-        self._epoch += 1
-        try:
-            await slot.backend.unload(slot.model)
-        finally:
-            if self._slots.get(slot.model.id) is slot:
-                del self._slots[slot.model.id]
-            self.evictions[reason] += 1
-            self._record(reason, slot)
-            if slot.preloaded:
-                self.preloads.wasted += 1
-            self._notify()
 
     async def unload(self, model: ModelEntry) -> None:
         """Free a model's memory once any answer using it has finished."""
         while (slot := self._slots.get(model.id)) is not None and (slot.busy or
                                                                    slot.state != READY):
-            await self._wait_change(None)
-        async with self._gate.hold(REAL):
+            await self.changed()
+        async with self.loader.gate.hold(REAL):
             slot = self._slots.get(model.id)
             if slot is not None and slot.state == READY and not slot.busy:
-                await self._unload_slot(slot, "unloaded")
+                await self.loader.unload_slot(slot, "unloaded")
             elif slot is None:  # not ours, but the backend may hold it (a server's model)
                 await self.backend(model.backend).unload(model)
 
@@ -368,35 +261,26 @@ class ModelManager:
         """Keep `model` loaded `seconds` after its last use (None: until unloaded), as a
         request's keep_alive asks, until another request says otherwise."""
         self._keep_alive[model.id] = seconds
-        self._notify()  # the reaper may be asleep for longer than the new expiry
+        self._changes.notify()  # the reaper may be asleep for longer than the new expiry
 
     def reset_keep_alive(self, model: ModelEntry) -> None:
         """Back to the manifest's or the config's keep-alive."""
         if model.id in self._keep_alive:
             del self._keep_alive[model.id]
-            self._notify()
+            self._changes.notify()
 
     def expires_in(self, model: ModelEntry) -> float | None:
         """Seconds until `model` expires if it stays idle (None: never)."""
-        alive = self.keep_alive(model)
         slot = self._slots.get(model.id)
-        if alive is None or slot is None:
-            return alive
-        return max(0.0, slot.last_used + alive - self._clock())
+        return self.policy.expires_in(slot.last_used if slot else None, self.keep_alive(model))
 
     async def reap(self) -> list[str]:
         """Unload idle models past their keep-alive; returns their ids."""
-        now = self._clock()
-        expired = [s for s in self._slots.values()
-                   if s.state == READY and not s.busy and not self.is_pinned(s.model)
-                   and (alive := self.keep_alive(s.model)) is not None
-                   and now - s.last_used >= alive]
         done = []
-        for slot in expired:
-            async with self._gate.hold(BACKGROUND):
-                if self._slots.get(slot.model.id) is slot and slot.state == READY \
-                        and not slot.busy:
-                    await self._unload_slot(slot, "expired")
+        for slot in self._slots.pick(self.policy.expired(self.loader.held())):
+            async with self.loader.gate.hold(BACKGROUND):
+                if self._slots.is_current(slot) and not slot.busy:
+                    await self.loader.unload_slot(slot, "expired")
                     done.append(slot.model.id)
         return done
 
@@ -408,20 +292,19 @@ class ModelManager:
         # `_closing`, not only cancellation, ends the loop: asyncio.wait_for (3.11) can
         # swallow a cancel that arrives just as the event it waits on is set.
         while self._slots and not self._closing:
-            alive = [a for s in self._slots.values() if (a := self.keep_alive(s.model))]
-            await self._wait_change(min(max(min(alive, default=60.0) / 4, 0.05), 30.0))
+            await self.changed(self.policy.next_expiry(self.loader.held()))
             await self.reap()
 
     # -- generation ------------------------------------------------------------------
 
     async def count_tokens(self, model: ModelEntry, text: str) -> int:
-        """Tokens `text` takes for `model`: its own tokenizer where the backend has one
+        """Tokens `text` takes for `model`: its own tokenizer where the backend declares one
         (llama.cpp, after loading the model here), else about four characters a token."""
-        counter = getattr(self.backend(model.backend), "count_tokens", None)
+        counter = token_counter_of(self.backend(model.backend))
         if counter is None:
             return max(1, (len(text) + 3) // 4) if text else 0
         await self.ensure_loaded(model)
-        return int(await counter(model, text))
+        return int(await counter.count_tokens(model, text))
 
     async def stream_chat(self, request: ChatRequest
                           ) -> AsyncIterator[BackendEvent | Admitted]:
@@ -432,112 +315,65 @@ class ModelManager:
         once unless the backend takes turns and the model is busy); ModelBusyError when
         the turn does not come within `models.queue_wait` seconds."""
         slot = await self._lease(request.model, request.loras)
-        before, epoch = resident_bytes(), self._epoch
+        before, epoch = resident_bytes(), self.ledger.epoch
         try:
-            async with self._turn(slot) as admitted:
+            async with turn(slot, self.config.queue_wait) as admitted:
                 yield admitted
                 async with aclosing(slot.backend.stream_chat(request)) as events:  # type: ignore[type-var]
                     async for event in events:
                         yield event
         finally:
             slot.busy -= 1
-            slot.last_used = self._clock()
+            slot.last_used = self.clock.now()
             slot.protected_until = 0.0  # used as warmed or guessed for: plain LRU from now
             self._observe_growth(slot, before, epoch)
-            self._notify()
-
-    @asynccontextmanager
-    async def _turn(self, slot: Slot) -> AsyncIterator[Admitted]:
-        """Wait, first in first out, for a turn on `slot`'s model; hold it while inside."""
-        if slot.turns is None:
-            if not isinstance(slot.backend, TakesTurns):
-                yield Admitted()
-                return
-            slot.turns = asyncio.Semaphore(max(1, slot.backend.sequences(slot.model)))
-        turns, ahead, asked = slot.turns, slot.busy - 1, time.monotonic()
-        slot.waiting += 1
-        try:
-            async with asyncio.timeout(self.config.queue_wait):
-                await turns.acquire()
-        except TimeoutError:
-            raise ModelBusyError(
-                f"waited {self.config.queue_wait:.0f} s for a turn on model '{slot.model.id}', "
-                f"busy with {ahead} other request(s); retry later, or raise models.queue_wait "
-                "in config.yaml") from None
-        finally:
-            slot.waiting -= 1
-        try:
-            yield Admitted(waited=time.monotonic() - asked, ahead=ahead)
-        finally:
-            turns.release()
+            self._changes.notify()
 
     async def prepare(self, model: ModelEntry, loras: tuple[LoraAdapter, ...] = ()) -> None:
         """Make a persona ready to answer: its base loaded, its adapters read and set. This
         is all a persona switch costs; a request does it itself when it starts."""
         slot = await self._lease(model, loras)
         try:
-            use = getattr(slot.backend, "use_adapters", None)
-            if use is not None:
-                await use(model, loras)
+            hosts = adapters_of(slot.backend)
+            if hosts is not None:
+                await hosts.use_adapters(model, loras)
         finally:
             slot.busy -= 1
-            self._notify()
+            self._changes.notify()
 
     async def _lease(self, model: ModelEntry, loras: Iterable[LoraAdapter]) -> Slot:
         loras = tuple(loras)
         while True:
             slot = await self._ready(model, REAL)
-            missing = [lora for lora in loras if _path(lora) not in slot.adapters]
+            missing = [lora for lora in loras if adapter_path(lora) not in slot.adapters]
             if missing:
-                await self._load_adapters(slot, missing)
+                await self.loader.load_adapters(slot, missing)
                 continue
-            if slot.state == READY and self._slots.get(model.id) is slot:
+            if self._slots.is_current(slot):
                 slot.busy += 1
                 self._touch(slot, real=True)
                 return slot
 
-    async def _load_adapters(self, slot: Slot, loras: list[LoraAdapter]) -> None:
-        backend = slot.backend
-        if not isinstance(backend, HostsAdapters):
-            raise ModelLoadError(f"the {slot.model.backend} backend cannot apply LoRA adapters "
-                                 f"to '{slot.model.id}'; remove 'lora' from the persona or "
-                                 "give it a llamacpp base model")
-        async with self._gate.hold(REAL):
-            for lora in loras:
-                if self._slots.get(slot.model.id) is not slot or slot.state != READY:
-                    return  # evicted meanwhile: the caller loads it again
-                size = (await asyncio.to_thread(read_gguf_info, Path(_path(lora)))).tensor_bytes
-                await self._make_room(size, slot, background=False)
-                slot.adapters[_path(lora)] = size
-                self._epoch += 1
-                self._note_peak()
-                self._record("adapter", slot)
-                try:
-                    await backend.load_adapter(slot.model, lora)
-                except BaseException:
-                    slot.adapters.pop(_path(lora), None)
-                    raise
-
     # -- bookkeeping -----------------------------------------------------------------
 
     def _touch(self, slot: Slot, real: bool) -> None:
-        slot.last_used = self._clock()
+        slot.last_used = self.clock.now()
         if real and slot.preloaded:
             slot.preloaded = False
             self.preloads.hits += 1
 
-    def _record(self, what: str, slot: Slot) -> None:
-        self._epoch += 1
-        self.history.append((self._clock(), what, slot.model.id, slot.total))
+    def _protect(self, model_id: str) -> None:
+        slot = self._slots.get(model_id)
+        if slot is not None:
+            slot.protected_until = self.clock.now() + PROTECT_SECONDS
 
     def _observe_growth(self, slot: Slot, before: int | None, epoch: int) -> None:
         """After one of a model's first streams, if it ran alone, charge the model what
         resident memory grew by (buffers its load had not touched yet), up to MAX_GROWTH
         of its size. Later streams are not watched: what grows then is not the model's."""
         after = resident_bytes()
-        if (slot.watch <= 0 or before is None or after is None or epoch != self._epoch
-                or any(s.busy or s.state != READY for s in self._slots.values())
-                or not getattr(slot.backend, "in_process", False)):
+        if (slot.watch <= 0 or before is None or after is None or epoch != self.ledger.epoch
+                or not self._slots.settled() or not slot.backend.capabilities.in_process):
             return  # something else may have grown (or shrunk) meanwhile
         slot.watch -= 1
         allowed = int(slot.loaded * (1 + MAX_GROWTH)) - slot.reserved
@@ -545,26 +381,14 @@ class ModelManager:
         if added > 0:
             slot.reserved += added
             self.profile.remember(slot.model.id, slot.estimate, slot.reserved)
-            self._note_peak()
+            self._slots.note_peak()
             if self.used_bytes > self.budget:
-                self._spawn(self._settle(slot))
+                self._spawn(self.loader.settle(slot))
 
-    async def _settle(self, slot: Slot) -> None:
-        async with self._gate.hold(BACKGROUND):
-            with suppress(_NoRoom):
-                await self._make_room(0, slot, background=True)
-
-    def _note_peak(self) -> None:
-        self.peak_bytes = max(self.peak_bytes, self.used_bytes)
-
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
-    async def _wait_change(self, seconds: float | None) -> None:
-        """Wait until a model loads, unloads or finishes answering (or `seconds` pass)."""
-        with suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), seconds)
+    async def changed(self, seconds: float | None = None) -> None:
+        """Wait until a model loads, unloads or finishes answering (or `seconds` pass on
+        the manager's clock)."""
+        await self._changes.wait(seconds)
 
     def _spawn(self, coro: Any) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
@@ -573,25 +397,9 @@ class ModelManager:
         task.add_done_callback(self._background.discard)
         return task
 
-    async def _listing(self, backend: Backend) -> list[LoadedModel]:
-        try:
-            return await backend.loaded()
-        except MiradorError:
-            return []  # a server that is down holds nothing we could list
-
-    def _sync(self, backend: Backend, listing: list[LoadedModel]) -> None:
-        """Drop slots a server no longer holds (it evicted or expired them itself)."""
-        listed = {m.model_id for m in listing}
-        for slot in [s for s in self._slots.values() if s.backend is backend]:
-            if slot.state == READY and not slot.busy and slot.reserved \
-                    and not (server_names(slot.model) & listed):  # unlisted ones take nothing
-                del self._slots[slot.model.id]
-                self.evictions["dropped by server"] += 1
-                self._notify()
-
     async def aclose(self) -> None:
         self._closing = True
-        self._notify()
+        self._changes.notify()
         tasks = [*self._background, *self._queued.values()]
         if self._reaper is not None:
             tasks.append(self._reaper)
@@ -603,10 +411,6 @@ class ModelManager:
                 await backend.aclose()
         self._backends.clear()
         self._slots.clear()
-
-
-def _path(lora: LoraAdapter) -> str:
-    return str(Path(lora.path).expanduser())
 
 
 def _retrieve_exception(task: asyncio.Task[Any]) -> None:

@@ -1,45 +1,24 @@
-"""What the model manager holds: one slot per base model, and how it reports them.
+"""What the model manager holds: one slot per base model, the table of them, the
+ledger of what was done, and how they are reported (`ps`, error messages).
 
-A backend that runs a limited number of streams at once on one loaded model
-(llama.cpp's high-level API: one sequence per context) says so with `TakesTurns`;
-the manager then queues requests for that model first in, first out, and tells
-the stream's reader when its turn starts (`Admitted`), so the time spent waiting
-is bounded on its own (`models.queue_wait`) and not charged to first-token timeouts.
+`Admitted` is the event a stream yields when its turn on a model starts
+(see `mirador.models.turns`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from mirador.backends import Backend
-from mirador.catalog.manifest import LoraAdapter, ModelEntry
+from mirador.catalog.manifest import ModelEntry
+from mirador.catalog.sizes import format_bytes
+from mirador.models.policy import Held
 
 LOADING, READY, UNLOADING = "loading", "ready", "unloading"
-
-
-@runtime_checkable
-class HostsAdapters(Protocol):
-    """A backend that applies LoRA adapters per request on a shared base model."""
-
-    async def load_adapter(self, model: ModelEntry, lora: LoraAdapter) -> None: ...
-
-    async def unload_adapter(self, model: ModelEntry, lora: LoraAdapter) -> None: ...
-
-
-@runtime_checkable
-class TakesTurns(Protocol):
-    """A backend that serves at most `sequences(model)` streams at once on a loaded model."""
-
-    def sequences(self, model: ModelEntry) -> int: ...
-
-
-@runtime_checkable
-class SizesContext(Protocol):
-    """A backend that knows the context window (in tokens) it runs `model` with."""
-
-    def context_size(self, model: ModelEntry) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -67,7 +46,7 @@ class Slot:
     estimate: int = 0  # the raw estimate before loading (the profile's key)
     loaded: int = 0  # what the load itself took (measured, else estimated)
     watch: int = 0  # streams still to watch for growth the load did not show
-    turns: asyncio.Semaphore | None = None  # FIFO turns, for a backend that TakesTurns
+    turns: asyncio.Semaphore | None = None  # FIFO turns, for a backend that takes turns
     waiting: int = 0  # requests queued for a turn now
 
     @property
@@ -99,6 +78,24 @@ class PreloadCounters:
     skipped: int = 0
 
 
+@dataclass
+class Ledger:
+    """What the manager has done: loads by model, unloads by reason, how guesses fared,
+    recent events, and an epoch that moves whenever memory may move."""
+
+    loads: Counter[str] = field(default_factory=Counter)  # real loads by model id
+    evictions: Counter[str] = field(default_factory=Counter)  # unloads by reason
+    preloads: PreloadCounters = field(default_factory=PreloadCounters)
+    history: deque[tuple[float, str, str, int]] = field(
+        default_factory=lambda: deque(maxlen=500))
+    """(time, what, model id, bytes): load, preload, evicted, expired, unloaded, adapter."""
+    epoch: int = 0  # counts loads and unloads, so growth is only measured between them
+
+    def record(self, what: str, slot: Slot, now: float) -> None:
+        self.epoch += 1
+        self.history.append((now, what, slot.model.id, slot.total))
+
+
 def why_held(slot: Slot, pinned: bool) -> str:
     """Why a model's memory cannot be taken now, for an error message."""
     if slot.busy:
@@ -115,3 +112,69 @@ def detail(status: SlotStatus) -> str:
              f"{len(status.adapters)} LoRA" if status.adapters else "",
              "preloaded" if status.preloaded else ""]
     return ", ".join(p for p in parts if p)
+
+
+class SlotTable:
+    """The slots the manager holds, by model id, and the bytes they add up to."""
+
+    def __init__(self) -> None:
+        self._slots: dict[str, Slot] = {}
+        self.peak_bytes = 0
+
+    def __iter__(self) -> Iterator[Slot]:
+        return iter(list(self._slots.values()))
+
+    def __bool__(self) -> bool:
+        return bool(self._slots)
+
+    def __contains__(self, model_id: str) -> bool:
+        return model_id in self._slots
+
+    def get(self, model_id: str) -> Slot | None:
+        return self._slots.get(model_id)
+
+    def pick(self, model_ids: list[str]) -> list[Slot]:
+        """The slots for `model_ids`, in that order (ids no longer held are left out)."""
+        return [slot for i in model_ids if (slot := self._slots.get(i)) is not None]
+
+    def add(self, slot: Slot) -> None:
+        self._slots[slot.model.id] = slot
+        self.note_peak()
+
+    def remove(self, slot: Slot) -> bool:
+        """Forget `slot` if it is still the one held for its model; whether it was."""
+        if self._slots.get(slot.model.id) is slot:
+            del self._slots[slot.model.id]
+            return True
+        return False
+
+    def clear(self) -> None:
+        self._slots.clear()
+
+    def is_current(self, slot: Slot) -> bool:
+        """Whether `slot` is ready and still the one held for its model."""
+        return slot.state == READY and self._slots.get(slot.model.id) is slot
+
+    @property
+    def used_bytes(self) -> int:
+        return sum(s.total for s in self._slots.values())
+
+    def note_peak(self) -> None:
+        self.peak_bytes = max(self.peak_bytes, self.used_bytes)
+
+    def settled(self) -> bool:
+        """Nothing is answering, loading or unloading (memory moves for no one else)."""
+        return not any(s.busy or s.state != READY for s in self._slots.values())
+
+    def held(self, pinned: Callable[[ModelEntry], bool],
+             keep_alive: Callable[[ModelEntry], float | None]) -> list[Held]:
+        """What the eviction policy needs to know about each slot."""
+        return [Held(s.model.id, s.total, s.model.priority, s.last_used, s.busy > 0,
+                     s.state == READY, pinned(s.model), s.protected_until,
+                     keep_alive(s.model)) for s in self._slots.values()]
+
+    def holders(self, keep: Slot | None, pinned: Callable[[ModelEntry], bool]) -> str:
+        """Who holds the memory and why, for an error message."""
+        found = [f"'{s.model.id}' ({format_bytes(s.total)}, {why_held(s, pinned(s.model))})"
+                 for s in self._slots.values() if s is not keep]
+        return ", ".join(found) or "nothing"

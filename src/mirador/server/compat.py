@@ -28,10 +28,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
-from mirador.backends import Message
+from mirador.backends import Message, context_sizer_of
 from mirador.catalog.manifest import ModelEntry
 from mirador.errors import ContextOverflowError, ModelFileError, ModelNotFoundError
-from mirador.models.slots import SizesContext
 from mirador.orchestration.events import Ack, Done, ErrorEvent, Event, StageEnd, StageStart, Token
 from mirador.orchestration.hooks import Query
 from mirador.orchestration.orchestrator import Orchestrator
@@ -160,9 +159,9 @@ def _window(orchestrator: Orchestrator, entry: ModelEntry, limit: int | None) ->
 
 def context_window(orchestrator: Orchestrator, entry: ModelEntry) -> int:
     """The window `entry` runs with: its backend's setting where it has one."""
-    backend = orchestrator.manager.backend(entry.backend)
-    if isinstance(backend, SizesContext):
-        return backend.context_size(entry)
+    sizer = context_sizer_of(orchestrator.manager.backend(entry.backend))
+    if sizer is not None:
+        return sizer.context_size(entry)
     return entry.context_length
 
 

@@ -35,7 +35,7 @@ import numpy as np
 from fastapi import APIRouter
 from pydantic import Field
 
-from mirador.backends import Embeds
+from mirador.backends import embedder_of
 from mirador.catalog.manifest import ModelEntry
 from mirador.embeddings import CountsTokens, Embedder, load_embedder
 from mirador.errors import ModelNotFoundError
@@ -139,8 +139,8 @@ async def _manifest_embed(rt: ServerRuntime, model: ModelEntry, texts: list[str]
                           truncate: bool) -> Vectors:
     """Vectors from a manifest model, loaded (within the memory budget) by the manager."""
     manager = rt.orchestrator.manager
-    backend = manager.backend(model.backend)
-    if not isinstance(backend, Embeds):
+    backend = embedder_of(manager.backend(model.backend))
+    if backend is None:
         raise BadRequestError(f"model '{model.id}' runs on backend '{model.backend}', which "
                               "cannot make embeddings; use llamacpp, ollama or openai")
     started = time.perf_counter()

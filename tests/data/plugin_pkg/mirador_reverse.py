@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from mirador.backends import (
     BackendEvent,
     BackendSpec,
+    Capabilities,
     ChatRequest,
     Finished,
     LoadedModel,
@@ -41,6 +42,7 @@ class ReverseBackend:
     """Answers with the last message reversed, after the configured marker."""
 
     name = "reverse"
+    capabilities = Capabilities()  # runs elsewhere, measures and counts nothing
 
     def __init__(self, settings: Settings) -> None:
         config = backend_config("reverse", settings)
