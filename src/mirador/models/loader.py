@@ -10,6 +10,7 @@ One `PriorityGate` serialises loads and unloads, real requests before guesses.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from contextlib import suppress
 from functools import partial
@@ -28,6 +29,8 @@ from mirador.models.slots import READY, UNLOADING, Ledger, Slot, SlotTable
 from mirador.settings import Settings
 
 GROWTH_STREAMS = 3  # streams after a load whose growth is charged to the model
+
+log = logging.getLogger("mirador.models")
 
 
 class NoRoom(MiradorError):
@@ -187,8 +190,9 @@ class Loader:
     async def listing(self, backend: Backend) -> list[LoadedModel]:
         try:
             return await backend.loaded()
-        except MiradorError:
-            return []  # a server that is down holds nothing we could list
+        except MiradorError as exc:  # a server that is down holds nothing we could list
+            log.warning("cannot list what %s holds: %s", backend.name, exc)
+            return []
 
     def sync(self, backend: Backend, listing: list[LoadedModel]) -> None:
         """Drop slots a server no longer holds (it evicted or expired them itself)."""

@@ -23,6 +23,7 @@ loop, and streams.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from functools import partial
@@ -61,6 +62,7 @@ from mirador.models.slots import (
 from mirador.models.turns import turn
 from mirador.settings import Settings
 
+log = logging.getLogger("mirador.models")
 BackendFactory = Callable[[str, Settings], Backend]
 PROTECT_SECONDS = 30.0  # a model warmed or guessed for a query is not evicted by other guesses
 MAX_GROWTH = 0.5  # answering may add at most half a model's load size to its reservation
@@ -198,8 +200,10 @@ class ModelManager:
         except NoRoom:
             self.preloads.skipped += 1
             return False
-        except MiradorError:
-            return False  # a guess that cannot load costs nothing more; real use reports it
+        except MiradorError as exc:  # a guess that cannot load costs nothing more
+            log.info("preloading %s was skipped: %s (a real request will report it)",
+                     model.id, exc)
+            return False
         self._protect(model.id)
         return True
 

@@ -7,9 +7,12 @@ a running server too: the manager re-reads the file whenever it changes.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from mirador.models.budget import write_json_atomic
+
+log = logging.getLogger("mirador.models")
 
 
 class PinStore:
@@ -30,8 +33,10 @@ class PinStore:
             self._stamp = stamp
             try:
                 self._pins = set(json.loads(self.path.read_text(encoding="utf-8")))
-            except (OSError, ValueError, TypeError):
-                self._pins = set()  # a damaged file pins nothing; `models pin` rewrites it
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("the pins file %s cannot be read (%s): nothing is pinned; "
+                            "`mirador models pin NAME` rewrites it", self.path, exc)
+                self._pins = set()
         return self._pins
 
     def set(self, model_id: str, pinned: bool = True) -> None:
