@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 from mirador.catalog.manifest import LoraAdapter, ModelEntry, SamplingOptions
 from mirador.errors import BackendError
@@ -236,6 +236,18 @@ def _broken(name: str, flag: str, protocol: type) -> str:
             f"{', '.join(methods)}; implement them or declare {flag}=False")
 
 
+_KEEPS: dict[tuple[type, str], bool] = {}
+
+
+def _keeps(backend: Backend, flag: str) -> bool:
+    """Whether `backend`'s class has the methods `flag` promises (checked once per class:
+    a runtime protocol check costs microseconds, and the accessors sit on hot paths)."""
+    key = (type(backend), flag)
+    if key not in _KEEPS:
+        _KEEPS[key] = isinstance(backend, PROMISES[flag])
+    return _KEEPS[key]
+
+
 def _lacking(backend: Backend, flag: str) -> BackendError:
     return BackendError(_broken(backend.name, flag, PROMISES[flag]))
 
@@ -244,8 +256,8 @@ def memory_estimator_of(backend: Backend) -> EstimatesMemory | None:
     """The backend as an EstimatesMemory if it declares `estimates_memory`, else None."""
     if not backend.capabilities.estimates_memory:
         return None
-    if isinstance(backend, EstimatesMemory):
-        return backend
+    if _keeps(backend, "estimates_memory"):
+        return cast(EstimatesMemory, backend)
     raise _lacking(backend, "estimates_memory")
 
 
@@ -253,8 +265,8 @@ def token_counter_of(backend: Backend) -> Tokenizes | None:
     """The backend as a Tokenizes if it declares `counts_tokens`, else None."""
     if not backend.capabilities.counts_tokens:
         return None
-    if isinstance(backend, Tokenizes):
-        return backend
+    if _keeps(backend, "counts_tokens"):
+        return cast(Tokenizes, backend)
     raise _lacking(backend, "counts_tokens")
 
 
@@ -262,8 +274,8 @@ def adapters_of(backend: Backend) -> HostsAdapters | None:
     """The backend as a HostsAdapters if it declares `adapters`, else None."""
     if not backend.capabilities.adapters:
         return None
-    if isinstance(backend, HostsAdapters):
-        return backend
+    if _keeps(backend, "adapters"):
+        return cast(HostsAdapters, backend)
     raise _lacking(backend, "adapters")
 
 
@@ -271,8 +283,8 @@ def embedder_of(backend: Backend) -> Embeds | None:
     """The backend as an Embeds if it declares `embeds`, else None."""
     if not backend.capabilities.embeds:
         return None
-    if isinstance(backend, Embeds):
-        return backend
+    if _keeps(backend, "embeds"):
+        return cast(Embeds, backend)
     raise _lacking(backend, "embeds")
 
 
@@ -280,8 +292,8 @@ def turns_of(backend: Backend) -> TakesTurns | None:
     """The backend as a TakesTurns if it declares `takes_turns`, else None."""
     if not backend.capabilities.takes_turns:
         return None
-    if isinstance(backend, TakesTurns):
-        return backend
+    if _keeps(backend, "takes_turns"):
+        return cast(TakesTurns, backend)
     raise _lacking(backend, "takes_turns")
 
 
@@ -289,6 +301,6 @@ def context_sizer_of(backend: Backend) -> SizesContext | None:
     """The backend as a SizesContext if it declares `sizes_context`, else None."""
     if not backend.capabilities.sizes_context:
         return None
-    if isinstance(backend, SizesContext):
-        return backend
+    if _keeps(backend, "sizes_context"):
+        return cast(SizesContext, backend)
     raise _lacking(backend, "sizes_context")
