@@ -51,6 +51,11 @@ class MemoryRecord:
     answers: dict[str, str] = field(default_factory=dict)
     rating: int | None = None
 
+    def __post_init__(self) -> None:
+        # kept to the millisecond: a float's last digits do not always survive Chroma's
+        # metadata, and a memory must read back exactly as it was stored
+        object.__setattr__(self, "timestamp", round(float(self.timestamp), 3))
+
     @property
     def document(self) -> str:
         """The text whose meaning is embedded: the person's words, then Mirador's."""
