@@ -248,59 +248,45 @@ def _keeps(backend: Backend, flag: str) -> bool:
     return _KEEPS[key]
 
 
+def _declared(backend: Backend, flag: str) -> Backend | None:
+    """`backend` if it declares `flag` (and has the methods), None if it does not declare
+    it, a BackendError if it declares it without the methods."""
+    if not getattr(backend.capabilities, flag):
+        return None
+    if _keeps(backend, flag):
+        return backend
+    raise _lacking(backend, flag)
+
+
 def _lacking(backend: Backend, flag: str) -> BackendError:
     return BackendError(_broken(backend.name, flag, PROMISES[flag]))
 
 
 def memory_estimator_of(backend: Backend) -> EstimatesMemory | None:
     """The backend as an EstimatesMemory if it declares `estimates_memory`, else None."""
-    if not backend.capabilities.estimates_memory:
-        return None
-    if _keeps(backend, "estimates_memory"):
-        return cast(EstimatesMemory, backend)
-    raise _lacking(backend, "estimates_memory")
+    return cast("EstimatesMemory | None", _declared(backend, "estimates_memory"))
 
 
 def token_counter_of(backend: Backend) -> Tokenizes | None:
     """The backend as a Tokenizes if it declares `counts_tokens`, else None."""
-    if not backend.capabilities.counts_tokens:
-        return None
-    if _keeps(backend, "counts_tokens"):
-        return cast(Tokenizes, backend)
-    raise _lacking(backend, "counts_tokens")
+    return cast("Tokenizes | None", _declared(backend, "counts_tokens"))
 
 
 def adapters_of(backend: Backend) -> HostsAdapters | None:
     """The backend as a HostsAdapters if it declares `adapters`, else None."""
-    if not backend.capabilities.adapters:
-        return None
-    if _keeps(backend, "adapters"):
-        return cast(HostsAdapters, backend)
-    raise _lacking(backend, "adapters")
+    return cast("HostsAdapters | None", _declared(backend, "adapters"))
 
 
 def embedder_of(backend: Backend) -> Embeds | None:
     """The backend as an Embeds if it declares `embeds`, else None."""
-    if not backend.capabilities.embeds:
-        return None
-    if _keeps(backend, "embeds"):
-        return cast(Embeds, backend)
-    raise _lacking(backend, "embeds")
+    return cast("Embeds | None", _declared(backend, "embeds"))
 
 
 def turns_of(backend: Backend) -> TakesTurns | None:
     """The backend as a TakesTurns if it declares `takes_turns`, else None."""
-    if not backend.capabilities.takes_turns:
-        return None
-    if _keeps(backend, "takes_turns"):
-        return cast(TakesTurns, backend)
-    raise _lacking(backend, "takes_turns")
+    return cast("TakesTurns | None", _declared(backend, "takes_turns"))
 
 
 def context_sizer_of(backend: Backend) -> SizesContext | None:
     """The backend as a SizesContext if it declares `sizes_context`, else None."""
-    if not backend.capabilities.sizes_context:
-        return None
-    if _keeps(backend, "sizes_context"):
-        return cast(SizesContext, backend)
-    raise _lacking(backend, "sizes_context")
+    return cast("SizesContext | None", _declared(backend, "sizes_context"))
