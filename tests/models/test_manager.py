@@ -187,8 +187,8 @@ async def test_keep_alive_unloads_idle_models_but_not_pinned_ones(
     await manager.ensure_loaded(manifest.model("alpha"))
     await manager.ensure_loaded(manifest.model("beta"))
     clock.advance(3599)
-    assert manager.expires_in(manifest.model("alpha")) == 1
-    assert await manager.reap() == [] and manager.is_loaded("alpha")
+    assert manager.keepalive.expires_in(manifest.model("alpha")) == 1
+    assert await manager.keepalive.reap() == [] and manager.is_loaded("alpha")
     clock.advance(1)  # the idle loop wakes on the clock: a timer would sleep 30 s
     await until(manager, lambda: not manager.is_loaded("alpha"), seconds=10)
     assert manager.is_loaded("beta")

@@ -29,6 +29,7 @@ from mirador.models.slots import READY, UNLOADING, Ledger, Slot, SlotTable
 from mirador.settings import Settings
 
 GROWTH_STREAMS = 3  # streams after a load whose growth is charged to the model
+MAX_GROWTH = 0.5  # answering may add at most half a model's load size to its reservation
 
 log = logging.getLogger("mirador.models")
 
@@ -135,6 +136,25 @@ class Loader:
                 except BaseException:
                     slot.adapters.pop(adapter_path(lora), None)
                     raise
+
+    def observe_growth(self, slot: Slot, before: int | None, after: int | None,
+                       epoch: int) -> bool:
+        """After one of a model's first streams, if it ran alone, charge the model what
+        resident memory grew by (buffers its load had not touched yet), up to MAX_GROWTH
+        of its size. Later streams are not watched: what grows then is not the model's.
+        True when the loaded models now exceed the budget (the caller settles)."""
+        if (slot.watch <= 0 or before is None or after is None or epoch != self.ledger.epoch
+                or not self.table.settled() or not slot.backend.capabilities.in_process):
+            return False  # something else may have grown (or shrunk) meanwhile
+        slot.watch -= 1
+        allowed = int(slot.loaded * (1 + MAX_GROWTH)) - slot.reserved
+        added = min(after - before, allowed)
+        if added <= 0:
+            return False
+        slot.reserved += added
+        self.profile.remember(slot.model.id, slot.estimate, slot.reserved)
+        self.table.note_peak()
+        return self.table.used_bytes > self.budget
 
     # -- making room -------------------------------------------------------------
 

@@ -12,8 +12,8 @@ real requests, and only ever evict idle models nobody just asked for.
 
 The pieces: `policy.EvictionPolicy` decides (pure, on an injected clock),
 `slots.SlotTable` holds, `loader.Loader` loads, unloads and makes room, and
-this module schedules: sharing loads, warm-ups and guesses, the keep-alive
-loop, and streams.
+`keepalive.KeepAlive` unloads idle models, and this module schedules: sharing
+loads, warm-ups and guesses, and streams.
 
     manager = ModelManager(settings, manifest)
     async for event in manager.stream_chat(request):  # loads, evicting if needed
@@ -46,6 +46,7 @@ from mirador.host import resident_bytes
 from mirador.models.budget import MemoryProfile, resolve_budget, server_names
 from mirador.models.clock import Changes, Clock, MonotonicClock
 from mirador.models.gate import BACKGROUND, REAL
+from mirador.models.keepalive import KeepAlive
 from mirador.models.loader import Loader, NoRoom, adapter_path
 from mirador.models.pins import PinStore
 from mirador.models.policy import EvictionPolicy
@@ -65,7 +66,6 @@ from mirador.settings import Settings
 log = logging.getLogger("mirador.models")
 BackendFactory = Callable[[str, Settings], Backend]
 PROTECT_SECONDS = 30.0  # a model warmed or guessed for a query is not evicted by other guesses
-MAX_GROWTH = 0.5  # answering may add at most half a model's load size to its reservation
 
 
 class ModelManager:
@@ -90,15 +90,15 @@ class ModelManager:
         self.loader = Loader(
             settings, budget if budget is not None else resolve_budget(self.config),
             table=self._slots, policy=self.policy, profile=self.profile, ledger=self.ledger,
-            changes=self._changes, pinned=self.is_pinned, keep_alive=self.keep_alive)
+            changes=self._changes, pinned=self.is_pinned,
+            keep_alive=lambda model: self.keepalive.seconds(model))
+        self.keepalive = KeepAlive(self.config, self._slots, self.policy, self.loader,
+                                   self._changes)
         self._factory = backend_factory
         self._backends: dict[str, Backend] = {}
         self._borrowed: set[str] = set()  # given to us by use_backend: the giver closes them
         self._queued: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self._reaper: asyncio.Task[None] | None = None
-        self._closing = False
-        self._keep_alive: dict[str, float | None] = {}  # set by a request (Ollama's keep_alive)
 
     # -- backends ------------------------------------------------------------------
 
@@ -212,7 +212,7 @@ class ModelManager:
         while True:
             slot = self._slots.get(model.id)
             if slot is not None and slot.state == READY:
-                self._ensure_reaper()
+                self.keepalive.ensure_running()
                 return slot
             if slot is not None and slot.state == LOADING and slot.task is not None:
                 await asyncio.shield(slot.task)
@@ -252,53 +252,6 @@ class ModelManager:
             elif slot is None:  # not ours, but the backend may hold it (a server's model)
                 await self.backend(model.backend).unload(model)
 
-    # -- keep-alive ------------------------------------------------------------------
-
-    def keep_alive(self, model: ModelEntry) -> float | None:
-        """Seconds `model` stays loaded after its last use (None: until unloaded): what the
-        last request set, else the manifest's, else the config's."""
-        if model.id in self._keep_alive:
-            return self._keep_alive[model.id]
-        return model.keep_alive if model.keep_alive is not None else self.config.keep_alive
-
-    def set_keep_alive(self, model: ModelEntry, seconds: float | None) -> None:
-        """Keep `model` loaded `seconds` after its last use (None: until unloaded), as a
-        request's keep_alive asks, until another request says otherwise."""
-        self._keep_alive[model.id] = seconds
-        self._changes.notify()  # the reaper may be asleep for longer than the new expiry
-
-    def reset_keep_alive(self, model: ModelEntry) -> None:
-        """Back to the manifest's or the config's keep-alive."""
-        if model.id in self._keep_alive:
-            del self._keep_alive[model.id]
-            self._changes.notify()
-
-    def expires_in(self, model: ModelEntry) -> float | None:
-        """Seconds until `model` expires if it stays idle (None: never)."""
-        slot = self._slots.get(model.id)
-        return self.policy.expires_in(slot.last_used if slot else None, self.keep_alive(model))
-
-    async def reap(self) -> list[str]:
-        """Unload idle models past their keep-alive; returns their ids."""
-        done = []
-        for slot in self._slots.pick(self.policy.expired(self.loader.held())):
-            async with self.loader.gate.hold(BACKGROUND):
-                if self._slots.is_current(slot) and not slot.busy:
-                    await self.loader.unload_slot(slot, "expired")
-                    done.append(slot.model.id)
-        return done
-
-    def _ensure_reaper(self) -> None:
-        if self._reaper is None or self._reaper.done():
-            self._reaper = asyncio.ensure_future(self._reap_forever())
-
-    async def _reap_forever(self) -> None:
-        # `_closing`, not only cancellation, ends the loop: asyncio.wait_for (3.11) can
-        # swallow a cancel that arrives just as the event it waits on is set.
-        while self._slots and not self._closing:
-            await self.changed(self.policy.next_expiry(self.loader.held()))
-            await self.reap()
-
     # -- generation ------------------------------------------------------------------
 
     async def count_tokens(self, model: ModelEntry, text: str) -> int:
@@ -330,7 +283,8 @@ class ModelManager:
             slot.busy -= 1
             slot.last_used = self.clock.now()
             slot.protected_until = 0.0  # used as warmed or guessed for: plain LRU from now
-            self._observe_growth(slot, before, epoch)
+            if self.loader.observe_growth(slot, before, resident_bytes(), epoch):
+                self._spawn(self.loader.settle(slot))
             self._changes.notify()
 
     async def prepare(self, model: ModelEntry, loras: tuple[LoraAdapter, ...] = ()) -> None:
@@ -371,24 +325,6 @@ class ModelManager:
         if slot is not None:
             slot.protected_until = self.clock.now() + PROTECT_SECONDS
 
-    def _observe_growth(self, slot: Slot, before: int | None, epoch: int) -> None:
-        """After one of a model's first streams, if it ran alone, charge the model what
-        resident memory grew by (buffers its load had not touched yet), up to MAX_GROWTH
-        of its size. Later streams are not watched: what grows then is not the model's."""
-        after = resident_bytes()
-        if (slot.watch <= 0 or before is None or after is None or epoch != self.ledger.epoch
-                or not self._slots.settled() or not slot.backend.capabilities.in_process):
-            return  # something else may have grown (or shrunk) meanwhile
-        slot.watch -= 1
-        allowed = int(slot.loaded * (1 + MAX_GROWTH)) - slot.reserved
-        added = min(after - before, allowed)
-        if added > 0:
-            slot.reserved += added
-            self.profile.remember(slot.model.id, slot.estimate, slot.reserved)
-            self._slots.note_peak()
-            if self.used_bytes > self.budget:
-                self._spawn(self.loader.settle(slot))
-
     async def changed(self, seconds: float | None = None) -> None:
         """Wait until a model loads, unloads or finishes answering (or `seconds` pass on
         the manager's clock)."""
@@ -402,11 +338,8 @@ class ModelManager:
         return task
 
     async def aclose(self) -> None:
-        self._closing = True
+        tasks = [*self._background, *self._queued.values(), *self.keepalive.stop()]
         self._changes.notify()
-        tasks = [*self._background, *self._queued.values()]
-        if self._reaper is not None:
-            tasks.append(self._reaper)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -205,9 +205,9 @@ def _keep_for(rt: ServerRuntime, models: list[ModelEntry], keep: Keep) -> None:
     manager = rt.orchestrator.manager
     for model in models:
         if keep.given and not keep.unload:
-            manager.set_keep_alive(model, keep.seconds)
+            manager.keepalive.set(model, keep.seconds)
         else:
-            manager.reset_keep_alive(model)
+            manager.keepalive.reset(model)
 
 
 async def _chunks(rt: ServerRuntime, answer: AnswerStream, view: compat.TextView,
@@ -316,7 +316,7 @@ async def running(rt: Runtime) -> Any:
     manager = rt.orchestrator.manager
     return {"models": [{"name": c.name, "model": c.name, "size": loaded[c.name].size_bytes,
                         "digest": c.digest, "details": _details(c),
-                        "expires_at": _expires(manager.expires_in(c.base_models[0])),
+                        "expires_at": _expires(manager.keepalive.expires_in(c.base_models[0])),
                         "size_vram": 0, "context_length": c.base_models[0].context_length}
                        for c in cards]}
 
