@@ -10,10 +10,10 @@ import pytest
 from mirador.backends.llamacpp import LlamaCppBackend
 from mirador.catalog.manifest import ModelEntry
 from mirador.memory.context import ContextCompiler, Item, items_for, render, sentences
-from mirador.memory.memory import estimate_tokens
 from mirador.memory.records import Recalled
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import Settings
+from mirador.text_tokens import estimate_tokens
 from tests.memory.conftest import rec
 
 

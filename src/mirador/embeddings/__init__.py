@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from mirador import plugins
+from mirador.background import Background
 from mirador.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -100,43 +101,19 @@ class BackgroundEmbedder:
     """Builds an embedder in a daemon thread at once; the first use waits for it."""
 
     def __init__(self, build: Callable[[], Embedder], start: bool = True) -> None:
-        self._build = build
-        self._inner: Embedder | None = None
-        self._error: BaseException | None = None
-        self._ready = threading.Event()
-        self._started = threading.Lock()
-        self._thread: threading.Thread | None = None
-        if start:
-            self.start()
+        self._loading = Background(build, "mirador-embedder", start=start)
 
     def start(self) -> None:
         """Begin loading (once); later calls do nothing."""
-        with self._started:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._load, name="mirador-embedder",
-                                                daemon=True)
-                self._thread.start()
-
-    def _load(self) -> None:
-        try:
-            self._inner = self._build()
-        except BaseException as exc:  # re-raised in the caller's thread by `wait`
-            self._error = exc
-        finally:
-            self._ready.set()
+        self._loading.start()
 
     def wait(self) -> Embedder:
         """The loaded embedder (raising whatever loading raised)."""
-        self.start()
-        self._ready.wait()
-        if self._error is not None:
-            raise self._error
-        assert self._inner is not None
-        return self._inner
+        return self._loading.result()
 
     @property
     def ready(self) -> bool:
-        return self._ready.is_set()
+        return self._loading.ready
 
     @property
     def dimension(self) -> int:

@@ -21,10 +21,12 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from mirador.background import Background
 from mirador.catalog.manifest import AUTO_CHAIN, Manifest
 from mirador.errors import LearningError, MiradorError, RatingError
 from mirador.learning.bandit import (
@@ -83,16 +85,11 @@ class Learner:
         self.rating_hooks: list[RatingHook] = []
         self._lock = threading.RLock()
         self._memo: OrderedDict[str, _Choice] = OrderedDict()
-        self._classifier: QueryClassifier | None = None
-        self._classifier_error: BaseException | None = None
-        self._ready = threading.Event()
         self._version = -1
         self.refresh()
-        if classifier is None:
-            self._ready.set()  # a learner for rating and explaining only
-        else:
-            threading.Thread(target=self._build, args=(classifier,), daemon=True,
-                             name="mirador-query-types").start()
+        self._classifier: Background[QueryClassifier | None] = (
+            Background.of(None, "mirador-query-types") if classifier is None  # rating only
+            else Background(partial(self._build, classifier), "mirador-query-types"))
 
     @classmethod
     def open(cls, settings: Settings, manifest: Manifest, embedder: Embedder | None = None,
@@ -145,24 +142,20 @@ class Learner:
 
     # -- the classifier, built in the background -----------------------------------
 
-    def _build(self, factory: Callable[[], QueryClassifier]) -> None:
-        try:
-            classifier = factory()
-            classifier.set_history(self.store.rated_examples(self.history_min_rating,
-                                                             self.model_key))
-            self._classifier = classifier
-        except BaseException as exc:  # re-raised where the classifier is needed
-            self._classifier_error = exc
-        finally:
-            self._ready.set()
+    def _build(self, factory: Callable[[], QueryClassifier]) -> QueryClassifier | None:
+        classifier = factory()
+        classifier.set_history(self.store.rated_examples(self.history_min_rating,
+                                                         self.model_key))
+        return classifier
 
     def classifier(self, timeout: float | None = None) -> QueryClassifier | None:
-        """The classifier, waiting up to `timeout` seconds (None: as long as it takes)."""
-        if not self._ready.wait(timeout):
+        """The classifier, waiting up to `timeout` seconds (None: as long as it takes);
+        None if it is not ready by then (or this learner has none); what building it
+        raised if that failed."""
+        try:
+            return self._classifier.result(timeout)
+        except TimeoutError:
             return None
-        if self._classifier_error is not None:
-            raise self._classifier_error
-        return self._classifier
 
     def classify(self, text: str) -> QueryType:
         """The query type of `text` (waits for the classifier)."""

@@ -16,10 +16,10 @@ import sys
 import threading
 import time
 import weakref
-from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any
 
 from mirador.backends import ChatRequest, Message, TextPiece
+from mirador.background import Background
 from mirador.catalog.manifest import SamplingOptions
 from mirador.errors import MemoryStoreError, MiradorError
 from mirador.memory.context import Compiled, ContextCompiler, items_for
@@ -27,6 +27,7 @@ from mirador.memory.private_apis import before_threads_stop
 from mirador.memory.ranking import RankingParams, relevant
 from mirador.memory.records import MemoryRecord, Recalled
 from mirador.memory.sessions import SessionLog, Turn
+from mirador.text_tokens import estimate_tokens
 
 if TYPE_CHECKING:
     from mirador.catalog.manifest import Manifest, ModelEntry
@@ -75,34 +76,28 @@ class Memory:
         self.manager = manager
         self.manifest = manifest
         self.sessions = session_log(settings)
-        self._store: Future[MemoryStore] = Future()
+        self._store: Background[MemoryStore] = (
+            Background(self._open, "mirador-memory-open", start=False) if store is None
+            else Background.of(store, "mirador-memory-open"))
         self._opening = threading.Lock()
         self._queue: queue.Queue[Any] = queue.Queue()
         self._errors: list[BaseException] = []
         self._writer: threading.Thread | None = None
         self._closed = False
         self.last_context: Compiled | None = None
-        if store is not None:
-            self._store.set_result(store)
 
     # -- opening ---------------------------------------------------------------------
 
     def start(self) -> None:
         """Begin opening the store and loading the embedder in the background."""
-        with self._opening:
-            if self._store.done() or self._store.running():
-                return
-            self._store.set_running_or_notify_cancel()
-        threading.Thread(target=self._open, name="mirador-memory-open", daemon=True).start()
+        self._store.start()
 
-    def _open(self) -> None:
+    def _open(self) -> MemoryStore:
         from mirador.embeddings import load_embedder
 
-        try:  # the embedder loads in parallel with chromadb's import
-            embedder = self._embedder or load_embedder(self.settings)
-            self._store.set_result(build_store(self.settings, embedder))
-        except BaseException as exc:
-            self._store.set_exception(exc)
+        # the embedder loads in parallel with chromadb's import
+        embedder = self._embedder or load_embedder(self.settings)
+        return build_store(self.settings, embedder)
 
     def store(self) -> MemoryStore:
         """The open store (blocking until it is)."""
@@ -111,7 +106,7 @@ class Memory:
 
     async def astore(self) -> MemoryStore:
         self.start()
-        return await asyncio.wrap_future(self._store)
+        return await self._store.aresult()
 
     # -- recall and context ------------------------------------------------------------
 
@@ -260,8 +255,8 @@ class Memory:
                 self._queue.put(_STOP)
                 self._writer.join()
                 _LIVE.discard(self)
-            if self._store.done() and self._store.exception() is None:
-                self._store.result().close()
+            if (store := self._store.loaded()) is not None:
+                store.close()
 
     # -- control ----------------------------------------------------------------------
 
@@ -294,11 +289,6 @@ def _flush_all() -> None:
             memory.flush()
         except MiradorError as exc:  # the process is ending: say what was lost, then go
             print(f"mirador: error: {exc}", file=sys.stderr)
-
-
-def estimate_tokens(text: str) -> int:
-    """A tokenizer-free estimate (about four characters a token) for remote models."""
-    return max(1, (len(text) + 3) // 4) if text else 0
 
 
 def guarded(function: Any, *args: Any) -> Any:
