@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import logging
 import os
 import threading
 import time
@@ -54,12 +55,14 @@ from mirador.errors import (
     ContextOverflowError,
     ModelFileError,
     ModelLoadError,
+    report_unexpected,
 )
 from mirador.host import release_freed_memory
 from mirador.settings import Settings
 
 _GGUF_MAGIC = b"GGUF"
 _DONE = object()
+log = logging.getLogger("mirador.llamacpp")
 
 
 @dataclass
@@ -268,8 +271,18 @@ class LlamaCppBackend:
                 yield item
         finally:
             cancel.set()
-            with contextlib.suppress(Exception):
-                await asyncio.shield(worker)  # the model is free only once the worker is done
+            await _worker_done(worker)  # the model is free only once the worker is done
+
+
+async def _worker_done(worker: asyncio.Future[None]) -> None:
+    """Wait for a generation's worker thread to end. `_generate` hands its own errors to
+    the stream, so nothing is expected here but cancellation (which propagates); anything
+    else is a bug, logged (with the traceback under MIRADOR_DEBUG=1) rather than raised
+    over the exception, if any, that is ending the stream."""
+    try:
+        await asyncio.shield(worker)
+    except Exception as exc:
+        report_unexpected(log, "llama.cpp's generation thread failed", exc)
 
 
 def _generate(llm: Any, tokens: list[int], kwargs: dict[str, Any], cancel: threading.Event,

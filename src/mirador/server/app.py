@@ -27,7 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mirador.compose import create_orchestrator
-from mirador.errors import MiradorError
+from mirador.errors import MiradorError, report_unexpected
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.server import embed_api, native, ollama_api, openai_api, schemas
 from mirador.server.errors import HttpError, error_body, message_of, status_of
@@ -105,8 +105,11 @@ async def _ready_chooser(orchestrator: Orchestrator, seconds: float = 120.0) -> 
         return
     try:
         await asyncio.to_thread(ready, seconds)
-    except Exception as exc:  # learning that cannot start must not stop the server
+    except MiradorError as exc:  # learning that cannot start must not stop the server
         log.warning("the chain chooser is not ready (%s); answers use the default routing", exc)
+    except Exception as exc:  # nor may a bug in it; its traceback shows under MIRADOR_DEBUG=1
+        report_unexpected(log, "the chain chooser could not load its query classifier, so "
+                          "answers use the default routing", exc)
 
 
 def _add_pages(app: FastAPI) -> None:
