@@ -133,7 +133,7 @@ async def test_routing_decides_the_stages(real: Orchestrator) -> None:
 
 async def test_a_chain_runs_its_personas_as_stages(real: Orchestrator) -> None:
     plan = real.plan("Should I take the job?", chain="rapid_decision")
-    assert [s.model for s in plan.stages] == ["quick", "decision_simplifier"]
+    assert [s.persona for s in plan.stages] == ["quick", "decision_simplifier"]
     assert plan.stages[0].confidence == 0.6 and plan.stages[-1].confidence == 0.95
 
 

@@ -13,7 +13,7 @@ FIRST = {"quick": StageAnswer("Start with the hardest task.", "ok", "m", False)}
 
 def last_turn(stage_name: str, persona_id: str, earlier: dict[str, StageAnswer]) -> str:
     persona = load_manifest(None).resolve(persona_id)
-    stage = ModelStage(name=stage_name, model=persona_id, confidence=0.9)
+    stage = ModelStage(name=stage_name, persona=persona_id, confidence=0.9)
     messages = stage_messages(Query("What should I focus on today?"), persona, stage, earlier, "")
     return messages[-1].content
 
@@ -41,7 +41,7 @@ def test_an_earlier_stage_that_copied_is_not_shown_again() -> None:
     earlier = {"quick_response": StageAnswer(text, "ok", "m", False),
                "deep_analysis": StageAnswer(text + " Also.", "ok", "m", False)}
     persona = load_manifest(None).resolve("synthesizer")
-    stage = ModelStage(name="synthesis", model="synthesizer", confidence=0.9)
+    stage = ModelStage(name="synthesis", persona="synthesizer", confidence=0.9)
     messages = stage_messages(Query("What should I focus on today?"), persona, stage, earlier, "")
     assert [m.content for m in messages if m.role == "assistant"] == [text]
     assert messages[-1].content.endswith(STAGE_REQUESTS["synthesis"])

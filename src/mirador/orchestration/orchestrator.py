@@ -203,7 +203,7 @@ class Orchestrator:
         steps = self.manifest.chain(chain_id).steps
         first, last = self.stages[0], self.stages[-1]
         span = len(steps) - 1 or 1
-        return [ModelStage(name=step, model=step,
+        return [ModelStage(name=step, persona=step,
                            confidence=round(first.confidence
                                             + (last.confidence - first.confidence) * i / span, 3),
                            timeout=(first if i == 0 else last).timeout,
@@ -211,7 +211,7 @@ class Orchestrator:
                 for i, step in enumerate(steps)]
 
     def resolve(self, stage: ModelStage, force_model: str | None = None) -> ResolvedPersona:
-        persona = self.manifest.resolve(stage.model)
+        persona = self.manifest.resolve(stage.persona)
         if force_model:
             persona = persona.model_copy(update={"model": self.model_entry(force_model)})
         return persona

@@ -184,7 +184,7 @@ class Preloader:
 
     async def answer_finished(self, record: AnswerRecord) -> None:
         """Answer sink: remember what the query used, and score the guesses made for it."""
-        personas = [stage.model for stage in record.plan.stages]
+        personas = [stage.persona for stage in record.plan.stages]
         models = [answer.model for answer in record.done.answers.values() if answer.model]
         predicted, self.predicted, self._last = set(self.predicted), set(), ""
         if self.usage is not None:
@@ -208,7 +208,7 @@ def attach(orchestrator: Orchestrator) -> Preloader | None:
     usage = UsageLog(settings.models_dir / "usage.json", settings.config.memory.enabled)
 
     def plan(text: str) -> list[str]:
-        return [stage.model for stage in orchestrator.plan(text).stages]
+        return [stage.persona for stage in orchestrator.plan(text).stages]
 
     predictor = Predictor(orchestrator.manifest, plan, usage)
     preloader = Preloader(orchestrator.manager, predictor, usage,

@@ -15,13 +15,13 @@ from mirador.settings import StageConfig
 class ModelStage:
     """One stage of a progressive answer.
 
-    `model` names a persona or a model from the manifest. `timeout` bounds the
+    `persona` names a persona or a model from the manifest. `timeout` bounds the
     whole stage; `first_token_timeout` bounds the wait for its first token.
     The other fields, when set, override the persona's own.
     """
 
     name: str
-    model: str
+    persona: str
     confidence: float
     timeout: float = 60.0
     first_token_timeout: float | None = None
@@ -36,7 +36,7 @@ class ModelStage:
 
     @classmethod
     def from_config(cls, cfg: StageConfig) -> ModelStage:
-        return cls(name=cfg.name, model=cfg.persona, confidence=cfg.confidence,
+        return cls(name=cfg.name, persona=cfg.persona, confidence=cfg.confidence,
                    timeout=cfg.total_timeout, first_token_timeout=cfg.first_token_timeout,
                    system_prompt=cfg.system_prompt, temperature=cfg.temperature,
                    max_tokens=cfg.max_tokens)

@@ -38,6 +38,7 @@ from mirador.orchestration.stages import ModelStage
 from mirador.server.errors import BadRequestError
 from mirador.server.options import Sampling
 from mirador.server.runtime import AnswerRequest
+from mirador.text_tokens import estimate_tokens
 
 PREFIX = "mirador"
 SYSTEM_ROLES = ("system", "developer")  # OpenAI's developer message is a system message
@@ -107,7 +108,7 @@ def build_request(orchestrator: Orchestrator, target: Target, query: Query,
     if target.kind != "model":
         return replace(_STAGED[target.kind](orchestrator, target, query), overrides=overrides)
     last = orchestrator.stages[-1]
-    stage = ModelStage(name=target.ref, model=target.ref, confidence=1.0,
+    stage = ModelStage(name=target.ref, persona=target.ref, confidence=1.0,
                        timeout=max(last.timeout, SINGLE_MODEL_TIMEOUT),
                        first_token_timeout=last.first_token_timeout)
     return AnswerRequest(query=query, stages=[stage], overrides=overrides)
@@ -232,12 +233,12 @@ def _steps(orchestrator: Orchestrator, target: Target) -> tuple[list[str], str]:
         chain = orchestrator.manifest.chain(target.ref)
         return list(chain.steps), chain.description
     if target.kind == "quick":
-        return [stages[0].model], f"Mirador's first stage alone ({stages[0].name})."
+        return [stages[0].persona], f"Mirador's first stage alone ({stages[0].name})."
     if target.kind == "task":
-        return [stages[0].model], ("Background tasks of chat front ends (titles, tags, "
+        return [stages[0].persona], ("Background tasks of chat front ends (titles, tags, "
                                    "follow-ups): one quick stage, nothing remembered.")
     if target.kind == "auto":
-        return ([s.model for s in stages],
+        return ([s.persona for s in stages],
                 "Mirador's stages, as many as the question needs: "
                 + " → ".join(s.name for s in stages))
     return [target.ref], f"The model {target.ref}, one stage, no persona."
@@ -359,7 +360,7 @@ def usage(done: Done, ends: Sequence[StageEnd], query: Query) -> Usage:
     characters a token; one that does not time prompt evaluation, by its first-token time."""
     prompt = sum(e.prompt_tokens or 0 for e in ends)
     if not prompt:
-        prompt = max(1, (len(query.text) + sum(len(m.content) for m in query.history)) // 4)
+        prompt = max(1, estimate_tokens(query.text, *(m.content for m in query.history)))
     prompt_eval = sum(e.prompt_seconds if e.prompt_seconds is not None else e.ttft or 0.0
                       for e in ends)
     generating = sum(e.eval_seconds if e.eval_seconds is not None

@@ -76,7 +76,7 @@ def _models_for(rt: ServerRuntime, body: schemas.AskBody) -> list[Any]:
     """The base models an ask may run on (before it is planned): a chain's, or the stages'."""
     orchestrator = rt.orchestrator
     if body.chain:
-        return [orchestrator.manifest.resolve(s.model).model
+        return [orchestrator.manifest.resolve(s.persona).model
                 for s in orchestrator.chain_stages(body.chain)]
     return [orchestrator.resolve(s, body.model).model for s in orchestrator.stages]
 

@@ -93,7 +93,7 @@ def constrained(orchestrator: Orchestrator, request: AnswerRequest, fmt: Respons
     persona's examples and stop strings for a constrained stage. The client's
     temperature and token limit win; without a limit the stage gets at least MIN_TOKENS."""
     stage = final_stage(orchestrator, request)
-    persona = orchestrator.manifest.resolve(stage.model)
+    persona = orchestrator.manifest.resolve(stage.persona)
     _check_schema(persona.model.backend, fmt)
     own = stage.system_prompt or persona.system
     parts = (own, system if system != own else None, _hint(fmt))

@@ -138,7 +138,7 @@ def task_request(orchestrator: Orchestrator, target: Target, query: Query, kind:
     fmt = fmt or kind.format or (ResponseFormat() if kind is _FREE_JSON else None)
     wished = sampling.max_tokens
     limit = kind.max_tokens if wished is None else min(wished, kind.max_tokens)
-    stage = ModelStage(name="task", model=_first_model(orchestrator, target), confidence=1.0,
+    stage = ModelStage(name="task", persona=_first_model(orchestrator, target), confidence=1.0,
                        timeout=TIMEOUT, system_prompt=system, max_tokens=limit,
                        temperature=_or(sampling.options.temperature, TEMPERATURE),
                        format=fmt)
@@ -150,7 +150,7 @@ def _first_model(orchestrator: Orchestrator, target: Target) -> str:
     if target.kind == "model":
         return target.ref
     step = (orchestrator.manifest.chain(target.ref).steps[0] if target.kind == "chain"
-            else orchestrator.stages[0].model)
+            else orchestrator.stages[0].persona)
     return orchestrator.manifest.resolve(step).model.id
 
 
