@@ -62,6 +62,7 @@ from mirador.models.slots import (
 )
 from mirador.models.turns import turn
 from mirador.settings import Settings
+from mirador.text_tokens import estimate_tokens
 
 log = logging.getLogger("mirador.models")
 BackendFactory = Callable[[str, Settings], Backend]
@@ -169,7 +170,7 @@ class ModelManager:
 
     async def ensure_loaded(self, model: ModelEntry) -> None:
         """Load `model` now (evicting, or waiting for room) unless it is loaded already."""
-        slot = await self._ready(model, REAL)
+        slot = self._ready_now(model.id) or await self._ready(model, REAL)
         self._touch(slot, real=True)
 
     def warm(self, model: ModelEntry) -> asyncio.Task[None]:
@@ -207,13 +208,20 @@ class ModelManager:
         self._protect(model.id)
         return True
 
+    def _ready_now(self, model_id: str) -> Slot | None:
+        """The model's slot if it is ready now: the warm path, without awaiting."""
+        slot = self._slots.get(model_id)
+        if slot is not None and slot.state == READY:
+            self.keepalive.ensure_running()
+            return slot
+        return None
+
     async def _ready(self, model: ModelEntry, priority: int, guess: bool = False) -> Slot:
         """The model's slot once it is loaded, sharing any load already under way."""
         while True:
+            if (ready := self._ready_now(model.id)) is not None:
+                return ready
             slot = self._slots.get(model.id)
-            if slot is not None and slot.state == READY:
-                self.keepalive.ensure_running()
-                return slot
             if slot is not None and slot.state == LOADING and slot.task is not None:
                 await asyncio.shield(slot.task)
                 continue
@@ -259,7 +267,7 @@ class ModelManager:
         (llama.cpp, after loading the model here), else about four characters a token."""
         counter = token_counter_of(self.backend(model.backend))
         if counter is None:
-            return max(1, (len(text) + 3) // 4) if text else 0
+            return estimate_tokens(text)
         await self.ensure_loaded(model)
         return int(await counter.count_tokens(model, text))
 
@@ -302,7 +310,7 @@ class ModelManager:
     async def _lease(self, model: ModelEntry, loras: Iterable[LoraAdapter]) -> Slot:
         loras = tuple(loras)
         while True:
-            slot = await self._ready(model, REAL)
+            slot = self._ready_now(model.id) or await self._ready(model, REAL)
             missing = [lora for lora in loras if adapter_path(lora) not in slot.adapters]
             if missing:
                 await self.loader.load_adapters(slot, missing)
