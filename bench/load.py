@@ -28,9 +28,7 @@ import contextlib
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -43,9 +41,12 @@ import yaml
 
 from mirador.catalog.packaged import packaged_gguf
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _server import free_port, serving  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-MIRADOR = str(Path(sys.executable).parent / "mirador")
 QUESTIONS = ["What is a good breakfast?", "Name a calm colour.", "How do I boil an egg?",
              "What should I read next?", "Give me a tip for sleeping well.",
              "What is a quick stretch?", "Name a fruit rich in vitamin C.",
@@ -61,12 +62,6 @@ class Result:
     tokens: int = 0
     streaming: float = 0.0
     error: str = ""
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def smollm2_gguf() -> Path:
@@ -96,23 +91,6 @@ def make_home(root: Path, port: int, gemma: bool, tokens: int) -> tuple[Path, st
                           "total_timeout": 30.0}]}
     (home / "config.yaml").write_text(yaml.safe_dump(config))
     return home, model
-
-
-def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MIRADOR_HOME": str(home)}
-    process = subprocess.Popen([MIRADOR, "serve", "--log-level", "warning"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            health = httpx.get(f"http://127.0.0.1:{port}/mirador/health", timeout=1).json()
-            if health["loaded"]:
-                return process
-        except (httpx.HTTPError, ValueError, KeyError):
-            pass
-        time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("mirador serve did not become healthy in 180 s")
 
 
 async def stream_one(client: httpx.AsyncClient, question: str) -> Result:
@@ -235,12 +213,8 @@ def main() -> None:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         home, model = make_home(Path(tmp), port, args.gemma, args.tokens)
-        server = start_server(home, port)
-        try:
-            rows = run_all(f"http://127.0.0.1:{port}", counts, model)
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+        with serving(home, port) as url:
+            rows = run_all(url, counts, model)
     meta = {"model": model, "tokens": args.tokens, "cores": os.cpu_count(),
             "python": platform.python_version(), "sequences_per_model": 1,
             "server": "mirador serve defaults: max_active 4, max_queued 32"}

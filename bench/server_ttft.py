@@ -22,7 +22,6 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,20 +34,17 @@ import httpx
 
 from mirador.catalog.packaged import packaged_gguf
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _server import MIRADOR, free_port, serving  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
-MIRADOR = str(Path(sys.executable).parent / "mirador")
 QUESTIONS = ["What is a good breakfast?", "Name a calm colour.", "How do I boil an egg?",
              "What should I read next?", "Give me a tip for sleeping well.",
              "What is a quick stretch?", "Name a fruit rich in vitamin C.",
              "How long should a nap be?"]
 STAGES = ["--stages", "quick_response"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def make_home(root: Path, port: int) -> Path:
@@ -91,23 +87,6 @@ def http_first_token(url: str, question: str) -> float:
     return first
 
 
-def start_server(home: Path, port: int) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "MIRADOR_HOME": str(home)}
-    process = subprocess.Popen([MIRADOR, "serve", "--log-level", "warning"], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            health = httpx.get(f"http://127.0.0.1:{port}/mirador/health", timeout=1).json()
-            if health["loaded"]:
-                return process
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit("mirador serve did not become healthy in 180 s")
-
-
 def measure(runs: int, probe: Callable[[str], float]) -> list[float]:
     return [round(probe(QUESTIONS[i % len(QUESTIONS)]), 4) for i in range(runs)]
 
@@ -125,14 +104,10 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         home = make_home(Path(tmp), port)
         cold = measure(args.runs, lambda q: cli_first_token(home, q, local=True))
-        server = start_server(home, port)
-        try:
-            http_first_token(f"http://127.0.0.1:{port}", "Hello!")  # the server's first answer
+        with serving(home, port) as url:
+            http_first_token(url, "Hello!")  # the server's first answer
             warm = measure(args.runs, lambda q: cli_first_token(home, q, local=False))
-            http = measure(args.runs, lambda q: http_first_token(f"http://127.0.0.1:{port}", q))
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
+            http = measure(args.runs, lambda q: http_first_token(url, q))
     rows = [summary("cold: mirador ask --local (in-process)", cold),
             summary("warm: mirador ask via mirador serve", warm),
             summary("warm: HTTP POST /mirador/ask", http)]

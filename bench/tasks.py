@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from tests.server.test_tasks import TASKS, ollama_body  # noqa: E402
 
-from server_ttft import free_port, make_home, start_server  # noqa: E402
+from _server import free_port, serving  # noqa: E402
+from server_ttft import make_home  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "tasks.json"
 
@@ -95,14 +96,9 @@ def main() -> None:
     port = free_port()
     with tempfile.TemporaryDirectory() as root:
         home = make_home(Path(root), port)
-        server = start_server(home, port)
-        try:
-            url = f"http://127.0.0.1:{port}"
+        with serving(home, port) as url:
             task_path(url, "title_generation")  # warm-up: the first request loads MiniLM too
             report(measure(url, args.runs), args.runs)
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
 
 
 if __name__ == "__main__":

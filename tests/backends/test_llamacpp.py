@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from mirador.backends import ChatRequest, Finished, Message, TextPiece
+from mirador.backends import ChatRequest, Message, TextPiece
 from mirador.backends.chat_format import formatter_for
 from mirador.backends.llamacpp import LlamaCppBackend
 from mirador.catalog.manifest import ModelEntry, SamplingOptions
 from mirador.errors import ModelFileError, ModelLoadError
 from mirador.settings import Settings
+from tests.support.streams import collect
 
 QUESTION = (Message("system", "Answer briefly."), Message("user", "Name three colours."))
 
@@ -26,18 +27,6 @@ def truncated_copy(source: Path, target: Path, size: int) -> Path:
 def request(model: ModelEntry, max_tokens: int = 12, **options: object) -> ChatRequest:
     return ChatRequest(model=model, messages=QUESTION,
                        options=SamplingOptions(max_tokens=max_tokens, seed=1, **options))
-
-
-async def collect(backend: LlamaCppBackend, req: ChatRequest) -> tuple[list[TextPiece], Finished]:
-    pieces: list[TextPiece] = []
-    finished = None
-    async for event in backend.stream_chat(req):
-        if isinstance(event, TextPiece):
-            pieces.append(event)
-        else:
-            finished = event
-    assert finished is not None
-    return pieces, finished
 
 
 async def test_the_default_model_streams_text_in_pieces(llama_backend: LlamaCppBackend,

@@ -8,13 +8,12 @@ repeatable.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from mirador.backends import ChatRequest, Finished, Message, TextPiece, create_backend
+from mirador.backends import ChatRequest, Message, TextPiece, create_backend
 from mirador.backends.ollama import OllamaBackend
 from mirador.catalog.manifest import ModelEntry, SamplingOptions
 from mirador.errors import BackendError, BackendUnavailableError, ModelNotFoundError
@@ -22,6 +21,8 @@ from mirador.orchestration.events import Done, StageEnd, StageStart, Token
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import BackendsConfig, OllamaConfig, StageConfig, load_settings
 from tests.support.fake_ollama import FakeOllama, Record
+from tests.support.net import free_port
+from tests.support.streams import collect
 
 QUESTION = "What should I focus on today?"
 GREEDY = SamplingOptions(temperature=0.0)
@@ -52,20 +53,6 @@ async def backend(server: FakeOllama) -> AsyncIterator[OllamaBackend]:
 def chat(text: str = QUESTION, options: SamplingOptions = GREEDY,
          model: ModelEntry = TINY) -> ChatRequest:
     return ChatRequest(model=model, messages=(Message("user", text),), options=options)
-
-
-async def collect(backend: OllamaBackend, request: ChatRequest
-                  ) -> tuple[list[TextPiece], Finished]:
-    events = [event async for event in backend.stream_chat(request)]
-    assert isinstance(events[-1], Finished)
-    assert all(isinstance(e, TextPiece) for e in events[:-1])
-    return events[:-1], events[-1]  # type: ignore[return-value]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def wait_finished(record: Record) -> Record:

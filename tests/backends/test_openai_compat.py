@@ -5,32 +5,25 @@ The server runs the default SmolLM2-135M-Instruct GGUF on 127.0.0.1 for the whol
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
-from mirador.backends import ChatRequest, Finished, Message, TextPiece, create_backend
+from mirador.backends import ChatRequest, Message, TextPiece, create_backend
 from mirador.backends.openai_compat import OpenAIBackend
 from mirador.catalog.manifest import ModelEntry, SamplingOptions
 from mirador.errors import BackendUnavailableError, ModelNotFoundError
 from mirador.orchestration.events import Done, StageStart, Token
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import BackendsConfig, OpenAIConfig, Settings, StageConfig, load_settings
+from tests.support.net import free_port, wait_healthy
+from tests.support.streams import collect
 
 PROMPT = "Write a long story about a dragon."
 SMOLLM = ModelEntry(id="smollm-on-server", backend="openai", name="smollm2-135m")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -47,7 +40,7 @@ def llama_server(smollm_gguf: Path, tmp_path_factory: pytest.TempPathFactory) ->
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
         url = f"http://127.0.0.1:{port}/v1"
-        _wait_until_up(url, process, log)
+        wait_healthy(url, process, log, path="/models", name="llama_cpp.server")
         yield url
     finally:
         process.terminate()
@@ -56,20 +49,6 @@ def llama_server(smollm_gguf: Path, tmp_path_factory: pytest.TempPathFactory) ->
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-
-
-def _wait_until_up(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"llama_cpp.server exited ({process.returncode}):\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/models", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"llama_cpp.server did not start within 120 s:\n{log.read_text()}")
 
 
 def settings_for(base_url: str, **overrides: object) -> Settings:
@@ -88,14 +67,6 @@ async def backend(llama_server: str) -> AsyncIterator[OpenAIBackend]:
 def chat(max_tokens: int, model: ModelEntry = SMOLLM) -> ChatRequest:
     return ChatRequest(model=model, messages=(Message("user", PROMPT),),
                        options=SamplingOptions(temperature=0.0, max_tokens=max_tokens, seed=1))
-
-
-async def collect(backend: OpenAIBackend, request: ChatRequest
-                  ) -> tuple[list[TextPiece], Finished]:
-    events = [event async for event in backend.stream_chat(request)]
-    assert isinstance(events[-1], Finished)
-    assert all(isinstance(e, TextPiece) for e in events[:-1])
-    return events[:-1], events[-1]  # type: ignore[return-value]
 
 
 async def test_streams_the_answer_in_pieces(backend: OpenAIBackend) -> None:

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import ollama
+import openai
 import pytest
 import uvicorn
 import yaml
@@ -114,6 +116,21 @@ def server(tmp_path_factory: pytest.TempPathFactory, smollm_gguf: Path,
     thread = ServerThread(create_app(settings_for(home)), port).start()
     yield thread
     thread.stop()
+
+
+@pytest.fixture
+def oclient(server: ServerThread) -> Iterator[ollama.Client]:
+    """The official `ollama` client on the shared server."""
+    with ollama.Client(host=server.url, timeout=180) as c:
+        yield c
+
+
+@pytest.fixture
+def oai(server: ServerThread) -> Iterator[openai.OpenAI]:
+    """The official `openai` client on the shared server's /v1 (no retries: a failure shows)."""
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0,
+                       timeout=180) as c:
+        yield c
 
 
 @pytest.fixture

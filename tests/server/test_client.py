@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,8 @@ import httpx
 from mirador.orchestration.events import Done, Token
 from mirador.orchestration.hooks import Query
 from mirador.server.client import ServerClient, event_from_dict, find_server, stream_answer
-from tests.server.conftest import ServerThread, free_port, settings_for, sse_events, write_home
+from tests.server.conftest import ServerThread, settings_for, sse_events, write_home
+from tests.support.net import free_port, wait_healthy
 
 MIRADOR = str(Path(sys.executable).parent / "mirador")
 
@@ -85,7 +85,7 @@ def test_mirador_serve_runs_and_stops_cleanly(tmp_path: Path, smollm_gguf: Path)
     process = subprocess.Popen([MIRADOR, "serve", "--log-level", "warning"], env=env,
                                stderr=subprocess.PIPE, text=True)
     try:
-        assert _wait_healthy(f"http://127.0.0.1:{port}", process)
+        wait_healthy(f"http://127.0.0.1:{port}", process)
         result = run_cli(home, "ask", "--json", "--stages", "quick_response", "Say hi.")
         assert result.returncode == 0 and json.loads(result.stdout.splitlines()[-1])["answer"]
         assert httpx.get(f"http://127.0.0.1:{port}/mirador/health").json()["served"] == 1
@@ -94,14 +94,3 @@ def test_mirador_serve_runs_and_stops_cleanly(tmp_path: Path, smollm_gguf: Path)
         _, stderr = process.communicate(timeout=60)
     assert process.returncode == 0, stderr
     assert f"Mirador serving on http://127.0.0.1:{port}" in stderr and "Traceback" not in stderr
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[str], seconds: float = 120) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and process.poll() is None:
-        try:
-            if httpx.get(f"{url}/mirador/health", timeout=1).status_code == 200:
-                return True
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    return False

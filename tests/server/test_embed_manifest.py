@@ -7,8 +7,6 @@ speaking both wire formats), so those backends' `embed` runs over real HTTP too.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import httpx
 import numpy as np
 import ollama
@@ -25,43 +23,31 @@ from tests.server.conftest import EMBEDDER, ServerThread
 TEXTS = ["A cat sleeps on the sofa.", "Interest rates rose again this year."]
 
 
-@pytest.fixture
-def client(server: ServerThread) -> Iterator[ollama.Client]:
-    with ollama.Client(host=server.url, timeout=120) as c:
-        yield c
-
-
-@pytest.fixture
-def oai(server: ServerThread) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", timeout=120) as c:
-        yield c
-
-
-def test_ollama_embed_gives_unit_vectors_per_text(client: ollama.Client) -> None:
-    reply = client.embed(model=EMBEDDER, input=TEXTS)
+def test_ollama_embed_gives_unit_vectors_per_text(oclient: ollama.Client) -> None:
+    reply = oclient.embed(model=EMBEDDER, input=TEXTS)
     rows = np.asarray(reply.embeddings)
     assert rows.shape == (2, 576)  # SmolLM2-135M's hidden size
     assert np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-4)
     assert float(rows[0] @ rows[1]) < 0.999, "different texts, different vectors"
-    again = np.asarray(client.embed(model=EMBEDDER, input=TEXTS[0]).embeddings[0])
+    again = np.asarray(oclient.embed(model=EMBEDDER, input=TEXTS[0]).embeddings[0])
     assert np.allclose(again, rows[0], atol=1e-4), "one text alone embeds as in a batch"
     assert reply.model == EMBEDDER and (reply.prompt_eval_count or 0) > 5
 
 
-def test_openai_and_the_older_ollama_call_agree(client: ollama.Client,
+def test_openai_and_the_older_ollama_call_agree(oclient: ollama.Client,
                                                 oai: openai.OpenAI) -> None:
-    ours = np.asarray(client.embed(model=EMBEDDER, input=TEXTS).embeddings)
+    ours = np.asarray(oclient.embed(model=EMBEDDER, input=TEXTS).embeddings)
     reply = oai.embeddings.create(model=EMBEDDER, input=TEXTS)
     assert np.allclose([d.embedding for d in reply.data], ours, atol=1e-4)
     assert reply.usage.prompt_tokens > 5
-    old = client.embeddings(model=EMBEDDER, prompt=TEXTS[1])
+    old = oclient.embeddings(model=EMBEDDER, prompt=TEXTS[1])
     assert np.allclose(old.embedding, ours[1], atol=1e-4)
 
 
-def test_listings_say_which_models_embed(client: ollama.Client, oai: openai.OpenAI) -> None:
-    assert list(client.show(EMBEDDER).capabilities or []) == ["embedding"]
-    assert "completion" in (client.show("mirador:quick").capabilities or [])
-    assert EMBEDDER in [m.model for m in client.list().models]
+def test_listings_say_which_models_embed(oclient: ollama.Client, oai: openai.OpenAI) -> None:
+    assert list(oclient.show(EMBEDDER).capabilities or []) == ["embedding"]
+    assert "completion" in (oclient.show("mirador:quick").capabilities or [])
+    assert EMBEDDER in [m.model for m in oclient.list().models]
     listed = {m.id: m.model_extra for m in oai.models.list()}
     assert (listed[EMBEDDER] or {})["capabilities"] == ["embedding"]
     assert (listed["tiny"] or {})["capabilities"] == ["completion"]
@@ -76,9 +62,9 @@ def test_chat_with_an_embedding_model_is_a_400(server: ServerThread, path: str) 
 
 
 def test_embeddings_from_a_chat_model_name_the_models_that_embed(
-        client: ollama.Client) -> None:
+        oclient: ollama.Client) -> None:
     with pytest.raises(ollama.ResponseError) as caught:
-        client.embed(model="tiny", input="Hi")
+        oclient.embed(model="tiny", input="Hi")
     assert caught.value.status_code == 400
     assert EMBEDDER in caught.value.error and "mirador:embed" in caught.value.error
 

@@ -3,7 +3,7 @@ official `ollama` and `openai` clients against the real server on the embedded m
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,19 +23,6 @@ SAY: Any = [{"role": "user", "content": "Name three fruits."}]
 def base_model(server: ServerThread) -> str:
     """The embedded model the default personas run on (whatever it is called)."""
     return server.runtime.orchestrator.manifest.resolve("quick").model.id
-
-
-@pytest.fixture
-def oclient(server: ServerThread) -> Iterator[ollama.Client]:
-    with ollama.Client(host=server.url, timeout=180) as c:
-        yield c
-
-
-@pytest.fixture
-def aiclient(server: ServerThread) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="x", max_retries=0,
-                       timeout=180) as c:
-        yield c
 
 
 @pytest.fixture
@@ -85,8 +72,8 @@ def test_a_system_message_is_added_to_every_stage_persona(
 
 
 def test_the_openai_developer_role_is_a_system_message(
-        aiclient: openai.OpenAI, requests_seen: list[ChatRequest]) -> None:
-    aiclient.chat.completions.create(model="mirador:duo", messages=[
+        oai: openai.OpenAI, requests_seen: list[ChatRequest]) -> None:
+    oai.chat.completions.create(model="mirador:duo", messages=[
         {"role": "developer", "content": "Answer like a pirate."}, *SAY])  # type: ignore[list-item]
     assert len(requests_seen) == 2
     assert all("Answer like a pirate." in system_of(r) for r in requests_seen)
@@ -143,22 +130,22 @@ def test_the_same_seed_gives_every_stage_of_a_chain_the_same_text(
             assert text_one == text_two
 
 
-def test_the_openai_seed_gives_the_same_text(aiclient: openai.OpenAI) -> None:
+def test_the_openai_seed_gives_the_same_text(oai: openai.OpenAI) -> None:
     def text() -> str | None:
-        reply = aiclient.chat.completions.create(model="mirador:quick", messages=SAY, seed=5,
-                                                 temperature=1.5)
+        reply = oai.chat.completions.create(model="mirador:quick", messages=SAY, seed=5,
+                                            temperature=1.5)
         return reply.choices[0].message.content
 
     assert text() == text()
 
 
 def test_stop_strings_never_appear_in_the_answer(oclient: ollama.Client,
-                                                 aiclient: openai.OpenAI) -> None:
+                                                 oai: openai.OpenAI) -> None:
     chat = oclient.chat(model="mirador:duo", messages=SAY, options={"stop": [".", ","]})
     assert "." not in chat.message.content and "," not in chat.message.content
     assert "── brief ──" in chat.message.content, "the stages still show, without the stop"
     streamed = "".join(c.choices[0].delta.content or "" for c in
-                       aiclient.chat.completions.create(model="mirador:duo", messages=SAY,
+                       oai.chat.completions.create(model="mirador:duo", messages=SAY,
                                                         stop=["e"], stream=True) if c.choices)
     assert streamed and "e" not in streamed
 
@@ -187,9 +174,9 @@ def test_num_predict_bounds_the_whole_staged_answer(oclient: ollama.Client,
         assert reply.done_reason == "length"
 
 
-def test_max_tokens_cuts_a_chain_and_says_length(aiclient: openai.OpenAI,
+def test_max_tokens_cuts_a_chain_and_says_length(oai: openai.OpenAI,
                                                  requests_seen: list[ChatRequest]) -> None:
-    reply = aiclient.chat.completions.create(model="mirador:duo", messages=SAY, max_tokens=5)
+    reply = oai.chat.completions.create(model="mirador:duo", messages=SAY, max_tokens=5)
     assert reply.choices[0].finish_reason == "length"
     assert reply.usage and reply.usage.completion_tokens == 5
     assert len(requests_seen) == 1, "the limit was spent: no later stage runs"
@@ -223,40 +210,40 @@ def test_a_streamed_answer_cut_by_num_predict_says_length(server: ServerThread,
     ({"tools": [{"type": "function", "function": {"name": "now", "parameters": {}}}]},
      "tools are not supported by model 'mirador:quick' yet"),
 ])
-def test_openai_fields_mirador_cannot_honour_are_refused(aiclient: openai.OpenAI,
+def test_openai_fields_mirador_cannot_honour_are_refused(oai: openai.OpenAI,
                                                          extra: dict, field: str) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
-        aiclient.chat.completions.create(model="mirador:quick", messages=SAY, **extra)
+        oai.chat.completions.create(model="mirador:quick", messages=SAY, **extra)
     assert refused.value.status_code == 400 and field in str(refused.value)
 
 
-def test_neutral_openai_values_are_accepted(aiclient: openai.OpenAI) -> None:
-    reply = aiclient.chat.completions.create(
+def test_neutral_openai_values_are_accepted(oai: openai.OpenAI) -> None:
+    reply = oai.chat.completions.create(
         model="mirador:quick", messages=SAY, n=1, logprobs=False, presence_penalty=0,
         frequency_penalty=0, max_tokens=3, user="someone", store=False,
         metadata={"k": "v"})
     assert reply.choices[0].message.content is not None
 
 
-def test_a_tool_result_turn_and_an_image_are_refused_by_openai(aiclient: openai.OpenAI) -> None:
+def test_a_tool_result_turn_and_an_image_are_refused_by_openai(oai: openai.OpenAI) -> None:
     tool_turns: Any = [*SAY, {"role": "assistant", "content": None, "tool_calls": [
         {"id": "1", "type": "function", "function": {"name": "now", "arguments": "{}"}}]},
         {"role": "tool", "tool_call_id": "1", "content": "noon"}]
     with pytest.raises(openai.BadRequestError) as refused:
-        aiclient.chat.completions.create(model="mirador:auto", messages=tool_turns)
+        oai.chat.completions.create(model="mirador:auto", messages=tool_turns)
     assert "tools are not supported by model 'mirador:auto' yet" in str(refused.value)
     picture: Any = [{"role": "user", "content": [
         {"type": "text", "text": "What is this?"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]
     with pytest.raises(openai.BadRequestError) as refused:
-        aiclient.chat.completions.create(model="mirador:quick", messages=picture)
+        oai.chat.completions.create(model="mirador:quick", messages=picture)
     assert "model 'mirador:quick' cannot see images" in str(refused.value)
     assert "tags: [vision]" in str(refused.value)
 
 
-def test_an_unknown_role_is_refused(aiclient: openai.OpenAI, oclient: ollama.Client) -> None:
+def test_an_unknown_role_is_refused(oai: openai.OpenAI, oclient: ollama.Client) -> None:
     with pytest.raises(openai.BadRequestError) as refused:
-        aiclient.chat.completions.create(model="mirador:quick", messages=[  # type: ignore[list-item]
+        oai.chat.completions.create(model="mirador:quick", messages=[  # type: ignore[list-item]
             {"role": "narrator", "content": "Once"}, *SAY])
     assert "messages[0].role" in str(refused.value)
     with pytest.raises(ollama.ResponseError) as refused_o:
@@ -368,14 +355,14 @@ def test_keep_alive_that_is_not_a_duration_is_refused(value: str) -> None:
 
 def test_usage_counts_the_prompt_with_the_model_tokenizer(server: ServerThread,
                                                           oclient: ollama.Client,
-                                                          aiclient: openai.OpenAI) -> None:
+                                                          oai: openai.OpenAI) -> None:
     model = base_model(server)
     reply = oclient.chat(model=model, messages=[{"role": "user", "content": "Say hi"}],
                          options={"num_predict": 4})
     expected = _prompt_tokens(server, model, "Say hi")
     assert expected > 3 and reply.prompt_eval_count == expected
     assert reply.eval_count == 4
-    completion = aiclient.chat.completions.create(
+    completion = oai.chat.completions.create(
         model=model, messages=[{"role": "user", "content": "Say hi"}], max_tokens=4)
     assert completion.usage and completion.usage.prompt_tokens == expected
     assert completion.usage.completion_tokens == 4

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -16,12 +16,6 @@ from mirador.settings import load_settings
 from tests.server.conftest import ServerThread
 
 QUESTION = [{"role": "user", "content": "What is a good breakfast?"}]
-
-
-@pytest.fixture
-def client(server: ServerThread) -> Iterator[ollama.Client]:
-    with ollama.Client(host=server.url, timeout=120) as c:
-        yield c
 
 
 @pytest.fixture
@@ -39,16 +33,16 @@ def assert_final_stats(final: ollama.ChatResponse | ollama.GenerateResponse) -> 
     assert final.created_at and final.created_at.endswith("Z")
 
 
-def test_sync_chat_without_streaming(client: ollama.Client) -> None:
-    reply = client.chat(model="mirador:quick", messages=QUESTION, stream=False)
+def test_sync_chat_without_streaming(oclient: ollama.Client) -> None:
+    reply = oclient.chat(model="mirador:quick", messages=QUESTION, stream=False)
     assert reply.model == "mirador:quick"
     assert reply.message.role == "assistant" and reply.message.content
     assert "──" not in reply.message.content, "one stage: no stage headers"
     assert_final_stats(reply)
 
 
-def test_sync_chat_streams_pieces_then_the_stats(client: ollama.Client) -> None:
-    parts = list(client.chat(model="mirador:quick", messages=QUESTION, stream=True))
+def test_sync_chat_streams_pieces_then_the_stats(oclient: ollama.Client) -> None:
+    parts = list(oclient.chat(model="mirador:quick", messages=QUESTION, stream=True))
     pieces, final = parts[:-1], parts[-1]
     assert len(pieces) >= 2 and all(not p.done and p.message.content for p in pieces)
     assert final.message.content == ""
@@ -72,9 +66,9 @@ async def test_async_generate_without_streaming_on_one_model(aclient: ollama.Asy
     assert_final_stats(reply)
 
 
-def test_sync_generate_streams(client: ollama.Client) -> None:
-    parts = list(client.generate(model="tiny:latest", prompt="the plan",
-                                         options={"num_predict": 12}, stream=True))
+def test_sync_generate_streams(oclient: ollama.Client) -> None:
+    parts = list(oclient.generate(model="tiny:latest", prompt="the plan",
+                                  options={"num_predict": 12}, stream=True))
     assert len(parts) >= 3 and parts[-1].done and not parts[0].done
     assert "".join(p.response for p in parts[:-1])
 
@@ -90,8 +84,8 @@ async def test_async_chat_without_streaming_keeps_the_history(aclient: ollama.As
     assert "Ada" in reply.message.content
 
 
-def test_list_shows_chains_beside_manifest_models(client: ollama.Client) -> None:
-    models = {m.model: m for m in client.list().models}
+def test_list_shows_chains_beside_manifest_models(oclient: ollama.Client) -> None:
+    models = {m.model: m for m in oclient.list().models}
     assert {"mirador:auto", "mirador:quick", "mirador:duo", "mirador:rapid_decision",
             "smollm2-135m", "tiny"} <= set(models)
     assert models["mirador:duo"].details.family == "mirador"
@@ -99,25 +93,25 @@ def test_list_shows_chains_beside_manifest_models(client: ollama.Client) -> None
     assert models["mirador:duo"].digest and models["mirador:duo"].modified_at
 
 
-def test_show_tells_what_a_chain_runs(client: ollama.Client) -> None:
-    shown = client.show("mirador:duo")
+def test_show_tells_what_a_chain_runs(oclient: ollama.Client) -> None:
+    shown = oclient.show("mirador:duo")
     assert shown.modelinfo and shown.modelinfo["mirador.steps"] == ["brief", "brief_final"]
     assert shown.capabilities == ["completion"] and "Two short stages" in (shown.modelfile or "")
 
 
-def test_ps_version_and_load_unload(server: ServerThread, client: ollama.Client) -> None:
-    loaded = client.generate(model="tiny", prompt="")
+def test_ps_version_and_load_unload(server: ServerThread, oclient: ollama.Client) -> None:
+    loaded = oclient.generate(model="tiny", prompt="")
     assert loaded.done and loaded.done_reason == "load"
-    assert "tiny" in {m.model for m in client.ps().models}
-    assert client.generate(model="tiny", prompt="", keep_alive=0).done_reason == "unload"
-    assert "tiny" not in {m.model for m in client.ps().models}
+    assert "tiny" in {m.model for m in oclient.ps().models}
+    assert oclient.generate(model="tiny", prompt="", keep_alive=0).done_reason == "unload"
+    assert "tiny" not in {m.model for m in oclient.ps().models}
     assert httpx.get(f"{server.url}/api/version").json()["version"].count(".") == 2
     assert httpx.head(server.url).status_code == 200, "the ollama CLI's heartbeat"
 
 
-def test_unknown_model_is_a_clear_error(client: ollama.Client) -> None:
+def test_unknown_model_is_a_clear_error(oclient: ollama.Client) -> None:
     with pytest.raises(ollama.ResponseError) as caught:
-        client.chat(model="llama9", messages=QUESTION)
+        oclient.chat(model="llama9", messages=QUESTION)
     assert caught.value.status_code == 404
     assert "model 'llama9' not found" in caught.value.error and "mirador:auto" in caught.value.error
 

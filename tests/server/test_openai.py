@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import openai
 import pytest
@@ -13,26 +13,19 @@ QUESTION = [{"role": "user", "content": "Give me one tip for better sleep."}]
 
 
 @pytest.fixture
-def client(server: ServerThread) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", timeout=120,
-                       max_retries=0) as c:
-        yield c
-
-
-@pytest.fixture
 async def aclient(server: ServerThread) -> AsyncIterator[openai.AsyncOpenAI]:
     async with openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="unused", timeout=120,
                                   max_retries=0) as c:
         yield c
 
 
-def test_models_lists_chains_and_manifest_models(client: openai.OpenAI) -> None:
-    ids = {m.id for m in client.models.list()}
+def test_models_lists_chains_and_manifest_models(oai: openai.OpenAI) -> None:
+    ids = {m.id for m in oai.models.list()}
     assert {"mirador:auto", "mirador:quick", "mirador:duo", "smollm2-135m", "tiny"} <= ids
 
 
-def test_completion_without_streaming(client: openai.OpenAI) -> None:
-    reply = client.chat.completions.create(model="mirador:quick", messages=QUESTION)
+def test_completion_without_streaming(oai: openai.OpenAI) -> None:
+    reply = oai.chat.completions.create(model="mirador:quick", messages=QUESTION)
     choice = reply.choices[0]
     assert reply.object == "chat.completion" and reply.model == "mirador:quick"
     assert choice.message.role == "assistant" and choice.message.content
@@ -41,9 +34,9 @@ def test_completion_without_streaming(client: openai.OpenAI) -> None:
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
 
 
-def test_streamed_chain_shows_each_stage_in_turn(client: openai.OpenAI) -> None:
-    stream = client.chat.completions.create(model="mirador:duo", messages=QUESTION, stream=True,
-                                            stream_options={"include_usage": True})
+def test_streamed_chain_shows_each_stage_in_turn(oai: openai.OpenAI) -> None:
+    stream = oai.chat.completions.create(model="mirador:duo", messages=QUESTION, stream=True,
+                                         stream_options={"include_usage": True})
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert chunks[0].choices[0].delta.role == "assistant"
@@ -71,12 +64,12 @@ async def test_async_without_streaming_with_content_parts(aclient: openai.AsyncO
     assert reply.choices[0].message.content
 
 
-def test_unknown_model_and_bad_messages_are_clear_errors(client: openai.OpenAI) -> None:
+def test_unknown_model_and_bad_messages_are_clear_errors(oai: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as missing:
-        client.chat.completions.create(model="gpt-9", messages=QUESTION)
+        oai.chat.completions.create(model="gpt-9", messages=QUESTION)
     assert "model 'gpt-9' not found" in missing.value.message
     assert missing.value.body and missing.value.body["type"] == "model_not_found"  # type: ignore[index]
     with pytest.raises(openai.BadRequestError) as bad:
-        client.chat.completions.create(model="mirador:quick",
-                                       messages=[{"role": "assistant", "content": "hi"}])
+        oai.chat.completions.create(model="mirador:quick",
+                                    messages=[{"role": "assistant", "content": "hi"}])
     assert "the last message must be the user's" in bad.value.message

@@ -6,7 +6,6 @@ parses and matches the schema; these tests would fail on prose or stage headers.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import httpx
 import ollama
@@ -28,28 +27,16 @@ class City(BaseModel):
 CITY_SCHEMA = City.model_json_schema()
 
 
-@pytest.fixture
-def client(server: ServerThread) -> Iterator[ollama.Client]:
-    with ollama.Client(host=server.url, timeout=120) as c:
-        yield c
-
-
-@pytest.fixture
-def oai(server: ServerThread) -> Iterator[openai.OpenAI]:
-    with openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", timeout=120) as c:
-        yield c
-
-
-def test_ollama_schema_on_a_staged_model_is_one_valid_object(client: ollama.Client) -> None:
-    reply = client.chat(model="mirador:auto", messages=QUESTION, format=CITY_SCHEMA,
-                        stream=False, options={"temperature": 0})
+def test_ollama_schema_on_a_staged_model_is_one_valid_object(oclient: ollama.Client) -> None:
+    reply = oclient.chat(model="mirador:auto", messages=QUESTION, format=CITY_SCHEMA,
+                         stream=False, options={"temperature": 0})
     City.model_validate_json(reply.message.content)  # no headers, no prose: one stage's JSON
     assert reply.done_reason in ("stop", None)
 
 
-def test_ollama_format_json_streams_an_object(client: ollama.Client) -> None:
-    parts = list(client.generate(model="mirador:quick", prompt="Describe a cat.",
-                                 format="json", stream=True, options={"temperature": 0}))
+def test_ollama_format_json_streams_an_object(oclient: ollama.Client) -> None:
+    parts = list(oclient.generate(model="mirador:quick", prompt="Describe a cat.",
+                                  format="json", stream=True, options={"temperature": 0}))
     assert parts[-1].done and len(parts) > 3
     assert isinstance(json.loads("".join(p.response for p in parts)), dict)
 
@@ -93,12 +80,12 @@ def test_formats_it_cannot_honour_are_a_400(server: ServerThread, path: str, bod
     assert says in reply.text
 
 
-def test_the_clients_system_prompt_is_sent_once(client: ollama.Client,
+def test_the_clients_system_prompt_is_sent_once(oclient: ollama.Client,
                                                 requests_seen: list[ChatRequest]) -> None:
     wish = "Answer in French, please."
-    client.chat(model="mirador:quick", format="json", stream=False,
-                options={"temperature": 0, "num_predict": 40},
-                messages=[{"role": "system", "content": wish}, *QUESTION])
+    oclient.chat(model="mirador:quick", format="json", stream=False,
+                 options={"temperature": 0, "num_predict": 40},
+                 messages=[{"role": "system", "content": wish}, *QUESTION])
     assert len(requests_seen) == 1
     system = requests_seen[0].messages[0]
     assert system.role == "system" and system.content.count(wish) == 1, system.content

@@ -38,6 +38,7 @@ from typing import Any
 
 from mirador.backends.base import Message
 from mirador.backends.chat_format import Prompt, formatter_for
+from tests.support.loopback import LoopbackHTTPServer
 
 # Ollama's own defaults where a request leaves an option out.
 DEFAULTS = {"temperature": 0.8, "top_k": 40, "top_p": 0.9, "repeat_penalty": 1.1,
@@ -74,7 +75,7 @@ class _Loaded:
 
 
 @dataclass
-class FakeOllama:
+class FakeOllama(LoopbackHTTPServer):
     models: dict[str, Path]
     die_after: int | None = None
     error_after: int | None = None
@@ -90,35 +91,17 @@ class FakeOllama:
         self.models = {_full(name): Path(path) for name, path in self.models.items()}
         self._loaded: dict[str, _Loaded] = {}
         self._lock = threading.RLock()  # one generation (or load/unload) at a time
-        self._httpd: ThreadingHTTPServer | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
-    def start(self) -> str:
-        handler = type("Handler", (_Handler,), {"app": self})
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self.url
+    def _bind(self) -> ThreadingHTTPServer:
+        return ThreadingHTTPServer(("127.0.0.1", 0), type("Handler", (_Handler,), {"app": self}))
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
+        super().stop()
         with self._lock:
             for name in list(self._loaded):
                 self._loaded.pop(name).llm.close()
-
-    def __enter__(self) -> FakeOllama:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "start the server first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
 
     def reset(self) -> None:
         """Clear faults and records, and unload everything."""

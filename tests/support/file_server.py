@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,9 +28,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+from tests.support.loopback import LoopbackHTTPServer
+
 
 @dataclass
-class FileServer:
+class FileServer(LoopbackHTTPServer):
     repos: dict[str, dict[str, Path]] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
     delay: float = 0.0
@@ -41,31 +42,8 @@ class FileServer:
     cut_after: int | None = None
     requests: list[tuple[str, str | None]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self._httpd: ThreadingHTTPServer | None = None
-
-    def start(self) -> str:
-        handler = type("Handler", (_Handler,), {"app": self})
-        self._httpd = _Server(("127.0.0.1", 0), handler)
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
-        return self.url
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-
-    def __enter__(self) -> FileServer:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._httpd is not None, "start the server first"
-        return f"http://127.0.0.1:{self._httpd.server_address[1]}"
+    def _bind(self) -> ThreadingHTTPServer:
+        return _Server(("127.0.0.1", 0), type("Handler", (_Handler,), {"app": self}))
 
     def by_sha(self, sha: str) -> Path | None:
         for files in self.repos.values():

@@ -8,6 +8,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -36,18 +37,20 @@ def listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def wait_healthy(url: str, server: subprocess.Popen[bytes], log: Path | None = None,
-                 seconds: float = 120.0) -> None:
-    """Wait until `mirador serve` at `url` answers its health check; fail with its log if
-    it exits or never does."""
+def wait_healthy(url: str, server: subprocess.Popen[Any], log: Path | None = None,
+                 seconds: float = 120.0, path: str = "/mirador/health",
+                 name: str = "mirador serve") -> None:
+    """Wait until the server process at `url` (`mirador serve` unless `name` says otherwise)
+    answers 200 on `path`; fail with its log if it exits or never does."""
     def healthy() -> bool:
         if server.poll() is not None:
-            raise AssertionError(f"mirador serve exited with {server.returncode}: "
+            raise AssertionError(f"{name} exited with {server.returncode}: "
                                  f"{log.read_text() if log else ''}")
         try:
-            return httpx.get(f"{url}/mirador/health", timeout=1).status_code == 200
+            return httpx.get(f"{url}{path}", timeout=1).status_code == 200
         except httpx.HTTPError:
             return False
 
     if not wait_for(healthy, seconds, every=0.2):
-        raise AssertionError(f"mirador serve did not start within {seconds:.0f} s")
+        raise AssertionError(f"{name} did not start within {seconds:.0f} s: "
+                             f"{log.read_text() if log else ''}")
