@@ -1,0 +1,1 @@
+"""Agents that watch: scheduled or conditional answers whose results become notifications."""
