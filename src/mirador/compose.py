@@ -53,7 +53,11 @@ async def open_for_one_answer(settings: Settings, warm: bool = True,
 
 def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedder | None,
           open_memory: bool = True) -> Orchestrator:
-    """Plug learning, predictive preload and memory into the orchestrator."""
+    """Plug the energy profile, learning, predictive preload and memory into the
+    orchestrator."""
+    from mirador.orchestration.profiles import ProfileLimits
+
+    orchestrator.limits = ProfileLimits(orchestrator.settings)
     if learner is not None:
         orchestrator.chooser = learner
         orchestrator.sinks.append(learner)

@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, model_validator
 
+from mirador.energy.profiles import EnergyConfig
 from mirador.yamlfile import read_yaml_model
 
 DEFAULT_PORT = 11535  # Ollama's 11434 plus 101: easy to remember, unlikely to clash.
@@ -211,6 +212,7 @@ class Config(Strict):
     server: ServerConfig = ServerConfig()
     models: ModelsConfig = ModelsConfig()
     learning: LearningConfig = LearningConfig()
+    energy: EnergyConfig = EnergyConfig()
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,11 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def profile_path(self) -> Path:
+        """The profile pinned with `mirador profile NAME` (absent: auto)."""
+        return self.home / "profile.json"
 
     @property
     def history_path(self) -> Path:

@@ -1,0 +1,38 @@
+"""`mirador profile`: what is in force and why; pinning one; a bad name or config."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def mirador(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mirador", *args], capture_output=True,
+                          text=True, timeout=120, env=os.environ.copy())
+
+
+def test_shows_pins_and_unpins(isolated_home: Path) -> None:
+    shown = mirador("profile")
+    assert shown.returncode == 0
+    assert shown.stdout.startswith("profile: performance (")  # this VM has no battery
+    assert "battery" in shown.stdout and "first stage only" in shown.stdout
+    pinned = mirador("profile", "battery")
+    assert pinned.stdout.startswith("profile: battery (chosen with `mirador profile`")
+    assert json.loads((isolated_home / "profile.json").read_text()) == {"profile": "battery"}
+    as_json = json.loads(mirador("profile", "--json").stdout)
+    assert as_json["profile"] == "battery" and as_json["pinned"] == "battery"
+    assert mirador("profile", "auto").stdout.startswith("profile: performance")
+    assert not (isolated_home / "profile.json").exists()
+
+
+def test_a_bad_name_or_config_is_a_clear_error(isolated_home: Path) -> None:
+    bad = mirador("profile", "turbo")
+    assert bad.returncode == 1 and "'turbo' is not a profile" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    (isolated_home / "config.yaml").write_text("energy:\n  profiles:\n    x: {max_tokens: 0}\n")
+    broken = mirador("profile")
+    assert broken.returncode == 1 and "max_tokens" in broken.stderr
+    assert "Traceback" not in broken.stderr
