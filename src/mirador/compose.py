@@ -59,6 +59,8 @@ def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedde
 
     orchestrator.limits = ProfileLimits(orchestrator.settings)
     if learner is not None:
+        learner.limits = orchestrator.limits  # quality per watt in the chain choice
+    if learner is not None:
         orchestrator.chooser = learner
         orchestrator.sinks.append(learner)
     from mirador.orchestration.preload import attach

@@ -11,7 +11,7 @@ from pathlib import Path
 
 def mirador(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "mirador", *args], capture_output=True,
-                          text=True, timeout=120, env=os.environ.copy())
+                          text=True, timeout=300, env=os.environ.copy())
 
 
 def test_shows_pins_and_unpins(isolated_home: Path) -> None:

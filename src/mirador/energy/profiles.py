@@ -80,6 +80,12 @@ class Profile(_Strict):
                                    "tokens per stage.")
     preload: bool = Field(default=True, description="Load models a query will likely need "
                           "before it is sent.")
+    energy_weight: float = Field(default=0.0, ge=0, le=1, description="Quality per watt: "
+                                 "how much of a good-rating chance the most energy-hungry "
+                                 "candidate chain gives up (0: energy is ignored).")
+    energy_budget: float | None = Field(default=None, gt=0, description="Only chains whose "
+                                        "answers cost at most this many joules on average "
+                                        "(unmeasured chains may still run).")
     when: When | None = Field(default=None, description="When `auto` picks this profile; "
                               "none: only when named.")
 
@@ -87,9 +93,9 @@ class Profile(_Strict):
 BUILTIN: dict[str, Profile] = {
     "battery": Profile(description="low battery: the quick answer only",
                        deeper_stages=False, max_tokens=160, preload=False,
-                       when=When(battery_below=30)),
-    "balanced": Profile(description="on battery: every stage, bounded",
-                        max_tokens=320, when=When(on_battery=True)),
+                       energy_budget=30.0, when=When(battery_below=30)),
+    "balanced": Profile(description="on battery: every stage, bounded, quality per watt",
+                        max_tokens=320, energy_weight=0.3, when=When(on_battery=True)),
     "performance": Profile(description="plugged in: everything", when=When()),
 }
 

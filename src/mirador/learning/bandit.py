@@ -82,6 +82,29 @@ class ArmEvidence:
 
 
 @dataclass(frozen=True)
+class EnergyWeighing:
+    """Quality per watt: each candidate's mean joules, the trade-off, and what it changed.
+
+    `scores` are the bandit's values (samples, or prior means on a cold start) less
+    `weight` times the chain's joules over the dearest candidate's; chains over
+    `budget` were left out (unmeasured ones never are)."""
+
+    profile: str
+    weight: float
+    budget: float | None
+    joules: dict[str, float]
+    scores: dict[str, float]
+    excluded: tuple[str, ...] = ()
+    before: str = ""  # the chain quality alone would have picked
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> EnergyWeighing | None:
+        if not data:
+            return None
+        return cls(**{**data, "excluded": tuple(data.get("excluded", ()))})
+
+
+@dataclass(frozen=True)
 class Decision:
     """One choice and everything that went into it (what `mirador why` shows)."""
 
@@ -90,6 +113,7 @@ class Decision:
     arms: tuple[ArmEvidence, ...]
     draws: tuple[float, ...] = ()
     cold_start: bool = False
+    energy: EnergyWeighing | None = None  # how the profile's quality per watt moved the pick
 
     @property
     def best_mean(self) -> ArmEvidence:
@@ -103,13 +127,15 @@ class Decision:
     def to_dict(self) -> dict[str, Any]:
         return {"query_type": self.query_type, "chain": self.chain,
                 "cold_start": self.cold_start, "draws": list(self.draws),
-                "arms": [asdict(a) for a in self.arms]}
+                "arms": [asdict(a) for a in self.arms],
+                "energy": None if self.energy is None else asdict(self.energy)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Decision:
         return cls(query_type=data["query_type"], chain=data["chain"],
                    arms=tuple(ArmEvidence(**a) for a in data["arms"]),
-                   draws=tuple(data.get("draws", ())), cold_start=data.get("cold_start", False))
+                   draws=tuple(data.get("draws", ())), cold_start=data.get("cold_start", False),
+                   energy=EnergyWeighing.from_dict(data.get("energy")))
 
 
 @dataclass

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
+from mirador.learning import energy
 from mirador.learning.bandit import ArmEvidence, Decision, family_of
 from mirador.learning.store import AnswerLog, Rating
 
@@ -24,7 +26,10 @@ _CHOSEN_BY = {
 
 
 def describe_decision(decision: Decision) -> str:
-    """One sentence: why the bandit picked this chain."""
+    """Why the bandit picked this chain (and what quality per watt did to the pick)."""
+    if decision.energy is not None:
+        quality = describe_decision(replace(decision, chain=decision.energy.before, energy=None))
+        return f"{quality}. Quality per watt: {energy.describe(decision.energy, decision.chain)}"
     chosen = next(a for a in decision.arms if a.chain == decision.chain)
     if decision.cold_start:
         return (f"cold start: no ratings yet for {decision.query_type} or other "

@@ -29,6 +29,7 @@ import numpy as np
 from mirador.background import Background
 from mirador.catalog.manifest import AUTO_CHAIN, Manifest
 from mirador.errors import LearningError, MiradorError, RatingError
+from mirador.learning import energy
 from mirador.learning.bandit import (
     BanditConfig,
     Decision,
@@ -38,7 +39,7 @@ from mirador.learning.bandit import (
 from mirador.learning.explain import describe_decision, explanation
 from mirador.learning.querytypes import QueryClassifier, QueryType, load_seeds, seed_examples
 from mirador.learning.store import AnswerLog, LearningStore, Rating, StageTiming, check_rating
-from mirador.orchestration.hooks import AnswerRecord, ChainChoice, Query
+from mirador.orchestration.hooks import AnswerRecord, ChainChoice, LimitsSource, Query
 
 if TYPE_CHECKING:
     from mirador.embeddings import Embedder
@@ -83,6 +84,7 @@ class Learner:
         self.history_min_rating = history_min_rating
         self.wait = wait
         self.rating_hooks: list[RatingHook] = []
+        self.limits: LimitsSource | None = None  # the energy profile: quality per watt
         self._lock = threading.RLock()
         self._memo: OrderedDict[str, _Choice] = OrderedDict()
         self._version = -1
@@ -193,6 +195,9 @@ class Learner:
         query_type = classifier.classify(query.text, vector)
         candidates = self.candidates(query_type.name)
         decision = self.decide(query_type.name, candidates)
+        if self.limits is not None:  # the energy profile's quality per watt
+            decision = energy.weigh(decision, self.limits.limits(),
+                                    self.store.mean_joules(c.chain for c in decision.arms))
         self._remember(query.text, _Choice(query_type, vector, decision, candidates))
         return ChainChoice(decision.chain, query_type.name, describe_decision(decision))
 

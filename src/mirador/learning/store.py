@@ -246,6 +246,15 @@ class LearningStore:
                 "FROM answers a ORDER BY a.created_at").fetchall()
         return [dict(row) for row in rows]
 
+    def mean_joules(self, chains: Iterable[str]) -> dict[str, float]:
+        """Each chain's mean joules per answer, over the answers that were measured."""
+        wanted = list(chains)
+        with self._using() as db:
+            rows = db.execute(
+                "SELECT chain, AVG(energy_j) FROM answers WHERE energy_j IS NOT NULL AND chain "
+                f"IN ({', '.join('?' * len(wanted))}) GROUP BY chain", wanted).fetchall()
+        return {row[0]: float(row[1]) for row in rows}
+
     def data_version(self) -> int:
         """Changes whenever another connection (another process) commits."""
         with self._using() as db:

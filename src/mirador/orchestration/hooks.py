@@ -100,6 +100,8 @@ class Limits:
     deeper_stages: bool = True
     max_tokens: int | None = None
     preload: bool = True
+    energy_weight: float = 0.0  # quality per watt: see mirador.energy.profiles.Profile
+    energy_budget: float | None = None  # joules per answer a chosen chain may cost
 
 
 class LimitsSource(Protocol):

@@ -34,7 +34,8 @@ class ProfileLimits:
     def limits(self) -> Limits:
         choice = self.choice()
         p = choice.profile
-        return Limits(choice.name, choice.reason, p.deeper_stages, p.max_tokens, p.preload)
+        return Limits(choice.name, choice.reason, p.deeper_stages, p.max_tokens, p.preload,
+                      p.energy_weight, p.energy_budget)
 
     def joules(self) -> tuple[float, str]:
         return self.meter.read(), self.meter.method
