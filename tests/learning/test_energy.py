@@ -7,6 +7,7 @@ from pathlib import Path
 from mirador.learning.bandit import ArmEvidence, Decision
 from mirador.learning.energy import weigh
 from mirador.learning.explain import describe_decision
+from mirador.learning.learner import Learner
 from mirador.learning.store import AnswerLog, LearningStore
 from mirador.orchestration.hooks import Limits
 
@@ -56,3 +57,28 @@ def test_the_store_averages_measured_joules_per_chain(tmp_path: Path) -> None:
     assert store.mean_joules(["deep", "light", "other"]) == {"deep": 90.0, "light": 20.0}
     assert store.answer("a0").energy_j == 80.0 and store.answer("a0").profile == "performance"
     store.close()
+
+
+class FixedLimits:
+    def __init__(self, limits: Limits) -> None:
+        self.fixed = limits
+
+    def limits(self) -> Limits:
+        return self.fixed
+
+    def joules(self) -> tuple[float, str]:
+        return 0.0, "test"
+
+
+def test_the_learner_weighs_its_choice_under_an_energy_budget(learner: Learner) -> None:
+    from mirador.orchestration.hooks import Query
+
+    query = Query("Should I refinance my mortgage now or wait a year?")
+    plain = learner.choose(query)
+    assert plain is not None and "Quality per watt" not in plain.reason
+    learner.store.record_answer(AnswerLog("dear", "q", "finance", "complex", plain.query_type,
+                                          plain.chain, "ok", energy_j=500.0))
+    learner.limits = FixedLimits(Limits("battery", energy_budget=30.0))
+    weighed = learner.choose(query)
+    assert weighed is not None and weighed.chain != plain.chain, "over budget: left out"
+    assert f"over the 30 J budget: {plain.chain}" in weighed.reason
