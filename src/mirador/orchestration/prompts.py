@@ -69,7 +69,7 @@ def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
     for example in persona.examples if stage.format is None else ():
         messages += [Message("user", example.user), Message("assistant", example.assistant)]
     messages.extend(query.history)
-    spoken = [] if notes else distinct_answers(shown_answers(stage.name, earlier))
+    spoken = [] if notes else shown_answers(stage.name, earlier)
     question = Message("user", query.text, images=query.images)  # the images go with it
     if not earlier and not background:
         messages.append(question)
@@ -102,15 +102,16 @@ def _notes(stage_name: str, earlier: Mapping[str, StageAnswer]) -> str:
     """The earlier answers as notes for the system prompt, for a stage in `AS_NOTES`."""
     if stage_name not in AS_NOTES:
         return ""
-    texts = [a.text for _, a in distinct_answers(shown_answers(stage_name, earlier))]
+    texts = [a.text for _, a in shown_answers(stage_name, earlier)]
     return f"{NOTES_HEADING}\n" + "\n\n".join(texts) if texts else ""
 
 
 def shown_answers(stage_name: str, earlier: Mapping[str, StageAnswer]
-                  ) -> dict[str, StageAnswer]:
-    """The earlier answers stage `stage_name` is shown (`STAGE_VIEWS`)."""
+                  ) -> list[tuple[str, StageAnswer]]:
+    """The earlier answers stage `stage_name` is shown (`STAGE_VIEWS`), each with text and
+    not a copy of one before it (a copy is not shown, whoever it copied)."""
     view = STAGE_VIEWS.get(stage_name)
-    return dict(earlier) if view is None else {n: a for n, a in earlier.items() if n in view}
+    return [(n, a) for n, a in distinct_answers(earlier) if view is None or n in view]
 
 
 def distinct_answers(earlier: Mapping[str, StageAnswer]) -> list[tuple[str, StageAnswer]]:
