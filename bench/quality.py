@@ -167,11 +167,11 @@ async def mirador_answer(orchestrator: Any, question: str, row: Row) -> None:
 def prompt_texts() -> list[str]:
     """The system prompts and the later stages' requests: an answer must not quote them."""
     from mirador.catalog.manifest import load_manifest
-    from mirador.orchestration.prompts import STAGE_REQUESTS
+    from mirador.orchestration.prompts import NOTES_HEADING, STAGE_REQUESTS
 
     manifest = load_manifest(Path(tempfile.gettempdir()) / "no-such-manifest.yaml")
     systems = [manifest.resolve(p).system or "" for p in PERSONAS.values()]
-    return [RAW_SYSTEM, *systems, *STAGE_REQUESTS.values()]
+    return [RAW_SYSTEM, *systems, *STAGE_REQUESTS.values(), NOTES_HEADING]
 
 
 def copied_stage(row: Row, system: str) -> str | None:

@@ -261,5 +261,5 @@ async def test_an_orchestrated_answer_runs_on_ollama(server: FakeOllama) -> None
     assert done.answer == "".join(t.text for t in tokens).strip() != ""
     record = server.records[-1]
     assert (record.path, record.options["num_predict"], record.options["temperature"],
-            record.options["repeat_penalty"]) == ("/api/chat", 24, 0.0, 1.15)
+            record.options["repeat_penalty"]) == ("/api/chat", 24, 0.0, 1.05)
     assert "You are Mirador" in record.prompt and QUESTION in record.prompt

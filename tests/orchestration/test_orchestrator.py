@@ -9,6 +9,7 @@ import pytest
 
 from mirador.backends.llamacpp import LlamaCppBackend
 from mirador.backends.scripted import Script, ScriptedBackend
+from mirador.orchestration import prompts
 from mirador.orchestration.events import Ack, Done, ErrorEvent, Event, StageEnd, StageStart, Token
 from mirador.orchestration.hooks import Query
 from mirador.orchestration.orchestrator import Orchestrator
@@ -75,26 +76,25 @@ async def test_staged_answer_from_the_real_model(real: Orchestrator) -> None:
         assert scores["relevance"] is not None and -1.0 <= scores["relevance"] <= 1.0
 
 
-async def test_later_stages_see_the_query_and_earlier_answers(real: Orchestrator,
-                                                              spy: SpyBackend) -> None:
+async def test_later_stages_see_the_query_and_what_they_are_shown(real: Orchestrator,
+                                                                  spy: SpyBackend) -> None:
     events = await run(real, "How can I sleep better?", stages=SHORT)
     done = events[-1]
     assert isinstance(done, Done)
     first, second, third = (r.messages for r in spy.requests[-3:])
     assert first[-1].content == "How can I sleep better?"
-    # later stages see a chat: the question, earlier answers as the assistant's turns,
-    # and last, the question again with this stage's own request
-    assert [m.role for m in second[1:]] == ["user", "assistant", "user"]
-    assert second[1].content == "How can I sleep better?"
-    assert second[2].content == done.answers["quick_response"].text
-    assert "My question was: How can I sleep better?" in second[-1].content
-    assert "List two or three things that answer missed" in second[-1].content
-    shown = [done.answers["quick_response"].text, done.answers["deep_analysis"].text]
-    if overlap(shown[1], shown[0]) >= COPY_OVERLAP:  # a copy is not shown twice
-        shown = shown[:1]
-    assert [m.content for m in third if m.role == "assistant"] == shown
-    assert "final answer" in third[-1].content
+    # deep_analysis is not shown the first answer (it would copy it): it is asked its own
+    # question about the query
+    quick = done.answers["quick_response"].text
+    assert [m.role for m in second] == ["system", "user"]
+    assert second[-1].content == ("How can I sleep better?\n\n"
+                                  + prompts.STAGE_REQUESTS["deep_analysis"])
+    assert all(quick not in m.content for m in second)
+    # synthesis gets deep_analysis's points as notes, then the question itself
+    assert [m.role for m in third] == ["system", "user"]
     assert third[0].content.startswith("You are Mirador")  # its persona
+    assert f"{prompts.NOTES_HEADING}\n{done.answers['deep_analysis'].text}" in third[0].content
+    assert third[-1].content == "How can I sleep better?"
 
 
 @pytest.mark.parametrize("question", ["Should I buy a used car or keep taking the bus?",
@@ -193,7 +193,7 @@ async def test_a_stage_that_fails_mid_stream_keeps_its_partial_text(
                            error="backend died"),
                     Script(pieces=["Whole", " answer"]))
     stages = [ModelStage("quick_response", "quick", 0.6, timeout=5),
-              ModelStage("synthesis", "synthesizer", 0.95, timeout=5)]
+              ModelStage("action_planner", "action_planner", 0.95, timeout=5)]
     events = await run(orchestrator, "q", stages=stages)
     error = next(e for e in events if isinstance(e, ErrorEvent))
     assert error.status == "error" and "backend died" in error.message
@@ -294,7 +294,8 @@ async def test_a_stage_that_copies_an_earlier_one_is_ended_and_set_aside(
     assert done.final_stage != "deep_analysis"
     # the copy is not shown to the synthesis as if it were a second opinion
     synthesis = backend.requests[-1].messages
-    assert [m.content for m in synthesis if m.role == "assistant"] == [first]
+    assert [m.role for m in synthesis] == ["system", "user"]
+    assert prompts.NOTES_HEADING not in synthesis[0].content
 
 
 async def test_a_copying_last_stage_leaves_the_answer_to_the_one_it_copies(

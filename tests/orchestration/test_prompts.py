@@ -5,7 +5,7 @@ from __future__ import annotations
 from mirador.catalog.manifest import load_manifest
 from mirador.orchestration.events import StageAnswer
 from mirador.orchestration.hooks import Query
-from mirador.orchestration.prompts import STAGE_REQUESTS, stage_messages
+from mirador.orchestration.prompts import NOTES_HEADING, STAGE_REQUESTS, stage_messages
 from mirador.orchestration.stages import ModelStage
 
 FIRST = {"quick": StageAnswer("Start with the hardest task.", "ok", "m", False)}
@@ -23,13 +23,53 @@ def test_a_chain_persona_is_asked_to_do_its_own_job() -> None:
     assert "numbered list" in turn and "My question was: What should I focus on today?" in turn
 
 
-def test_a_configured_stage_is_asked_by_its_stage_name() -> None:
-    assert last_turn("deep_analysis", "analyst", FIRST).endswith(STAGE_REQUESTS["deep_analysis"])
+QUICK = "Start with the hardest task, then answer email after lunch when energy is lower."
+POINTS = "- Mistaking busy work for progress.\n- Forgetting the deadline on Friday."
+
+
+def messages_for(stage_name: str, persona_id: str, earlier: dict[str, StageAnswer]) -> list:
+    persona = load_manifest(None).resolve(persona_id)
+    stage = ModelStage(name=stage_name, persona=persona_id, confidence=0.9)
+    return list(stage_messages(Query("What should I focus on today?"), persona, stage,
+                               earlier, ""))
+
+
+def test_deep_analysis_is_not_shown_the_first_answer_and_asked_its_own_question() -> None:
+    messages = messages_for("deep_analysis", "analyst",
+                            {"quick_response": StageAnswer(QUICK, "ok", "m", False)})
+    assert all(QUICK not in m.content for m in messages)
+    assert messages[-1].content == ("What should I focus on today?\n\n"
+                                    + STAGE_REQUESTS["deep_analysis"])
+
+
+def test_synthesis_gets_the_analysis_as_notes_and_not_the_first_answer() -> None:
+    earlier = {"quick_response": StageAnswer(QUICK, "ok", "m", False),
+               "deep_analysis": StageAnswer(POINTS, "ok", "m", False)}
+    messages = messages_for("synthesis", "synthesizer", earlier)
+    assert messages[0].role == "system" and f"{NOTES_HEADING}\n{POINTS}" in messages[0].content
+    assert all(QUICK not in m.content for m in messages)
+    assert [m.role for m in messages] == ["system", "user"]
+    assert messages[-1].content == "What should I focus on today?"
+
+
+def test_synthesis_without_an_analysis_answers_the_question_afresh() -> None:
+    messages = messages_for("synthesis", "synthesizer",
+                            {"quick_response": StageAnswer(QUICK, "ok", "m", False)})
+    assert [m.role for m in messages] == ["system", "user"]
+    assert NOTES_HEADING not in messages[0].content
+    assert messages[-1].content == "What should I focus on today?"
+
+
+def test_a_chain_persona_sees_every_earlier_answer() -> None:
+    earlier = {"quick": StageAnswer(QUICK, "ok", "m", False),
+               "analyst": StageAnswer(POINTS, "ok", "m", False)}
+    messages = messages_for("action_planner", "action_planner", earlier)
+    assert [m.content for m in messages if m.role == "assistant"] == [QUICK, POINTS]
 
 
 def test_a_cut_short_answer_is_said_to_be_so() -> None:
     cut = {"quick": StageAnswer("Start with", "timeout", "m", True)}
-    assert "(That answer was cut short.)" in last_turn("synthesis", "synthesizer", cut)
+    assert "(That answer was cut short.)" in last_turn("action_planner", "action_planner", cut)
 
 
 def test_the_first_stage_sees_only_the_question() -> None:
@@ -37,11 +77,7 @@ def test_the_first_stage_sees_only_the_question() -> None:
 
 
 def test_an_earlier_stage_that_copied_is_not_shown_again() -> None:
-    text = "Start with the hardest task, then answer email after lunch when energy is lower."
-    earlier = {"quick_response": StageAnswer(text, "ok", "m", False),
-               "deep_analysis": StageAnswer(text + " Also.", "ok", "m", False)}
-    persona = load_manifest(None).resolve("synthesizer")
-    stage = ModelStage(name="synthesis", persona="synthesizer", confidence=0.9)
-    messages = stage_messages(Query("What should I focus on today?"), persona, stage, earlier, "")
-    assert [m.content for m in messages if m.role == "assistant"] == [text]
-    assert messages[-1].content.endswith(STAGE_REQUESTS["synthesis"])
+    earlier = {"quick": StageAnswer(QUICK, "ok", "m", False),
+               "analyst": StageAnswer(QUICK + " Also.", "ok", "m", False)}
+    messages = messages_for("action_planner", "action_planner", earlier)
+    assert [m.content for m in messages if m.role == "assistant"] == [QUICK]

@@ -2,14 +2,18 @@
 
 The first stage sees only the question (and the session's earlier turns), so
 it can start at once. A later stage sees the conversation so far as a chat:
-the question, each earlier stage's answer as the assistant's turn, and, as the
-last user turn, what Mirador remembers about the person, the question again,
-and this stage's request ("list what that answer missed", "now the final
-answer"). On the tuning half of bench/quality.py a tiny model copied the
-earlier answer more often when it was shown as quoted text than as its own
-turn, and least often when the request asks for a different form (a short
-list of what was missed). An earlier stage that only copies another is not
-shown again; the quality gate ends a stage that starts copying (quality.py).
+the question, the earlier answers it is shown (`STAGE_VIEWS`) as the
+assistant's turns, and, as the last user turn, what Mirador remembers about
+the person, the question again, and this stage's request.
+
+A tiny model shown an earlier answer mostly copies it (70% of deep_analysis
+and 72% of synthesis answers on bench/quality.py before this), so the
+configured stages are shown less: `deep_analysis` sees no earlier answer and
+is asked a different question about the query (what to check, risks,
+specifics); `synthesis` sees only deep_analysis's points and writes the final
+answer from them. Chain personas (stages named after them) see every earlier
+answer. An earlier stage that only copies another is not shown again; the
+quality gate ends a stage that starts copying (quality.py).
 """
 
 from __future__ import annotations
@@ -27,16 +31,26 @@ if TYPE_CHECKING:
     from mirador.orchestration.hooks import Query
 
 STAGE_REQUESTS: dict[str, str] = {
-    "deep_analysis": (
-        "Do not repeat that answer. List two or three things that answer missed: "
-        "specific details, risks or trade-offs that matter for my question. "
-        "One short line each, starting with '- '."),
+    "deep_analysis": "What are common mistakes and risks here? List three, one line each.",
     "synthesis": (
-        "Now write the final answer to my question in your own words: keep what is right "
-        "above and add the missing points. Clear and practical, at most five sentences."),
+        "Now write the final answer to my question in your own words, covering the points "
+        "above that matter. Clear and practical, at most five sentences."),
 }
 """What a later stage is asked to do, by stage name; other stages get their persona's
 `request` from the manifest, or else `DEFAULT_REQUEST`."""
+
+STAGE_VIEWS: dict[str, tuple[str, ...]] = {
+    "deep_analysis": (),
+    "synthesis": ("deep_analysis",),
+}
+"""Which earlier stages' answers a stage is shown, by stage name; a stage not named here
+is shown every earlier answer."""
+
+AS_NOTES: frozenset[str] = frozenset({"synthesis"})
+"""Stages shown the earlier answers as notes in the system prompt (`NOTES_HEADING`), then
+asked the question itself: on the tuning half, synthesis shown deep_analysis's points as
+the assistant's turn copied them; given them as notes it answered the question."""
+NOTES_HEADING = "Points to keep in mind (from an analysis of the question):"
 
 DEFAULT_REQUEST = "Answer my question again, in your own role, building on the answer above."
 CUT_SHORT = "(That answer was cut short.)"
@@ -47,15 +61,17 @@ def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
                    extra_system: str | None = None) -> tuple[Message, ...]:
     """The chat a stage runs: system prompt (with the caller's `extra_system` after the
     persona's), examples, session history, this stage's request."""
-    system = "\n\n".join(s for s in (stage.system_prompt or persona.system, extra_system) if s)
+    notes = _notes(stage.name, earlier)
+    system = "\n\n".join(s for s in (stage.system_prompt or persona.system, notes,
+                                      extra_system) if s)
     messages = [Message("system", system)] if system else []
     # prose examples would pull a structured (JSON) answer away from its format
     for example in persona.examples if stage.format is None else ():
         messages += [Message("user", example.user), Message("assistant", example.assistant)]
     messages.extend(query.history)
-    spoken = distinct_answers(earlier)
+    spoken = [] if notes else shown_answers(stage.name, earlier)
     question = Message("user", query.text, images=query.images)  # the images go with it
-    if not spoken and not background:
+    if not earlier and not background:
         messages.append(question)
         return tuple(messages)
     if spoken:
@@ -64,10 +80,38 @@ def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
         messages.append(Message("assistant", answer.text))
         if i + 1 < len(spoken):
             messages.append(Message("user", _request(spoken[i + 1][0], answer)))
-    request = STAGE_REQUESTS.get(stage.name) or persona.request or DEFAULT_REQUEST
-    last = _last_turn(query.text, request, spoken, background)
+    last = _last_turn(query.text, _stage_request(stage.name, persona, earlier, spoken),
+                      spoken, background)
     messages.append(Message("user", last, images=() if spoken else query.images))
     return tuple(messages)
+
+
+def _stage_request(stage_name: str, persona: ResolvedPersona,
+                   earlier: Mapping[str, StageAnswer],
+                   spoken: list[tuple[str, StageAnswer]]) -> str:
+    """What the stage is asked after the question: its request when it is shown earlier
+    answers or is meant to see none (`STAGE_VIEWS` empty); nothing for a first stage, or
+    for one whose earlier answers are all missing (it answers the question afresh)."""
+    if not earlier or (not spoken and STAGE_VIEWS.get(stage_name) != ()) or \
+            stage_name in AS_NOTES:
+        return ""
+    return STAGE_REQUESTS.get(stage_name) or persona.request or DEFAULT_REQUEST
+
+
+def _notes(stage_name: str, earlier: Mapping[str, StageAnswer]) -> str:
+    """The earlier answers as notes for the system prompt, for a stage in `AS_NOTES`."""
+    if stage_name not in AS_NOTES:
+        return ""
+    texts = [a.text for _, a in shown_answers(stage_name, earlier)]
+    return f"{NOTES_HEADING}\n" + "\n\n".join(texts) if texts else ""
+
+
+def shown_answers(stage_name: str, earlier: Mapping[str, StageAnswer]
+                  ) -> list[tuple[str, StageAnswer]]:
+    """The earlier answers stage `stage_name` is shown (`STAGE_VIEWS`), each with text and
+    not a copy of one before it (a copy is not shown, whoever it copied)."""
+    view = STAGE_VIEWS.get(stage_name)
+    return [(n, a) for n, a in distinct_answers(earlier) if view is None or n in view]
 
 
 def distinct_answers(earlier: Mapping[str, StageAnswer]) -> list[tuple[str, StageAnswer]]:
@@ -89,8 +133,8 @@ def _last_turn(question: str, request: str, spoken: list[tuple[str, StageAnswer]
     parts = []
     if background:
         parts.append(f"What you know about me:\n{background}")
-    if not spoken:
-        parts.append(question)
+    if not spoken:  # asked afresh: the question, then this stage's own request
+        parts.append(f"{question}\n\n{request}" if request else question)
         return "\n\n".join(parts)
     parts.append(f"My question was: {question}")
     cut = f"{CUT_SHORT} " if spoken[-1][1].partial else ""
