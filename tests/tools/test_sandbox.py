@@ -1,0 +1,69 @@
+"""`run_python` as a tool: its result for the model, its settings, and its refusals."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from pydantic import ValidationError
+
+from mirador.settings import SandboxConfig, load_settings
+from mirador.tools.sandbox import (
+    SandboxRun,
+    _find_helpers,
+    choose_isolation,
+    run_python_tool,
+    sandbox_tools,
+)
+from mirador.toolspec import ToolError
+
+pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None,
+                                reason="bubblewrap is not installed (apt install bubblewrap)")
+
+
+async def test_run_python_returns_the_output_as_text() -> None:
+    tool = run_python_tool(SandboxConfig(timeout=8))
+    result = await tool.call({"code": "print(sum(range(10)))"})
+    assert result.ok
+    assert result.text == "stdout:\n45\n\nexit code: 0"
+    assert isinstance(result.data, SandboxRun) and result.data.isolation == "bubblewrap"
+
+
+async def test_an_error_is_a_result_the_model_can_read() -> None:
+    result = await run_python_tool().call({"code": "1/0"})
+    assert not result.ok
+    assert "ZeroDivisionError" in result.text and "exit code: 1" in result.text
+
+
+async def test_a_timeout_says_so() -> None:
+    result = await run_python_tool(SandboxConfig(timeout=1)).call({"code": "while 1: pass"})
+    assert not result.ok and "stopped: it ran longer than 1 s" in result.text
+
+
+async def test_code_must_be_a_string() -> None:
+    with pytest.raises(ToolError, match="needs 'code'"):
+        await run_python_tool().call({"code": 42})
+
+
+def test_without_bubblewrap_the_sandbox_refuses_and_says_what_to_do() -> None:
+    helpers = _find_helpers()
+    missing = type(helpers)(bwrap=None, unshare=helpers.unshare, prlimit=helpers.prlimit,
+                            setpriv=helpers.setpriv)
+    with pytest.raises(ToolError, match="apt install bubblewrap"):
+        choose_isolation(SandboxConfig(), missing)
+    assert choose_isolation(SandboxConfig(isolation="namespaces"), missing) == "namespaces"
+
+
+def test_sandbox_settings_come_from_config_yaml(isolated_home) -> None:  # type: ignore[no-untyped-def]
+    (isolated_home / "config.yaml").write_text(
+        "tools:\n  sandbox:\n    timeout: 3\n    memory_mb: 256\n")
+    config = load_settings().config.tools.sandbox
+    assert (config.timeout, config.memory_mb, config.isolation) == (3.0, 256, "bubblewrap")
+    with pytest.raises(ValidationError, match="memory_gb"):
+        SandboxConfig.model_validate({"memory_gb": 1})
+
+
+def test_sandbox_tools_lists_run_python() -> None:
+    [tool] = sandbox_tools()
+    assert tool.name == "run_python" and tool.parameters["required"] == ["code"]
+    assert tool.timeout > SandboxConfig().timeout
