@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from mirador.settings import SandboxConfig, load_settings
 from mirador.tools.sandbox import (
+    _UID_RANGE,
     SandboxRun,
     _find_helpers,
     choose_isolation,
+    run_code,
     run_python_tool,
     sandbox_tools,
 )
@@ -67,3 +72,27 @@ def test_sandbox_tools_lists_run_python() -> None:
     [tool] = sandbox_tools()
     assert tool.name == "run_python" and tool.parameters["required"] == ["code"]
     assert tool.timeout > SandboxConfig().timeout
+
+
+def _sandboxed_processes() -> list[int]:
+    """Processes running under one of the sandbox's throwaway uids."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        with contextlib.suppress(OSError):
+            uid_line = next(line for line in status.read_text().splitlines()
+                            if line.startswith("Uid:"))
+            if _UID_RANGE[0] <= int(uid_line.split()[1]) <= _UID_RANGE[1]:
+                found.append(int(status.parent.name))
+    return found
+
+
+async def test_cancelling_a_run_kills_the_sandbox() -> None:
+    task = asyncio.ensure_future(run_code("while True: pass", SandboxConfig(timeout=60,
+                                                                           cpu_seconds=60)))
+    await asyncio.sleep(1.0)
+    assert _sandboxed_processes(), "the sandboxed loop should be running"
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await asyncio.sleep(0.5)
+    assert _sandboxed_processes() == []

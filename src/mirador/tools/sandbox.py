@@ -45,6 +45,7 @@ Isolation = Literal["bubblewrap", "namespaces"]
 WORKDIR = "/sandbox"  # where the code runs, inside bubblewrap
 _UID_RANGE = (200_000, 299_999)  # unused uids: one per run, so RLIMIT_NPROC counts only it
 _MIB = 1024 * 1024
+_REAP_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -173,13 +174,14 @@ class _Capped:
         self.cut = False
 
     async def drain(self, stream: asyncio.StreamReader, over: asyncio.Event) -> None:
+        # Reads to the end even past the cap: asyncio's `wait()` returns only once every
+        # pipe is closed, and a pipe nobody reads is never seen to close.
         while chunk := await stream.read(65536):
             room = self.cap - len(self.data)
             self.data += chunk[:max(room, 0)]
             if len(chunk) > room:
                 self.cut = True
                 over.set()
-                return
 
     def text(self) -> str:
         return self.data.decode("utf-8", errors="replace")
@@ -205,11 +207,21 @@ async def _supervise(process: asyncio.subprocess.Process, code: str,
     done, _ = await asyncio.wait(waiters, timeout=config.timeout,
                                  return_when=asyncio.FIRST_COMPLETED)
     timed_out = not done
+    stop.cancel()
     if readers not in done:
         _kill_group(process)
-        await asyncio.gather(readers, return_exceptions=True)
-    stop.cancel()
+        await _reap(readers)
     return out, err, timed_out
+
+
+async def _reap(readers: asyncio.Future[Any]) -> None:
+    """Wait for a killed sandbox's pipes to close; they must, as nothing in it survives."""
+    finished, _ = await asyncio.wait({readers}, timeout=_REAP_SECONDS)
+    if not finished:
+        readers.cancel()
+        raise ToolError(f"the sandbox did not stop within {_REAP_SECONDS:g} s of being "
+                        "killed; this is a bug, please report it")
+    readers.result()
 
 
 async def run_code(code: str, config: SandboxConfig | None = None) -> SandboxRun:
@@ -225,7 +237,11 @@ async def run_code(code: str, config: SandboxConfig | None = None) -> SandboxRun
         process = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env={}, cwd=workdir, start_new_session=True)
-        out, err, timed_out = await _supervise(process, code, config)
+        try:
+            out, err, timed_out = await _supervise(process, code, config)
+        finally:
+            if process.returncode is None:  # cancelled from outside: nothing may outlive us
+                _kill_group(process)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     killed = timed_out or out.cut or err.cut
