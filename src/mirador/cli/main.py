@@ -33,6 +33,7 @@ _COMMANDS = {
     "stats": ("mirador.cli.stats:stats", "What Mirador has learned from ratings."),
     "plugins": ("mirador.cli.plugins:plugins", "List installed plugins and what they add."),
     "serve": ("mirador.cli.serve:serve", "Run the local server (Ollama- and OpenAI-compatible)."),
+    "mcp": ("mirador.cli.mcp:mcp", "Serve memory search and ask as MCP tools over stdio."),
 }
 
 
