@@ -213,6 +213,9 @@ class SandboxConfig(Strict):
                             "(RLIMIT_NOFILE).")
     output_bytes: int = Field(default=64_000, ge=1_000, le=10_000_000, description="Bytes "
                               "of stdout and of stderr kept; the rest is cut and said so.")
+    python: str | None = Field(default=None, description="The interpreter the code runs on "
+                               "(a path or a name on PATH); None: the one Mirador runs on "
+                               "(its base install, not a virtualenv's packages).")
     isolation: Literal["bubblewrap", "namespaces"] = Field(
         default="bubblewrap", description="bubblewrap: filesystem, network and process "
         "isolation (refused if bwrap is not installed); namespaces: network and process "

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import platform
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,7 @@ from mirador.settings import SandboxConfig, load_settings
 from mirador.tools.sandbox import (
     _UID_RANGE,
     SandboxRun,
+    _closed_to_others,
     _find_helpers,
     choose_isolation,
     run_code,
@@ -57,6 +60,23 @@ def test_without_bubblewrap_the_sandbox_refuses_and_says_what_to_do() -> None:
     with pytest.raises(ToolError, match="apt install bubblewrap"):
         choose_isolation(SandboxConfig(), missing)
     assert choose_isolation(SandboxConfig(isolation="namespaces"), missing) == "namespaces"
+
+
+async def test_bubblewrap_runs_miradors_own_interpreter() -> None:
+    run = await run_code("import sys; print(sys.version.split()[0], sys.prefix)")
+    assert run.stdout.split() == [platform.python_version(), str(Path(sys.base_prefix))]
+
+
+async def test_an_unknown_interpreter_is_refused() -> None:
+    with pytest.raises(ToolError, match="'no-such-python' is not an interpreter"):
+        await run_code("print(1)", SandboxConfig(python="no-such-python"))
+
+
+@pytest.mark.skipif(_closed_to_others(Path(sys.base_prefix).resolve()) is None,
+                    reason="Mirador's Python install is open to other users here")
+async def test_namespaces_refuse_an_interpreter_the_sandbox_cannot_reach() -> None:
+    with pytest.raises(ToolError, match="closed to other users.*tools.sandbox.python"):
+        await run_code("print(1)", SandboxConfig(isolation="namespaces"))
 
 
 def test_sandbox_settings_come_from_config_yaml(isolated_home) -> None:  # type: ignore[no-untyped-def]

@@ -23,13 +23,20 @@ from mirador.tools.sandbox import SandboxRun, run_code
 SHADOW_EXISTS = Path("/etc/shadow").exists()
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None,
                                  reason="bubblewrap is not installed (apt install bubblewrap)")
+# Under `namespaces` the code's uid must reach its interpreter on the host's filesystem;
+# Debian's /usr/bin/python3 is open to everyone (Mirador's own may sit under /root).
+SYSTEM_PYTHON = "/usr/bin/python3"
+needs_system_python = pytest.mark.skipif(not Path(SYSTEM_PYTHON).exists(),
+                                         reason=f"{SYSTEM_PYTHON} is not installed")
 BOTH = pytest.mark.parametrize("isolation", [
-    pytest.param("bubblewrap", marks=needs_bwrap), "namespaces"])
+    pytest.param("bubblewrap", marks=needs_bwrap),
+    pytest.param("namespaces", marks=needs_system_python)])
 FAST = {"timeout": 8.0, "cpu_seconds": 4}
 
 
 async def attempt(code: str, isolation: str = "bubblewrap", **limits: object) -> SandboxRun:
-    config = SandboxConfig.model_validate({**FAST, **limits, "isolation": isolation})
+    python = {"python": SYSTEM_PYTHON} if isolation == "namespaces" else {}
+    config = SandboxConfig.model_validate({**FAST, **python, **limits, "isolation": isolation})
     return await run_code(textwrap.dedent(code), config)
 
 

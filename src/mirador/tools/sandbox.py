@@ -31,6 +31,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 import time
@@ -98,9 +99,33 @@ def choose_isolation(config: SandboxConfig, helpers: _Helpers | None = None) -> 
     return config.isolation
 
 
-def _python() -> tuple[str, Path]:
+def _python(config: SandboxConfig) -> tuple[str, Path]:
     """The real interpreter (not a venv's symlink) and the install it needs."""
-    return os.path.realpath(sys.executable), Path(sys.base_prefix).resolve()
+    if config.python is None:
+        return os.path.realpath(sys.executable), Path(sys.base_prefix).resolve()
+    found = shutil.which(config.python)
+    if found is None:
+        raise ToolError(f"tools.sandbox.python '{config.python}' is not an interpreter on this "
+                        "machine; give the path of a python3, or leave it out to use Mirador's")
+    python = Path(os.path.realpath(found))
+    return str(python), python.parent.parent  # .../bin/python3 -> its install
+
+
+def _closed_to_others(install: Path) -> Path | None:
+    """The first directory on the way to `install` another uid may not enter, if any."""
+    for directory in [*reversed(install.parents), install]:
+        if not directory.stat().st_mode & stat.S_IXOTH:
+            return directory
+    return None
+
+
+def _check_reachable(install: Path) -> None:
+    """Under `namespaces` the code's uid sees the host's files: its Python must be open to it."""
+    closed = _closed_to_others(install)
+    if closed is not None:
+        raise ToolError(f"the sandbox's uid cannot reach the Python install {install} ({closed} "
+                        "is closed to other users), which tools.sandbox.isolation 'namespaces' "
+                        "needs; use bubblewrap, or set tools.sandbox.python: /usr/bin/python3")
 
 
 def _limits(config: SandboxConfig, helpers: _Helpers) -> list[str]:
@@ -128,15 +153,23 @@ def _root_mounts() -> list[str]:
     return args
 
 
+def _install_mount(install: Path) -> list[str]:
+    """The Python install, read-only at its own path, the directories above it enterable."""
+    if install.is_relative_to("/usr"):
+        return []
+    above = [d for d in reversed(install.parents) if d != Path("/")]
+    dirs = [arg for d in above for arg in ("--perms", "0755", "--dir", str(d))]
+    return [*dirs, "--ro-bind", str(install), str(install)]
+
+
 def _bubblewrap(helpers: _Helpers, workdir: Path, install: Path) -> list[str]:
     assert helpers.bwrap is not None
     namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                   "--unshare-cgroup-try"]
     if os.geteuid() != 0:
         namespaces.append("--unshare-user")  # an ordinary user needs it for the others
-    install_mount = [] if install.is_relative_to("/usr") else ["--ro-bind", str(install),
-                                                               str(install)]
-    return [helpers.bwrap, *_root_mounts(), *install_mount, "--proc", "/proc", "--dev", "/dev",
+    return [helpers.bwrap, *_root_mounts(), *_install_mount(install), "--proc", "/proc",
+            "--dev", "/dev",
             "--bind", str(workdir), WORKDIR, "--chdir", WORKDIR, *namespaces,
             "--hostname", "sandbox", "--die-with-parent", "--new-session", "--"]
 
@@ -151,7 +184,9 @@ def sandbox_command(config: SandboxConfig, isolation: Isolation, workdir: Path,
                     uid: int, helpers: _Helpers | None = None) -> list[str]:
     """The argv that runs `python -I -` (the code comes on stdin) inside the sandbox."""
     helpers = helpers or _find_helpers()
-    python, install = _python()
+    python, install = _python(config)
+    if isolation == "namespaces":
+        _check_reachable(install)
     outer = (_bubblewrap(helpers, workdir, install) if isolation == "bubblewrap"
              else _namespaces(helpers))
     return [*outer, *_limits(config, helpers), *_drop_privileges(uid, helpers),
