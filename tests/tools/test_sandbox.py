@@ -79,7 +79,7 @@ async def test_namespaces_refuse_an_interpreter_the_sandbox_cannot_reach() -> No
         await run_code("print(1)", SandboxConfig(isolation="namespaces"))
 
 
-def test_sandbox_settings_come_from_config_yaml(isolated_home) -> None:  # type: ignore[no-untyped-def]
+def test_sandbox_settings_come_from_config_yaml(isolated_home: Path) -> None:
     (isolated_home / "config.yaml").write_text(
         "tools:\n  sandbox:\n    timeout: 3\n    memory_mb: 256\n")
     config = load_settings().config.tools.sandbox
@@ -88,10 +88,11 @@ def test_sandbox_settings_come_from_config_yaml(isolated_home) -> None:  # type:
         SandboxConfig.model_validate({"memory_gb": 1})
 
 
-def test_sandbox_tools_lists_run_python() -> None:
-    [tool] = sandbox_tools()
-    assert tool.name == "run_python" and tool.parameters["required"] == ["code"]
-    assert tool.timeout > SandboxConfig().timeout
+def test_sandbox_tools_lists_run_python_with_the_settings_limits(isolated_home: Path) -> None:
+    assert [tool.name for tool in sandbox_tools()] == ["run_python"]
+    (isolated_home / "config.yaml").write_text("tools:\n  sandbox:\n    timeout: 2\n")
+    [tool] = sandbox_tools(load_settings())
+    assert tool.parameters["required"] == ["code"] and tool.timeout == 7.0
 
 
 def _sandboxed_processes() -> list[int]:

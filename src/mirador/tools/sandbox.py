@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from mirador.settings import SandboxConfig
+from mirador.settings import SandboxConfig, Settings
 from mirador.toolspec import Tool, ToolError, ToolResult
 
 Isolation = Literal["bubblewrap", "namespaces"]
@@ -327,6 +327,6 @@ def run_python_tool(config: SandboxConfig | None = None) -> Tool:
                 timeout=config.timeout + 5.0, tags=("sandbox",))
 
 
-def sandbox_tools(config: SandboxConfig | None = None) -> list[Tool]:
-    """The sandbox's tools, for the registry."""
-    return [run_python_tool(config)]
+def sandbox_tools(settings: Settings | None = None) -> list[Tool]:
+    """The sandbox's tools, for the registry, with `tools.sandbox` from the settings."""
+    return [run_python_tool(settings.config.tools.sandbox if settings else None)]
