@@ -142,3 +142,15 @@ def test_mcp_names_must_be_unique() -> None:
     with pytest.raises(ValidationError, match="must be unique"):
         ToolsConfig.model_validate({"mcp": [{"name": "a", "command": "x"},
                                             {"name": "a", "command": "y"}]})
+
+
+async def test_a_stdio_servers_stderr_goes_to_its_log_in_the_home(isolated_home: Path) -> None:
+    (isolated_home / "config.yaml").write_text(
+        "tools:\n  mcp:\n"
+        f"    - {{name: crashy, command: {sys.executable}, "
+        "args: ['-c', 'import sys; sys.exit(\"no config for crashy\")']}\n")
+    async with McpTools.from_settings(load_settings()) as mcp:
+        log = isolated_home / "logs" / "mcp-crashy.log"
+        with pytest.raises(ToolError, match=f"'crashy' failed: .*its output: {log}"):
+            await mcp.tools()
+    assert "no config for crashy" in log.read_text()

@@ -16,8 +16,9 @@ import asyncio
 import logging
 import re
 from collections.abc import Sequence
-from contextlib import suppress
-from typing import TYPE_CHECKING, Any
+from contextlib import AbstractContextManager, nullcontext, suppress
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from mirador.errors import report_unexpected
 from mirador.settings import McpServerConfig, Settings
@@ -40,14 +41,17 @@ def tool_name(server: str, remote: str) -> str:
     return (server + SEPARATOR + _UNSAFE.sub("_", remote))[:_NAME_LIMIT]
 
 
-def _target(config: McpServerConfig) -> Any:
+def _target(config: McpServerConfig, errlog: TextIO | None) -> Any:
+    """What the SDK's `Client` connects to: a URL, or a stdio transport (stderr to `errlog`)."""
     from mcp import StdioServerParameters
+    from mcp.client.stdio import stdio_client
 
     if config.url is not None:
         return config.url
     assert config.command is not None
-    return StdioServerParameters(command=config.command, args=config.args,
-                                 env=config.env or None)
+    params = StdioServerParameters(command=config.command, args=config.args,
+                                   env=config.env or None)
+    return stdio_client(params, errlog=errlog) if errlog is not None else params
 
 
 def _describe_failure(exc: BaseException) -> str:
@@ -60,9 +64,13 @@ def _describe_failure(exc: BaseException) -> str:
 class McpConnection:
     """One MCP server: a session opened on first use, closed by `aclose`."""
 
-    def __init__(self, config: McpServerConfig, timeout: float = START_TIMEOUT) -> None:
+    def __init__(self, config: McpServerConfig, timeout: float = START_TIMEOUT,
+                 log_dir: Path | None = None) -> None:
         self.config = config
         self.timeout = timeout
+        # a stdio server's stderr goes here, not over the person's terminal
+        self.log_path = (log_dir / f"mcp-{config.name}.log"
+                         if log_dir is not None and config.command is not None else None)
         self._owner: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[Client] | None = None
         self._closing = asyncio.Event()
@@ -89,16 +97,25 @@ class McpConnection:
         from mcp import Client
 
         try:
-            async with Client(_target(self.config), read_timeout_seconds=self.timeout) as client:
-                ready.set_result(client)
-                await self._closing.wait()
+            with self._errlog() as errlog:
+                async with Client(_target(self.config, errlog),
+                                  read_timeout_seconds=self.timeout) as client:
+                    ready.set_result(client)
+                    await self._closing.wait()
         except Exception as exc:  # the SDK's and the server's failures, translated here
-            error = ToolError(f"MCP server '{self.name}' failed: {_describe_failure(exc)}; "
-                              f"check its entry in tools.mcp in config.yaml")
+            its_log = f" (its output: {self.log_path})" if self.log_path else ""
+            error = ToolError(f"MCP server '{self.name}' failed: {_describe_failure(exc)}"
+                              f"{its_log}; check its entry in tools.mcp in config.yaml")
             if not ready.done():
                 ready.set_exception(error)
             else:
                 report_unexpected(log, f"MCP server '{self.name}'", exc)
+
+    def _errlog(self) -> AbstractContextManager[TextIO | None]:
+        if self.log_path is None:
+            return nullcontext()
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        return self.log_path.open("a", encoding="utf-8")
 
     async def list_tools(self) -> list[Any]:
         """The server's tools, as the SDK describes them."""
@@ -152,13 +169,14 @@ def _as_tool(connection: McpConnection, remote: Any) -> Tool:
 class McpTools:
     """The configured MCP servers' tools; an async context manager that closes them all."""
 
-    def __init__(self, servers: Sequence[McpServerConfig],
-                 timeout: float = START_TIMEOUT) -> None:
-        self.connections = [McpConnection(server, timeout) for server in servers]
+    def __init__(self, servers: Sequence[McpServerConfig], timeout: float = START_TIMEOUT,
+                 log_dir: Path | None = None) -> None:
+        self.connections = [McpConnection(server, timeout, log_dir) for server in servers]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> McpTools:
-        return cls(settings.config.tools.mcp)
+        """The servers of `tools.mcp`; stdio servers' stderr in HOME/logs/mcp-NAME.log."""
+        return cls(settings.config.tools.mcp, log_dir=settings.home / "logs")
 
     async def tools(self) -> list[Tool]:
         """Every server's tools (starting the servers not yet started)."""
