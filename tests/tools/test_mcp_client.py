@@ -154,3 +154,11 @@ async def test_a_stdio_servers_stderr_goes_to_its_log_in_the_home(isolated_home:
         with pytest.raises(ToolError, match=f"'crashy' failed: .*its output: {log}"):
             await mcp.tools()
     assert "no config for crashy" in log.read_text()
+
+
+async def test_one_failing_server_does_not_hide_the_others_tools() -> None:
+    servers = [McpServerConfig(name="missing", command="/nonexistent/mcp-server"), echo_server()]
+    async with McpTools(servers) as mcp:
+        tools, [failure] = await mcp.tools_and_failures()
+        assert {tool.name for tool in tools} >= {"echo__add"}
+        assert "MCP server 'missing' failed" in str(failure)

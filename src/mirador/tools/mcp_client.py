@@ -185,6 +185,21 @@ class McpTools:
                 for connection, remotes in zip(self.connections, listed, strict=True)
                 for remote in remotes]
 
+    async def tools_and_failures(self) -> tuple[list[Tool], list[ToolError]]:
+        """The tools of the servers that started, and an error naming each that did not."""
+        listed = await asyncio.gather(*(c.list_tools() for c in self.connections),
+                                      return_exceptions=True)
+        tools: list[Tool] = []
+        failures: list[ToolError] = []
+        for connection, remotes in zip(self.connections, listed, strict=True):
+            if isinstance(remotes, ToolError):
+                failures.append(remotes)
+            elif isinstance(remotes, BaseException):
+                raise remotes  # not a server's failure (those are ToolErrors): a bug
+            else:
+                tools += [_as_tool(connection, remote) for remote in remotes]
+        return tools, failures
+
     async def aclose(self) -> None:
         """Close every session, in reverse order of configuration."""
         for connection in reversed(self.connections):
