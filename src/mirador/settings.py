@@ -200,6 +200,63 @@ class LearningConfig(Strict):
                                     "least this teach the query-type classifier.")
 
 
+class SandboxConfig(Strict):
+    """Limits of `run_python`, the sandbox for model-written code (mirador.tools.sandbox)."""
+
+    timeout: float = Field(default=10.0, gt=0.0, le=600.0, description="Wall-clock seconds "
+                           "before the whole sandbox is killed.")
+    cpu_seconds: int = Field(default=5, ge=1, le=600, description="CPU seconds (RLIMIT_CPU).")
+    memory_mb: int = Field(default=512, ge=64, le=65536, description="Address space "
+                           "(RLIMIT_AS), in MiB.")
+    file_size_mb: int = Field(default=16, ge=1, le=4096, description="Largest file the code "
+                              "may write (RLIMIT_FSIZE), in MiB.")
+    open_files: int = Field(default=64, ge=16, le=4096, description="Open descriptors "
+                            "(RLIMIT_NOFILE).")
+    output_bytes: int = Field(default=64_000, ge=1_000, le=10_000_000, description="Bytes "
+                              "of stdout and of stderr kept; the rest is cut and said so.")
+    python: str | None = Field(default=None, description="The interpreter the code runs on "
+                               "(a path or a name on PATH); None: the one Mirador runs on "
+                               "(its base install, not a virtualenv's packages).")
+    isolation: Literal["bubblewrap", "namespaces"] = Field(
+        default="bubblewrap", description="bubblewrap: filesystem, network and process "
+        "isolation (refused if bwrap is not installed); namespaces: network and process "
+        "namespaces, another uid and rlimits only, the host's files guarded by permissions.")
+
+
+class McpServerConfig(Strict):
+    """One MCP server whose tools Mirador may call: stdio (`command`) or HTTP (`url`)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,40}$", description="Prefix of its tools.")
+    command: str | None = None
+    args: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    url: str | None = Field(default=None, description="A streamable-HTTP endpoint.")
+
+    @model_validator(mode="after")
+    def _one_transport(self) -> McpServerConfig:
+        if (self.command is None) == (self.url is None):
+            raise ValueError(f"MCP server '{self.name}' needs exactly one of 'command' "
+                             "(a stdio server) or 'url' (an HTTP server)")
+        if self.url is not None and (self.args or self.env):
+            raise ValueError(f"MCP server '{self.name}': 'args' and 'env' are for stdio "
+                             "servers (with 'command'), not for a 'url'")
+        return self
+
+
+class ToolsConfig(Strict):
+    """Tools models may call: the sandbox's limits and MCP servers."""
+
+    sandbox: SandboxConfig = SandboxConfig()
+    mcp: list[McpServerConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _unique_mcp_names(self) -> ToolsConfig:
+        names = [server.name for server in self.mcp]
+        if len(names) != len(set(names)):
+            raise ValueError(f"tools.mcp names must be unique (got {names})")
+        return self
+
+
 class Config(Strict):
     """The whole of `config.yaml`."""
 
@@ -213,6 +270,7 @@ class Config(Strict):
     models: ModelsConfig = ModelsConfig()
     learning: LearningConfig = LearningConfig()
     energy: EnergyConfig = EnergyConfig()
+    tools: ToolsConfig = ToolsConfig()
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ _COMMANDS = {
     "profile": ("mirador.cli.profile:profile", "Show or pin the energy profile (battery, ...)."),
     "plugins": ("mirador.cli.plugins:plugins", "List installed plugins and what they add."),
     "serve": ("mirador.cli.serve:serve", "Run the local server (Ollama- and OpenAI-compatible)."),
+    "mcp": ("mirador.cli.mcp:mcp", "Serve memory search and ask as MCP tools over stdio."),
 }
 
 
