@@ -9,13 +9,18 @@ python3 -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -e '.[test]'
 
-# The web page is tested in Debian's headless Chromium (no browser download).
+# The web page is tested in Debian's headless Chromium (no browser download); the
+# run_python sandbox uses Debian's bubblewrap.
+missing=()
 if ! command -v chromium >/dev/null 2>&1 && [ -f scripts/needs-chromium ]; then
-    if [ "$(id -u)" = 0 ]; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-    else
-        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
-    fi
+    missing+=(chromium)
+fi
+command -v bwrap >/dev/null 2>&1 || missing+=(bubblewrap)
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 .venv/bin/ruff check src tests bench
