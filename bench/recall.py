@@ -48,8 +48,10 @@ RESULTS = ROOT / "bench" / "results" / "recall.json"
 NOTHING = ("none", "isolation-none")
 GRID = {"match_query_weight": [0.0, 0.2, 0.4], "lexical_weight": [0.0, 0.03, 0.06],
         "supersede_from": [0.3, 0.4, 0.5], "supersede_margin": [0.1, 0.15, 0.2],
-        "age_weight": [0.0, 0.02, 0.04]}
+        "age_weight": [0.0, 0.02, 0.04], "told_weight": [0.1, 0.15, 0.2],
+        "update_depth": [2, 3, 5]}
 NEUTRAL = {"match_query_weight": 0.0, "lexical_weight": 0.0, "age_weight": 0.0,
+           "told_weight": 0.0, "update_depth": 0,
            "supersede_from": 2.0}  # 2.0: no two memories are that close, nothing supersedes
 MIN_NOTHING = 0.9  # the gate is the lowest threshold keeping this share of nothing-probes clean
 

@@ -131,17 +131,45 @@ def test_decay_is_scored_against_the_given_now(store: MemoryStore) -> None:
     later = time.time() + 365 * DAY
     hit = store.recall("Do I exercise?", later)[0]
     assert hit.decay < 0.1  # four half-lives on
-    assert hit.similarity - store.params.age_weight <= hit.score < hit.similarity
+    told = hit.similarity + store.params.told_weight  # a statement, not a question
+    assert told - store.params.age_weight <= hit.score < told
 
 
-def test_age_and_updates_reorder_the_top_k_but_never_change_which_memories_it_holds() -> None:
-    params = RankingParams(limit=2, age_weight=0.04, supersede_from=0.4, supersede_margin=0.1)
+def test_age_and_updates_reorder_the_top_k_and_an_update_from_below_joins() -> None:
+    params = RankingParams(limit=3, age_weight=0.04, supersede_from=0.4, supersede_margin=0.1,
+                           told_weight=0.0)
     answer = _candidate("answer", 0.60, 2000, [0, 0, 1])  # old, but the clear answer
     fact = _candidate("fact", 0.50, 400, [1, 0, 0])
-    update = _candidate("update", 0.45, 3, [1, 0.2, 0])  # updates `fact`, ranked third
-    noise = _candidate("noise", 0.30, 0, [0, 1, 0])
-    hits = rank([answer, fact, update, noise], time.time(), params)
-    assert [h.record.id for h in hits] == ["answer", "fact"]  # an update from below evicts none
-    inside = rank([answer, fact, update, noise], time.time(), replace(params, limit=3))
-    assert [h.record.id for h in inside] == ["answer", "update", "fact"]  # inside, it goes first
-    assert inside[2].superseded > 0.0
+    other = _candidate("other", 0.40, 10, [0, 1, 0])
+    update = _candidate("update", 0.35, 3, [1, 0.2, 0])  # updates `fact`, ranked fourth
+    hits = rank([answer, fact, other, update], time.time(), params)
+    assert [h.record.id for h in hits] == ["answer", "update", "fact"]  # `other` gave way
+    below = rank([answer, fact, other, update], time.time(), replace(params, limit=2))
+    assert [h.record.id for h in below] == ["answer", "fact"]  # nothing below `fact` to give
+    off = rank([answer, fact, other, update], time.time(), replace(params, update_depth=0))
+    assert [h.record.id for h in off] == ["answer", "fact", "other"]
+
+
+def test_only_a_statement_updates_and_only_its_nearest_later_one() -> None:
+    params = RankingParams(limit=3, supersede_from=0.4, told_weight=0.0)
+    fact = _candidate("I use an iPhone 12.", 0.50, 400, [1, 0, 0])
+    asked = _candidate("How do I back up a phone?", 0.30, 3, [1, 0.1, 0])  # a question
+    far = _candidate("I switched to a Pixel 8.", 0.20, 5, [1, 0.5, 0])
+    near = _candidate("I switched to a Pixel 9.", 0.10, 1, [1, 0.3, 0])
+    other = _candidate("I like tea.", 0.45, 0, [0, 0, 1])
+    third = _candidate("I like jazz.", 0.40, 0, [0, 1, 1])
+    hits = rank([fact, asked, far, near, other, third], time.time(), params)
+    assert [h.record.id for h in hits] == ["I switched to a Pixel 9.", "I use an iPhone 12.",
+                                           "I like tea."]  # "I like jazz." gave way
+
+
+def test_what_the_person_told_outranks_what_they_asked() -> None:
+    params = RankingParams(told_weight=0.15)
+    asked = _candidate("Which laptop should I buy?", 0.50, 0, [1, 0, 0])
+    told = _candidate("My ThinkPad X1 is getting slow.", 0.40, 0, [0, 1, 0])
+    hits = rank([asked, told], time.time(), params)
+    assert [h.record.id for h in hits] == [told.record.id, asked.record.id]
+    assert [h.similarity for h in hits] == [0.40, 0.50]  # the gate sees meaning alone
+    assert [h.record.id for h in rank([asked, told], time.time(),
+                                      replace(params, told_weight=0.0))][0] == asked.record.id
+

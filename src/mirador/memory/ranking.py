@@ -1,9 +1,11 @@
-"""How recalled memories are ranked: which memories answer is decided by meaning (and a
-bounded bonus for words); age and updates only reorder those, never choose them.
+"""How recalled memories are ranked: which memories answer is decided by meaning (with
+bounded bonuses for words and for what the person told), and by updates of those; age
+only reorders them.
 
 Every signal is general; none knows any particular memory or question:
 
-- dense: cosine between the query and a mix of the person's own words
+- dense: cosine between the query (the question's vector mixed with its statement
+  form's, `statement_weight`, see `store.query_vector`) and a mix of the person's own words
   (`match_query_weight`) and the whole exchange. The index stores a blend of the two
   vectors (`query_weight`) to find candidates; the companion collection keeps the
   exchange's own vector, so ranking can weigh the two as measured, without re-indexing.
@@ -14,6 +16,11 @@ Every signal is general; none knows any particular memory or question:
   one that is a little closer in meaning, never past one that is much closer.
   (Reciprocal-rank fusion, tried first, threw away how much closer in meaning the
   first memory was, and lost to plain vector search on the held-out half.)
+- told: what the person told (a statement: "I switched to a Pixel 8") earns
+  `told_weight` over what they asked the assistant (a question or a request,
+  `phrasing.is_told`): a question about the person's life is answered by what they said
+  about it, rarely by a question they once asked. It counts in which memories are
+  chosen, never in the injection gate.
 - age: a memory loses at most `age_weight` (in cosine units) as it ages, half of it
   after `half_life_days`: enough to order two memories that answer alike, too little
   to reorder memories that do not.
@@ -22,22 +29,26 @@ Every signal is general; none knows any particular memory or question:
   (at most `supersede_margin` lower, after age) is what the newer one updates: it ranks
   just below the newer one, and no further. A newer memory far less relevant, or on
   another subject, updates nothing.
+- updates from below: a chosen memory the person told is updated by the statement
+  told after it that is closest to it, when that one is on the same subject (exchange
+  vectors at least `supersede_from` in cosine); if that update is not among the chosen,
+  it joins just above the memory it updates, in place of the least relevant chosen
+  memory below that one (`update_depth`: the best few chosen bring theirs). Only a
+  statement updates a statement, and only its nearest later one: an update of any later
+  memory merely alike (as templated exchanges are) used to evict memories that were not
+  superseded at all.
 
-Which memories recall returns is decided by relevance alone (dense plus the lexical
-bonus): the best `limit`. Age and supersession only order those; neither brings in a
-memory from below nor evicts one, so recall@k is the relevance ranking's, and with the
-tuned defaults (no own-words mix, no word bonus: neither helped on the tuning half) that
-is plain cosine to the whole exchange: what plain vector search returns. (An update from
-below used to join and take the place of the memory it superseded; on the tuning half
-that evicted 72 memories from the top five, 71 of them not superseded at all but merely
-alike, as templated exchanges are; it won one supersession case and put recall@5 at the
-mercy of which memories happen to look alike.)
+Which memories recall returns is decided by relevance (dense, the lexical bonus and the
+told bonus): the best `limit`, and updates from below. Age and supersession otherwise only
+order those.
 
 Search always returns the top `limit`, with scores. Only the context compiler gates
 what it injects into a prompt, by dense similarity (`inject_similarity`, see
 `relevant`), calibrated on questions with nothing relevant stored.
 The defaults are chosen on the tuning half of bench/data/recall_set.json
-(`python bench/recall.py --tune`) and reported on its held-out half.
+(`python bench/recall.py --tune`) and reported on its held-out half. (`told_weight`,
+`update_depth` and `supersede_from` for updates from below were chosen on a grid over
+the tuning half: told 0.1-0.15, depth 3-5 and 0.5 make one flat good region.)
 """
 
 from __future__ import annotations
@@ -47,6 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mirador.memory.phrasing import is_told
 from mirador.memory.records import MemoryRecord, Recalled
 
 SECONDS_PER_DAY = 86_400.0
@@ -65,7 +77,10 @@ class RankingParams:
     lexical_saturation: float = 5.0  # the BM25 score that earns half of it
     supersede_from: float = 0.5  # doc-vector cosine where "same subject" starts
     supersede_margin: float = 0.1  # how much less relevant a newer memory may be
-    inject_similarity: float = 0.439
+    told_weight: float = 0.15  # what a statement earns over a question or request
+    statement_weight: float = 0.5  # the question's statement form in the query vector
+    update_depth: int = 3  # how many of the best memories bring in their updates
+    inject_similarity: float = 0.422
     limit: int = 5
 
 
@@ -116,11 +131,14 @@ def rank(candidates: Sequence[Candidate], now: float, params: RankingParams) -> 
     if not candidates:
         return []
     similarity = np.array([dense(c, params) for c in candidates], dtype=np.float64)
-    relevance = similarity + lexical_bonus([c.lexical for c in candidates], params)
+    told = np.array([is_told(c.record.query) for c in candidates])
+    relevance = (similarity + lexical_bonus([c.lexical for c in candidates], params)
+                 + params.told_weight * told)
     ages = np.array([(now - c.record.timestamp) / SECONDS_PER_DAY for c in candidates])
     fresh = freshness(ages, params)
     aged = relevance - params.age_weight * (1.0 - fresh)
     chosen = [int(i) for i in np.argsort(-relevance, kind="stable")[: params.limit]]
+    chosen, aged = _updates_from_below(candidates, told, chosen, relevance, aged, params)
     scores, superseded = _supersede(aged, _links(candidates, aged, params), chosen)
     order = sorted(chosen, key=lambda i: (-scores[i], i))
     return [Recalled(record=candidates[i].record, score=float(scores[i]),
@@ -132,6 +150,47 @@ def rank(candidates: Sequence[Candidate], now: float, params: RankingParams) -> 
 def relevant(hits: Sequence[Recalled], params: RankingParams) -> list[Recalled]:
     """The hits close enough in meaning to put into a prompt (the context compiler's gate)."""
     return [h for h in hits if h.similarity >= params.inject_similarity]
+
+
+def _updates_from_below(candidates: Sequence[Candidate], told: np.ndarray, chosen: list[int],
+                        relevance: np.ndarray, aged: np.ndarray, params: RankingParams
+                        ) -> tuple[list[int], np.ndarray]:
+    """`chosen` with the updates (see `_update_of`) of its best `update_depth` memories
+    brought in, each just above the memory it updates, in place of the least relevant
+    chosen memory below that one which neither updates nor is updated (none: it stays out)."""
+    chosen, aged = list(chosen), aged.copy()
+    fixed: set[int] = set()
+    for older in list(chosen[: params.update_depth]):
+        newer = _update_of(candidates, told, older, params)
+        if newer is None or newer in chosen:
+            continue
+        spare = [i for i in chosen if i not in fixed | {older, newer}
+                 and relevance[i] < relevance[older]]
+        if not spare:
+            continue
+        fixed |= {older, newer}
+        chosen.remove(min(spare, key=lambda i: relevance[i]))
+        chosen.append(newer)
+        aged[newer] = max(aged[newer], aged[older] + _BELOW)
+    return chosen, aged
+
+
+def _update_of(candidates: Sequence[Candidate], told: np.ndarray, older: int,
+               params: RankingParams) -> int | None:
+    """The statement told after `older` that is closest to it, if `older` is a statement
+    and that one is on the same subject (at least `supersede_from`); else None."""
+    base = candidates[older]
+    if not told[older] or base.doc_vector is None:
+        return None
+    later = [i for i, c in enumerate(candidates)
+             if told[i] and c.doc_vector is not None
+             and c.record.timestamp > base.record.timestamp]
+    if not later:
+        return None
+    closeness = [float(candidates[i].doc_vector @ base.doc_vector)
+                 for i in later]
+    best = int(np.argmax(closeness))
+    return later[best] if closeness[best] >= params.supersede_from else None
 
 
 def _supersede(scores: np.ndarray, links: np.ndarray, chosen: list[int]

@@ -35,6 +35,7 @@ from mirador.errors import MemoryStoreError
 from mirador.memory import erase
 from mirador.memory.files import check_store_files
 from mirador.memory.lexical import LexicalIndex
+from mirador.memory.phrasing import as_statement
 from mirador.memory.private_apis import close_client
 from mirador.memory.ranking import Candidate, RankingParams, blend, rank
 from mirador.memory.records import MemoryRecord, Recalled
@@ -109,6 +110,18 @@ def _http_client(chromadb: Any, server: ChromaServerConfig, quiet: Any) -> Any:
         raise MemoryStoreError(f"cannot reach the Chroma server at {server.host}:{server.port} "
                                f"({exc}); start it (chroma run --host {server.host} --port "
                                f"{server.port}) or remove memory.chroma_server") from None
+
+
+def query_vector(embedder: Embedder, text: str, params: RankingParams) -> np.ndarray:
+    """The vector a recall searches with: the question's, mixed with the statement that
+    would answer it (`phrasing.as_statement`, weighted `statement_weight`) when it is one."""
+    statement = as_statement(text) if params.statement_weight > 0.0 else None
+    if statement is None:
+        return embedder.embed([text])[0]
+    question, told = embedder.embed([text, statement])
+    mixed = (1.0 - params.statement_weight) * question + params.statement_weight * told
+    result: np.ndarray = (mixed / max(float(np.linalg.norm(mixed)), 1e-12)).astype(np.float32)
+    return result
 
 
 def collection_name(namespace: str, kind: str) -> str:
@@ -329,7 +342,7 @@ class MemoryStore:
 
     def candidates(self, text: str, namespace: str | None = None) -> list[Candidate]:
         """What both indexes return for `text`, before ranking (benchmarks rank them often)."""
-        vector = self.embedder.embed([text])[0]
+        vector = query_vector(self.embedder, text, self.params)
         namespaces = [namespace] if namespace else self.namespaces()
         return [c for name in namespaces for c in self._candidates(name, text, vector)]
 
