@@ -53,7 +53,13 @@ async def open_for_one_answer(settings: Settings, warm: bool = True,
 
 def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedder | None,
           open_memory: bool = True) -> Orchestrator:
-    """Plug learning, predictive preload and memory into the orchestrator."""
+    """Plug tools, learning, predictive preload and memory into the orchestrator."""
+    from mirador.tools.registry import available_tools, check_manifest
+    from mirador.tools.routing import ToolRouter
+
+    orchestrator.tools = available_tools(orchestrator.settings)
+    check_manifest(orchestrator.manifest, orchestrator.tools)
+    orchestrator.routes.append(ToolRouter(orchestrator.manifest))  # arithmetic: calculate
     if learner is not None:
         orchestrator.chooser = learner
         orchestrator.sinks.append(learner)

@@ -199,6 +199,14 @@ class LearningConfig(Strict):
                                     "least this teach the query-type classifier.")
 
 
+class ToolsConfig(Strict):
+    """`tools:` in config.yaml: how tool calls run (which tools a persona may use is its
+    `tools:` list in the manifest)."""
+
+    max_rounds: int = Field(default=3, ge=1, le=20, description="Rounds of tool calls one "
+                            "stage may make before it must answer.")
+
+
 class Config(Strict):
     """The whole of `config.yaml`."""
 
@@ -211,6 +219,7 @@ class Config(Strict):
     server: ServerConfig = ServerConfig()
     models: ModelsConfig = ModelsConfig()
     learning: LearningConfig = LearningConfig()
+    tools: ToolsConfig = ToolsConfig()
 
 
 @dataclass(frozen=True)

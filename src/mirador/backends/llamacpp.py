@@ -28,11 +28,11 @@ import os
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mirador.backends import entry_problem
+from mirador.backends import entry_problem, tool_calls
 from mirador.backends.base import (
     BackendEvent,
     Capabilities,
@@ -93,7 +93,7 @@ class LlamaCppBackend:
     name = "llamacpp"
     capabilities = Capabilities(in_process=True, estimates_memory=True, counts_tokens=True,
                                 adapters=True, embeds=True, takes_turns=True,
-                                sizes_context=True)
+                                sizes_context=True, tools=True)
 
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         self._settings = settings
@@ -244,6 +244,13 @@ class LlamaCppBackend:
     async def _stream_locked(self, loaded: _Loaded, request: ChatRequest
                              ) -> AsyncGenerator[BackendEvent, None]:
         await asyncio.to_thread(_activate, loaded, request.model.id, request.loras)
+        choosing = tool_calls.wants_choice(request.messages, request.tools)
+        if request.tools:  # no native tool calls: described in the prompt, chosen by grammar
+            fmt = tool_calls.choice_format(request.tools) if choosing else request.format
+            options = request.options.model_copy(update={"stop": None}) if choosing else None
+            request = replace(request, messages=tool_calls.prompted(
+                request.messages, request.tools, choosing), format=fmt,
+                options=options or request.options)
         prompt = loaded.formatter(request.messages)
         tokens = await asyncio.to_thread(loaded.llm.tokenize, prompt.text.encode("utf-8"),
                                          add_bos=not prompt.has_bos, special=True)
@@ -264,10 +271,16 @@ class LlamaCppBackend:
             kwargs["grammar"] = await asyncio.to_thread(_grammar, request.format)
         worker = loop.run_in_executor(
             None, _generate, loaded.llm, tokens, kwargs, cancel, emit)
+        chosen: list[str] = []  # a tool choice is read whole, then parsed
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, BaseException):
                     raise ModelLoadError(f"llama.cpp failed while generating: {item}") from item
+                if choosing and isinstance(item, TextPiece):
+                    chosen.append(item.text)
+                    continue
+                if choosing and isinstance(item, Finished) and item.reason != "cancelled":
+                    yield tool_calls.parse_choice("".join(chosen))
                 yield item
         finally:
             cancel.set()
