@@ -33,6 +33,8 @@ _COMMANDS = {
     "stats": ("mirador.cli.stats:stats", "What Mirador has learned from ratings."),
     "plugins": ("mirador.cli.plugins:plugins", "List installed plugins and what they add."),
     "serve": ("mirador.cli.serve:serve", "Run the local server (Ollama- and OpenAI-compatible)."),
+    "tools": ("mirador.cli.tools:tools", "List the tools models may call."),
+    "docs": ("mirador.cli.docs:docs", "Index document folders for the search_docs tool."),
 }
 
 

@@ -44,7 +44,7 @@ _REWRITES: tuple[tuple[str, str], ...] = (
     (r"\bsquared\b", "**2"), (r"\bcubed\b", "**3"),
     (r"\bto the power of\b|\braised to\b", "**"),
     (r"([\d.]+)\s*(%|percent)\s*of\s+", r"\1/100*"),
-    (r"([\d.]+)\s*(%|percent)", r"(\1/100)"),
+    (r"([\d.]+)\s*(%(?!\s*[\d(.])|percent\b)", r"(\1/100)"),  # not '7 % 2': modulo
     (r"\bmultiplied by\b|\btimes\b|×", "*"), (r"\bdivided by\b|÷", "/"),
     (r"\bplus\b|\band\b", "+"), (r"\bminus\b|−", "-"), (r"\bmod(ulo)?\b", "%"),
     (r"\^", "**"),

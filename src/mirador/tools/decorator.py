@@ -128,4 +128,5 @@ def _text(value: Any) -> str:
 
 
 def _first_line(doc: str | None) -> str:
-    return (doc or "").strip().split("\n", 1)[0].strip()
+    """The docstring's first paragraph, on one line."""
+    return " ".join((doc or "").strip().split("\n\n", 1)[0].split())
