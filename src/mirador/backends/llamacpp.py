@@ -16,6 +16,12 @@ LoRA adapters ride on the loaded base model: each is read once (llama.cpp's
 context (`llama_set_adapters_lora`), so personas with different adapters
 share the base weights. Switching adapters resets the prompt cache, whose
 keys and values were computed with the old ones.
+
+Tools (`ChatRequest.tools`): the model has no native tool calls, so it is shown
+the tools in its system prompt and a grammar makes it reply with one JSON
+choice, a call or an answer (see `tool_calls.py`), read whole and yielded as a
+`ToolCallRequest` or the answer's text; once a tool's result is the last turn,
+it answers in prose, streamed.
 """
 
 from __future__ import annotations

@@ -205,10 +205,11 @@ class Orchestrator:
                                      chain: str | None, model: str | None) -> Plan:
         """`plan`, with the chooser (which may embed the query) off the event loop.
 
-        While the chooser thinks, the first configured stage's model starts loading:
+        While the routes and the chooser think (a route may search the documents), the
+        first configured stage's model starts loading:
         with the default manifest every persona shares it, so the wait overlaps.
         """
-        if stages or chain or self.chooser is None:
+        if stages or chain or (self.chooser is None and not self.routes):
             return self.plan(query, stages, chain)
         self.manager.warm(self.resolve(self.stages[0], model).model)
         return await asyncio.to_thread(self.plan, query, stages, chain)
