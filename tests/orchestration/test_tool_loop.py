@@ -124,3 +124,11 @@ async def test_a_persona_whose_tools_are_missing_fails_its_stage_clearly(
     events = await events_of(orchestrator, "What is 1 plus 1?")
     assert "uses tool(s) calculate, which this orchestrator lacks" in events[-1].error  # type: ignore[attr-defined,operator]
     await orchestrator.aclose()
+
+
+def test_tool_events_travel_as_dicts_and_back() -> None:
+    from mirador.server.client import event_from_dict
+
+    for event in (ToolCall(stage="s", model="m", tool="calculate", arguments={"expression": "1"}),
+                  ToolResult(stage="s", tool="calculate", ok=False, text="no", seconds=0.1)):
+        assert event_from_dict(event.to_dict()) == event
