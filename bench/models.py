@@ -2,7 +2,7 @@
 
 Four measurements, in one process, on real GGUFs run by llama.cpp:
 
-1. switching on the default Gemma 3 270M: cold load, warm hit (target < 5 ms),
+1. switching on the default model (SmolLM2-135M-Instruct): cold load, warm hit (target < 5 ms),
    persona switch on the shared base (target < 50 ms), LoRA persona switch;
 2. a budget run: mixed requests over six tiny GGUFs of known sizes under a
    budget smaller than all of them together; the process's resident memory is
@@ -130,7 +130,7 @@ async def _switching(manager: ModelManager, manifest: Manifest, base: Any, lora:
     lora_switch = await _timed_prepares(manager, manifest, ["quick", "styled"], rounds * 2)
     styled = (await first_token(manager, request(manifest, "styled", "Plan my week.", 8)))[1]
     return {
-        "model": "gemma3-270m (Q4_K_M)", "estimate_mib": round(estimate / MiB, 1),
+        "model": "smollm2-135m-instruct (Q4_1)", "estimate_mib": round(estimate / MiB, 1),
         "measured_mib": round(measured / MiB, 1),
         "cold_load_s": round(cold, 3), "reload_s": round(statistics.median(reloads), 3),
         "warm_hit": ms(warm), "persona_switch": ms(switch),
@@ -216,7 +216,7 @@ def table(results: dict[str, Any]) -> str:
     rows = []
     if "switching" in results:
         s = results["switching"]
-        rows += [("cold load, default Gemma", f"{s['cold_load_s']:.2f} s "
+        rows += [("cold load, default model", f"{s['cold_load_s']:.2f} s "
                   f"(reload {s['reload_s']:.2f} s; est. {s['estimate_mib']} MiB, "
                   f"took {s['measured_mib']} MiB)"),
                  ("warm hit (target < 5 ms)", f"{s['warm_hit']['median_ms'] * 1000:.1f} µs "

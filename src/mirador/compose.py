@@ -53,11 +53,14 @@ async def open_for_one_answer(settings: Settings, warm: bool = True,
 
 def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedder | None,
           open_memory: bool = True) -> Orchestrator:
-    """Plug tools, learning, predictive preload and memory into the orchestrator."""
+    """Plug tools, the energy profile, learning, predictive preload and memory into the
+    orchestrator."""
+    from mirador.orchestration.profiles import ProfileLimits
     from mirador.tools.docs import DocsIndex
     from mirador.tools.registry import available_tools, check_manifest
     from mirador.tools.routing import DocsRouter, ToolRouter
 
+    orchestrator.limits = ProfileLimits(orchestrator.settings)
     orchestrator.tools = available_tools(orchestrator.settings)
     check_manifest(orchestrator.manifest, orchestrator.tools)
     orchestrator.routes.append(ToolRouter(orchestrator.manifest))  # arithmetic: calculate

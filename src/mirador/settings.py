@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, model_validator
 
+from mirador.energy.profiles import EnergyConfig
 from mirador.yamlfile import read_yaml_model
 
 DEFAULT_PORT = 11535  # Ollama's 11434 plus 101: easy to remember, unlikely to clash.
@@ -220,6 +221,7 @@ class Config(Strict):
     models: ModelsConfig = ModelsConfig()
     learning: LearningConfig = LearningConfig()
     tools: ToolsConfig = ToolsConfig()
+    energy: EnergyConfig = EnergyConfig()
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,11 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
+
+    @property
+    def profile_path(self) -> Path:
+        """The profile pinned with `mirador profile NAME` (absent: auto)."""
+        return self.home / "profile.json"
 
     @property
     def history_path(self) -> Path:

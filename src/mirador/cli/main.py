@@ -31,6 +31,7 @@ _COMMANDS = {
     "rate": ("mirador.cli.rate:rate", "Rate an answer from 1 to 5 (the last one by default)."),
     "why": ("mirador.cli.why:why", "Explain why an answer used the chain it did."),
     "stats": ("mirador.cli.stats:stats", "What Mirador has learned from ratings."),
+    "profile": ("mirador.cli.profile:profile", "Show or pin the energy profile (battery, ...)."),
     "plugins": ("mirador.cli.plugins:plugins", "List installed plugins and what they add."),
     "serve": ("mirador.cli.serve:serve", "Run the local server (Ollama- and OpenAI-compatible)."),
     "tools": ("mirador.cli.tools:tools", "List the tools models may call."),

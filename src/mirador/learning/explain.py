@@ -66,13 +66,15 @@ def explanation(answer: AnswerLog, ratings: Sequence[Rating],
                     for r in ratings],
         "now": None if now is None else {**now.to_dict(), "best": now.best_mean.chain},
         "status": answer.status, "seconds": answer.seconds,
+        "profile": answer.profile, "energy_j": answer.energy_j,
+        "energy_method": answer.energy_method,
     }
 
 
 def render(data: dict[str, Any]) -> str:
     """The explanation as text for a terminal."""
     lines = [f"answer {data['answer_id']} · {_when(data['created_at'])} · {data['status']}, "
-             f"{data['seconds'] or 0:.1f} s",
+             f"{data['seconds'] or 0:.1f} s{_energy(data)}",
              f"  \"{_short(data['query'], 90)}\"" if data["query"] else "  (text not kept)", "",
              f"query type: {data['query_type']}"]
     lines += _type_lines(data)
@@ -88,6 +90,14 @@ def render(data: dict[str, Any]) -> str:
     lines += [""] + _rating_lines(data["ratings"])
     lines += _now_lines(data)
     return "\n".join(lines)
+
+
+def _energy(data: dict[str, Any]) -> str:
+    """', 41.2 J (cpu-time estimate) under profile battery', or nothing if unmeasured."""
+    if data.get("energy_j") is None:
+        return ""
+    return (f", {data['energy_j']:.1f} J ({data['energy_method']}) under profile "
+            f"{data['profile']}")
 
 
 def _type_lines(data: dict[str, Any]) -> list[str]:

@@ -320,7 +320,8 @@ def answer_log(record: AnswerRecord, query_type: QueryType, vector: np.ndarray |
         status=done.status, chosen_by="learner" if record.plan.choice else _caller(record),
         session_id=record.query.session_id, namespace=record.query.namespace,
         seconds=done.seconds, ttft=done.ttft, tokens=done.tokens, stages=stages, choice=choice,
-        embedding=vector, embedding_model=model_key if vector is not None else None)
+        embedding=vector, embedding_model=model_key if vector is not None else None,
+        profile=done.profile, energy_j=done.energy_j, energy_method=done.energy_method)
 
 
 def _chain(record: AnswerRecord) -> str | None:

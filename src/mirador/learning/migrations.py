@@ -80,12 +80,20 @@ def m005_add_query_embedding(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE answers ADD COLUMN embedding_model TEXT")
 
 
+def m006_add_energy(db: sqlite3.Connection) -> None:
+    """The energy profile an answer ran under and the joules it cost (and how measured)."""
+    db.execute("ALTER TABLE answers ADD COLUMN profile TEXT")
+    db.execute("ALTER TABLE answers ADD COLUMN energy_j REAL")
+    db.execute("ALTER TABLE answers ADD COLUMN energy_method TEXT")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_create_answers,
     m002_create_stage_timings,
     m003_create_ratings,
     m004_add_choice_snapshot,
     m005_add_query_embedding,
+    m006_add_energy,
 )
 
 

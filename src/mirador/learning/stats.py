@@ -25,6 +25,7 @@ class ChainStats:
     mean_rating: float | None
     mean_seconds: float | None
     mean_ttft: float | None
+    mean_joules: float | None  # energy per answer (see the answers' energy_method)
     believed: float | None  # the learner's current belief in a good rating, if a candidate
 
 
@@ -64,6 +65,7 @@ def _chain_stats(chain: str, rows: list[dict[str, Any]], believed: float | None)
     ratings = [r["rating"] for r in rows if r["rating"] is not None]
     return ChainStats(chain, len(rows), len(ratings), _mean(ratings),
                       _mean(r["seconds"] for r in rows), _mean(r["ttft"] for r in rows),
+                      _mean(r.get("energy_j") for r in rows),
                       None if believed is None else round(believed, 3))
 
 
@@ -108,11 +110,11 @@ def render_stats(types: list[TypeStats], total_answers: int, total_rated: int) -
         best = f"; believed best now: {t.best}" if t.best else ""
         lines.append(f"{t.query_type} — {t.answers} answers, {t.rated} rated{best}")
         lines.append(f"    {'chain':<24}{'answers':>8}{'rated':>7}{'mean':>7}{'believed':>10}"
-                     f"{'seconds':>9}{'first tok':>10}")
+                     f"{'seconds':>9}{'first tok':>10}{'joules':>8}")
         for c in t.chains:
             lines.append(f"    {c.chain:<24}{c.answers:>8}{c.rated:>7}{_num(c.mean_rating, 2):>7}"
                          f"{_num(c.believed, 2):>10}{_num(c.mean_seconds, 1):>9}"
-                         f"{_num(c.mean_ttft, 2):>10}")
+                         f"{_num(c.mean_ttft, 2):>10}{_num(c.mean_joules, 1):>8}")
         lines.append("")
     return "\n".join(lines).rstrip()
 

@@ -60,6 +60,9 @@ class AnswerLog:
     choice: dict[str, Any] | None = None
     embedding: np.ndarray | None = None
     embedding_model: str | None = None
+    profile: str | None = None  # the energy profile it ran under
+    energy_j: float | None = None
+    energy_method: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,11 +133,12 @@ class LearningStore:
             db.execute(
                 "INSERT OR REPLACE INTO answers (answer_id, created_at, query, session_id, "
                 "namespace, domain, complexity, query_type, chain, status, seconds, ttft, tokens, "
-                "chosen_by, choice_json, embedding, embedding_model) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "chosen_by, choice_json, embedding, embedding_model, profile, energy_j, "
+                f"energy_method) VALUES ({', '.join('?' * 20)})",
                 (log.answer_id, log.created_at, log.query, log.session_id, log.namespace,
                  log.domain, log.complexity, log.query_type, log.chain, log.status, log.seconds,
-                 log.ttft, log.tokens, log.chosen_by, choice, blob, log.embedding_model))
+                 log.ttft, log.tokens, log.chosen_by, choice, blob, log.embedding_model,
+                 log.profile, log.energy_j, log.energy_method))
             db.execute("DELETE FROM stage_timings WHERE answer_id = ?", (log.answer_id,))
             db.executemany(
                 "INSERT INTO stage_timings VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -235,7 +239,8 @@ class LearningStore:
             rows = db.execute(
                 "SELECT a.answer_id, a.created_at, a.query, a.query_type, a.chain, a.chosen_by, "
                 "a.status, "
-                "a.seconds, a.ttft, (SELECT rating FROM ratings WHERE answer_id = a.answer_id "
+                "a.seconds, a.ttft, a.profile, a.energy_j, a.energy_method, "
+                "(SELECT rating FROM ratings WHERE answer_id = a.answer_id "
                 "ORDER BY id DESC LIMIT 1) AS rating, (SELECT rated_at FROM ratings WHERE "
                 "answer_id = a.answer_id ORDER BY id DESC LIMIT 1) AS rated_at "
                 "FROM answers a ORDER BY a.created_at").fetchall()
@@ -297,7 +302,8 @@ def _answer_from_row(row: sqlite3.Row, stages: list[sqlite3.Row]) -> AnswerLog:
         ttft=row["ttft"], tokens=row["tokens"],
         stages=tuple(StageTiming(*tuple(s)[2:]) for s in stages),
         choice=None if row["choice_json"] is None else json.loads(row["choice_json"]),
-        embedding=embedding, embedding_model=row["embedding_model"])
+        embedding=embedding, embedding_model=row["embedding_model"], profile=row["profile"],
+        energy_j=row["energy_j"], energy_method=row["energy_method"])
 
 
 def _unreadable(path: Path, exc: sqlite3.Error) -> LearningStoreError:

@@ -145,6 +145,9 @@ class Done(_Event):
     chosen_because: str | None = None  # why `final_stage` gave the answer
     set_aside: list[str] = field(default_factory=list)  # later stages passed over
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)  # each stage's scores
+    profile: str | None = None  # the energy profile the answer ran under
+    energy_j: float | None = None  # joules the answer cost (see energy_method)
+    energy_method: str | None = None  # "rapl" or "cpu-time estimate"
 
 
 Event = Ack | StageStart | Token | ToolCall | ToolResult | ErrorEvent | StageEnd | Done

@@ -84,3 +84,29 @@ class Closable(Protocol):
     """A hook that holds files or threads; the orchestrator's `aclose` closes it, once."""
 
     async def aclose(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the energy profile in force allows an answer (see `mirador.energy`).
+
+    `deeper_stages=False` runs only the first stage of a plan the person did not
+    spell out (`--stages` and `--chain` are theirs to choose); `max_tokens` caps
+    every stage. `joules()` is the energy meter's running total, `method` how it
+    measures."""
+
+    profile: str
+    reason: str = ""
+    deeper_stages: bool = True
+    max_tokens: int | None = None
+    preload: bool = True
+
+
+class LimitsSource(Protocol):
+    """The energy profile in force now, and the meter answers are measured with."""
+
+    def limits(self) -> Limits: ...
+
+    def joules(self) -> tuple[float, str]:
+        """The meter's running total (joules) and how it measures."""
+        ...

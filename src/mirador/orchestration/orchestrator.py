@@ -62,6 +62,8 @@ from mirador.orchestration.hooks import (
     ChainChooser,
     Closable,
     ContextSource,
+    Limits,
+    LimitsSource,
     Plan,
     Query,
 )
@@ -106,7 +108,8 @@ class Orchestrator:
     def __init__(self, settings: Settings, manifest: Manifest | None = None,
                  manager: ModelManager | None = None, context: ContextSource | None = None,
                  sinks: Sequence[AnswerSink] = (), chooser: ChainChooser | None = None,
-                 load_timeout: float = 300.0, embedder: Embedder | None = None) -> None:
+                 load_timeout: float = 300.0, embedder: Embedder | None = None,
+                 limits: LimitsSource | None = None) -> None:
         self.settings = settings
         self.manifest = manifest or manifest_for(settings)
         self.manager = manager or ModelManager(settings, self.manifest)
@@ -114,6 +117,7 @@ class Orchestrator:
         self.context = context
         self.sinks = list(sinks)
         self.chooser = chooser
+        self.limits = limits  # the energy profile in force, and the meter; none: no limits
         self.preloader: Preloader | None = None  # set by mirador.orchestration.preload.attach
         self.load_timeout = load_timeout
         self._embedder = embedder
@@ -250,7 +254,9 @@ class Orchestrator:
         started = time.perf_counter()
         wish = overrides or Overrides()
         q = query if isinstance(query, Query) else Query(text=query)
-        plan = await self._plan_without_blocking(q, stages, chain, model)
+        limits, spent_before = self._limits()
+        plan = _within(await self._plan_without_blocking(q, stages, chain, model), limits,
+                       chosen=bool(stages or chain))
         personas = [self.resolve(s, model) for s in plan.stages]
         answer_id = uuid.uuid4().hex[:12]
         for persona in personas:  # first stage's model first; the rest load behind it
@@ -265,7 +271,7 @@ class Orchestrator:
         first_token: float | None = None
         try:
             for index, (stage, persona) in enumerate(zip(plan.stages, personas, strict=True)):
-                budget = _left(wish.max_tokens, answers)
+                budget = _capped(_left(wish.max_tokens, answers), limits)
                 if budget == 0:
                     break  # the caller's token limit is spent: the answer ends here
                 if index:
@@ -298,6 +304,7 @@ class Orchestrator:
                     partial=run.status != "ok", tokens=run.tokens, error=run.message or None)
                 judge.stage_ended(stage.name, run.answer_text, run.loop)
             done = await _judged(_done(answer_id, answers, started, first_token), judge)
+            done = self._measured(done, limits, spent_before)
         finally:
             judge.cancel()
             if recall is not None:
@@ -305,6 +312,20 @@ class Orchestrator:
         if remember:  # before `Done`: a caller may stop reading there
             self._record(AnswerRecord(query=q, plan=plan, done=done, stage_ends=ends))
         yield done
+
+    def _limits(self) -> tuple[Limits | None, float | None]:
+        """The profile's limits for the answer starting now, and the meter's reading."""
+        if self.limits is None:
+            return None, None
+        return self.limits.limits(), self.limits.joules()[0]
+
+    def _measured(self, done: Done, limits: Limits | None, before: float | None) -> Done:
+        """`done` with the profile it ran under and the joules it cost."""
+        if self.limits is None or limits is None or before is None:
+            return done
+        total, method = self.limits.joules()
+        return replace(done, profile=limits.profile, energy_j=round(max(0.0, total - before), 3),
+                       energy_method=method)
 
     async def answer(self, query: str | Query, **kwargs: object) -> Done:
         """Run `process` to its `Done` event and return it, once the sinks have it."""
@@ -469,6 +490,22 @@ def _left(limit: int | None, answers: dict[str, StageAnswer]) -> int | None:
     if limit is None:
         return None
     return max(0, limit - sum(a.tokens for a in answers.values()))
+
+
+def _within(plan: Plan, limits: Limits | None, chosen: bool) -> Plan:
+    """The plan the energy profile allows: only its first stage when deeper stages are
+    off, unless the person chose the stages or the chain themselves."""
+    if limits is None or limits.deeper_stages or chosen or len(plan.stages) <= 1:
+        return plan
+    return replace(plan, stages=plan.stages[:1])
+
+
+def _capped(budget: int | None, limits: Limits | None) -> int | None:
+    """The tokens a stage may generate: what the answer has left, and the profile's cap."""
+    cap = limits.max_tokens if limits is not None else None
+    if cap is None or budget is None:
+        return budget if cap is None else cap
+    return min(budget, cap)
 
 
 def _early_end(run: _StageRun) -> str | None:

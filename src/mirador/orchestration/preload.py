@@ -135,8 +135,10 @@ class Preloader:
     """Turns predictions into background loads and keeps score of them."""
 
     def __init__(self, manager: ModelManager, predictor: Predictor, usage: UsageLog | None,
-                 debounce: float = 0.35, max_models: int = 2) -> None:
+                 debounce: float = 0.35, max_models: int = 2,
+                 allowed: Callable[[], bool] = lambda: True) -> None:
         self.manager = manager
+        self.allowed = allowed  # False while the energy profile turns preload off
         self.predictor = predictor
         self.usage = usage
         self.debounce = debounce
@@ -166,7 +168,10 @@ class Preloader:
         task.add_done_callback(self._tasks.discard)
 
     async def preload_for(self, text: str) -> list[Prediction]:
-        """Predict for `text` and start loading the best guesses now."""
+        """Predict for `text` and start loading the best guesses now (none while the
+        energy profile turns preload off)."""
+        if not self.allowed():
+            return []
         predictions = self.predictor.predict(text)[: self.max_models]
         for prediction in predictions:
             self.predicted.add(prediction.model.id)
@@ -212,7 +217,13 @@ def attach(orchestrator: Orchestrator) -> Preloader | None:
 
     predictor = Predictor(orchestrator.manifest, plan, usage)
     preloader = Preloader(orchestrator.manager, predictor, usage,
-                          debounce=settings.config.models.preload_debounce)
+                          debounce=settings.config.models.preload_debounce,
+                          allowed=lambda: _preload_allowed(orchestrator))
     orchestrator.preloader = preloader
     orchestrator.sinks.append(preloader)
     return preloader
+
+
+def _preload_allowed(orchestrator: Orchestrator) -> bool:
+    limits = orchestrator.limits
+    return limits is None or limits.limits().preload
