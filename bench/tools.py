@@ -137,13 +137,18 @@ async def run(rows: list[Any], home: Path) -> dict[str, Any]:
 
 async def one(question: str, need: str, expected: tuple[str, ...], backend: Any,
               manifest: Any, tools: dict[str, Any], routes: list[Any]) -> dict[str, Any]:
+    from mirador.errors import MiradorError
     from mirador.orchestration.hooks import Query
 
     choice = next((c for r in routes if (c := r.choose(Query(question))) is not None), None)
     routed = CHAIN_OF.get(choice.chain, "none") if choice else "none"
     row: dict[str, Any] = {"question": question, "need": need, "routed": routed}
     row |= await grammar_choice(question, need, backend, manifest, tools)
-    row |= await with_tools(question, routed, backend, manifest, tools)
+    try:
+        row |= await with_tools(question, routed, backend, manifest, tools)
+    except MiradorError as exc:  # in Mirador the stage fails with this message: a wrong answer
+        row |= {"answer_with": "", "round_ms": None, "called": False, "seconds_with": None,
+                "error_with": str(exc)[:160]}
     row |= await without_tools(question, backend, manifest)
     row["right_with"] = right(row["answer_with"], expected)
     row["right_without"] = right(row["answer_without"], expected)
