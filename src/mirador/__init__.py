@@ -31,10 +31,11 @@ _EXPORTS = {
     "load_settings": "mirador.settings",
     "Settings": "mirador.settings",
     "create_orchestrator": "mirador.compose",
+    "tool": "mirador.tools.decorator",
 }
 
 __all__ = ["ModelStage", "Orchestrator", "Query", "Settings", "create_orchestrator",
-           "load_settings"]
+           "load_settings", "tool"]
 
 if TYPE_CHECKING:
     from mirador.compose import create_orchestrator
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from mirador.orchestration.orchestrator import Orchestrator
     from mirador.orchestration.stages import ModelStage
     from mirador.settings import Settings, load_settings
+    from mirador.tools.decorator import tool
 
 
 def __getattr__(name: str) -> Any:

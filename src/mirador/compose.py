@@ -53,11 +53,19 @@ async def open_for_one_answer(settings: Settings, warm: bool = True,
 
 def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedder | None,
           open_memory: bool = True) -> Orchestrator:
-    """Plug the energy profile, learning, predictive preload and memory into the
+    """Plug tools, the energy profile, learning, predictive preload and memory into the
     orchestrator."""
     from mirador.orchestration.profiles import ProfileLimits
+    from mirador.tools.docs import DocsIndex
+    from mirador.tools.registry import available_tools, check_manifest
+    from mirador.tools.routing import DocsRouter, ToolRouter
 
     orchestrator.limits = ProfileLimits(orchestrator.settings)
+    orchestrator.tools = available_tools(orchestrator.settings)
+    check_manifest(orchestrator.manifest, orchestrator.tools)
+    orchestrator.routes.append(ToolRouter(orchestrator.manifest))  # arithmetic: calculate
+    docs = DocsIndex(orchestrator.settings, embedder)  # questions on indexed documents
+    orchestrator.routes.append(DocsRouter(orchestrator.manifest, docs))
     if learner is not None:
         learner.limits = orchestrator.limits  # quality per watt in the chain choice
     if learner is not None:

@@ -1,4 +1,4 @@
-"""Plugins: packages that add backends, embedders and chains through entry points.
+"""Plugins: packages that add backends, embedders, chains and tools through entry points.
 
 A plugin is an installed distribution with an entry point in the `mirador`
 group pointing at a module that implements some of the hooks below, marked
@@ -53,6 +53,11 @@ class HookSpecs:
     @hookspec
     def register_chains(self, register: Callable[..., None]) -> None:
         """Register chains: `register({"id": ..., "steps": [...], ...})`, a manifest chain."""
+
+    @hookspec
+    def register_tools(self, register: Callable[..., None]) -> None:
+        """Register tools models may call: `register(tool)`, a `mirador.toolspec.Tool` or a
+        function decorated with `@mirador.tool(..., register=False)` (see `mirador.tools`)."""
 
 
 @dataclass

@@ -106,7 +106,8 @@ def forget_all(settings: Settings, live: Live | None = None) -> Forgotten:
 
 def wipe(settings: Settings) -> list[Path]:
     """Remove every personal file Mirador keeps (memories, journals, the ratings database,
-    preload history, chat history, the MCP servers' logs); keep config, manifest and models. Returns what went."""
+    preload history, chat history, the MCP servers' logs); keep config, manifest and
+    models. Returns what went."""
     if settings.config.memory.chroma_server is not None:  # memories live on that server
         with _store(settings, Live()) as store:
             if store is not None:

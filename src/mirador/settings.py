@@ -244,8 +244,11 @@ class McpServerConfig(Strict):
 
 
 class ToolsConfig(Strict):
-    """Tools models may call: the sandbox's limits and MCP servers."""
+    """`tools:` in config.yaml: how tool calls run, the sandbox's limits and MCP servers
+    (which tools a persona may use is its `tools:` list in the manifest)."""
 
+    max_rounds: int = Field(default=3, ge=1, le=20, description="Rounds of tool calls one "
+                            "stage may make before it must answer.")
     sandbox: SandboxConfig = SandboxConfig()
     mcp: list[McpServerConfig] = Field(default_factory=list)
 
@@ -269,8 +272,8 @@ class Config(Strict):
     server: ServerConfig = ServerConfig()
     models: ModelsConfig = ModelsConfig()
     learning: LearningConfig = LearningConfig()
-    energy: EnergyConfig = EnergyConfig()
     tools: ToolsConfig = ToolsConfig()
+    energy: EnergyConfig = EnergyConfig()
 
 
 @dataclass(frozen=True)

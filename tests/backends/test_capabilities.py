@@ -49,9 +49,9 @@ def test_every_builtin_backend_keeps_what_it_declares(backend_class: Any,
 def test_what_each_builtin_declares(settings: Settings) -> None:
     assert LlamaCppBackend(settings).capabilities.declared() == {
         "in_process", "estimates_memory", "counts_tokens", "adapters", "embeds",
-        "takes_turns", "sizes_context"}
-    assert OllamaBackend(settings).capabilities.declared() == {"embeds"}
-    assert OpenAIBackend(settings).capabilities.declared() == {"embeds"}
+        "takes_turns", "sizes_context", "tools"}
+    assert OllamaBackend(settings).capabilities.declared() == {"embeds", "tools"}
+    assert OpenAIBackend(settings).capabilities.declared() == {"embeds", "tools"}
     assert ScriptedBackend().capabilities.declared() == set()
 
 

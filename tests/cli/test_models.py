@@ -64,7 +64,7 @@ def test_check_validates_a_given_file_and_its_adapters(isolated_home: Path, tiny
                                              f"lora: {{path: {lora}}}}}\n"))
     result = mirador("models", "check", str(good))
     assert result.returncode == 0, result.stderr
-    assert "ok: 2 models, 16 personas" in result.stdout  # the built-ins plus this file's
+    assert "ok: 2 models, 18 personas" in result.stdout  # the built-ins plus this file's
     bad = tmp_path / "bad.yaml"
     bad.write_text(tiny_manifest(tiny_gguf, f"  - {{id: styled, model: small, "
                                             f"lora: {{path: {tiny_gguf}}}}}\n"))

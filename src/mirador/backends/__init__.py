@@ -39,6 +39,7 @@ from mirador.backends.base import (
     TakesTurns,
     TextPiece,
     Tokenizes,
+    ToolCallRequest,
     adapters_of,
     capability_problems,
     check_capabilities,
@@ -54,7 +55,7 @@ from mirador.settings import LlamaCppConfig, OllamaConfig, OpenAIConfig, Setting
 
 __all__ = [
     "Backend", "BackendEvent", "ChatRequest", "Embedded", "Embeds", "Finished", "LoadedModel",
-    "Message", "ResponseFormat", "TextPiece",
+    "Message", "ResponseFormat", "TextPiece", "ToolCallRequest",
     "BackendFactory", "BackendSpec", "register_backend", "create_backend", "backend_names",
     "backend_spec",
     "backend_config", "entry_for_reference", "entry_problem", "check_backend_config",

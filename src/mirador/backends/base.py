@@ -1,7 +1,8 @@
 """The one interface every runtime implements.
 
 A backend streams a chat as typed events: `TextPiece`s as the model produces
-them, then one `Finished` with token counts and timings. Beyond that, a
+them (or `ToolCallRequest`s, when the request offers tools and the model asks
+for one), then one `Finished` with token counts and timings. Beyond that, a
 backend declares what else it can do in its `capabilities` (estimating a
 model's memory, counting tokens, LoRA adapters per request, embeddings...);
 each declared capability promises the small protocol beside it, and callers
@@ -17,15 +18,32 @@ from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 from mirador.catalog.manifest import LoraAdapter, ModelEntry, SamplingOptions
 from mirador.errors import BackendError
+from mirador.toolspec import Tool
 
-Role = Literal["system", "user", "assistant"]
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True)
+class ToolCallRequest:
+    """The model asks for tool `name` with `arguments` (parsed JSON, not yet validated);
+    `id` is the runtime's id for the call, where it gives one."""
+
+    name: str
+    arguments: dict[str, Any] = field(default_factory=dict, hash=False)
+    id: str = ""
 
 
 @dataclass(frozen=True)
 class Message:
+    """One turn. An assistant turn may carry the `tool_calls` it made; a "tool" turn is a
+    tool's result, `tool_name` saying whose (and `tool_call_id` which call's)."""
+
     role: Role
     content: str
     images: tuple[str, ...] = ()  # base64-encoded image files, for models that can see
+    tool_calls: tuple[ToolCallRequest, ...] = ()
+    tool_name: str | None = None
+    tool_call_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +67,7 @@ class ChatRequest:
     options: SamplingOptions = field(default_factory=SamplingOptions)
     loras: tuple[LoraAdapter, ...] = ()
     format: ResponseFormat | None = None
+    tools: tuple[Tool, ...] = ()  # tools the model may ask for (see ToolCallRequest)
 
 
 @dataclass(frozen=True)
@@ -69,7 +88,7 @@ class Finished:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-BackendEvent = TextPiece | Finished
+BackendEvent = TextPiece | ToolCallRequest | Finished
 
 
 @dataclass(frozen=True)
@@ -158,6 +177,7 @@ class Capabilities:
     embeds: bool = False  # Embeds
     takes_turns: bool = False  # TakesTurns
     sizes_context: bool = False  # SizesContext
+    tools: bool = False  # honours ChatRequest.tools: yields ToolCallRequest, reads "tool" turns
 
     def declared(self) -> set[str]:
         """The names of the capabilities declared."""

@@ -16,6 +16,12 @@ LoRA adapters ride on the loaded base model: each is read once (llama.cpp's
 context (`llama_set_adapters_lora`), so personas with different adapters
 share the base weights. Switching adapters resets the prompt cache, whose
 keys and values were computed with the old ones.
+
+Tools (`ChatRequest.tools`): the model has no native tool calls, so it is shown
+the tools in its system prompt and a grammar makes it reply with one JSON
+choice, a call or an answer (see `tool_calls.py`), read whole and yielded as a
+`ToolCallRequest` or the answer's text; once a tool's result is the last turn,
+it answers in prose, streamed.
 """
 
 from __future__ import annotations
@@ -28,11 +34,11 @@ import os
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from mirador.backends import entry_problem
+from mirador.backends import entry_problem, tool_calls
 from mirador.backends.base import (
     BackendEvent,
     Capabilities,
@@ -93,7 +99,7 @@ class LlamaCppBackend:
     name = "llamacpp"
     capabilities = Capabilities(in_process=True, estimates_memory=True, counts_tokens=True,
                                 adapters=True, embeds=True, takes_turns=True,
-                                sizes_context=True)
+                                sizes_context=True, tools=True)
 
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         self._settings = settings
@@ -244,6 +250,13 @@ class LlamaCppBackend:
     async def _stream_locked(self, loaded: _Loaded, request: ChatRequest
                              ) -> AsyncGenerator[BackendEvent, None]:
         await asyncio.to_thread(_activate, loaded, request.model.id, request.loras)
+        choosing = tool_calls.wants_choice(request.messages, request.tools)
+        if request.tools:  # no native tool calls: described in the prompt, chosen by grammar
+            fmt = tool_calls.choice_format(request.tools) if choosing else request.format
+            options = request.options.model_copy(update={"stop": None}) if choosing else None
+            request = replace(request, messages=tool_calls.prompted(
+                request.messages, request.tools, choosing), format=fmt,
+                options=options or request.options)
         prompt = loaded.formatter(request.messages)
         tokens = await asyncio.to_thread(loaded.llm.tokenize, prompt.text.encode("utf-8"),
                                          add_bos=not prompt.has_bos, special=True)
@@ -264,10 +277,16 @@ class LlamaCppBackend:
             kwargs["grammar"] = await asyncio.to_thread(_grammar, request.format)
         worker = loop.run_in_executor(
             None, _generate, loaded.llm, tokens, kwargs, cancel, emit)
+        chosen: list[str] = []  # a tool choice is read whole, then parsed
         try:
             while (item := await queue.get()) is not _DONE:
                 if isinstance(item, BaseException):
                     raise ModelLoadError(f"llama.cpp failed while generating: {item}") from item
+                if choosing and isinstance(item, TextPiece):
+                    chosen.append(item.text)
+                    continue
+                if choosing and isinstance(item, Finished) and item.reason != "cancelled":
+                    yield tool_calls.parse_choice("".join(chosen))
                 yield item
         finally:
             cancel.set()

@@ -14,6 +14,7 @@ import json
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
+from mirador.backends import tool_calls
 from mirador.backends.base import (
     BackendEvent,
     Capabilities,
@@ -24,6 +25,7 @@ from mirador.backends.base import (
     Message,
     ResponseFormat,
     TextPiece,
+    ToolCallRequest,
 )
 from mirador.catalog.manifest import ModelEntry, SamplingOptions
 from mirador.errors import BackendError, BackendUnavailableError, ModelNotFoundError
@@ -44,7 +46,7 @@ class OllamaBackend:
     """Runs models on an Ollama server."""
 
     name = "ollama"
-    capabilities = Capabilities(embeds=True)  # the server holds the memory, not this process
+    capabilities = Capabilities(embeds=True, tools=True)  # the server holds the memory
 
     def __init__(self, settings: Settings) -> None:
         self.host = settings.ollama_host
@@ -71,11 +73,15 @@ class OllamaBackend:
             stream = await self._api().chat(
                 model=tag, stream=True, keep_alive=self.keep_alive(request.model),
                 messages=[_message(m) for m in request.messages],
-                options=ollama_options(request.options), format=ollama_format(request.format))
+                options=ollama_options(request.options), format=ollama_format(request.format),
+                tools=tool_calls.wire_tools(request.tools) or None)
             try:
                 async for part in stream:
                     if part.message.content:
                         yield TextPiece(part.message.content)
+                    for call in part.message.tool_calls or ():
+                        yield ToolCallRequest(name=call.function.name,
+                                              arguments=dict(call.function.arguments or {}))
                     if part.done:
                         final = part
             finally:
@@ -169,6 +175,11 @@ def _message(message: Message) -> dict[str, Any]:
     wire: dict[str, Any] = {"role": message.role, "content": message.content}
     if message.images:
         wire["images"] = list(message.images)
+    if message.tool_calls:
+        wire["tool_calls"] = [{"function": {"name": c.name, "arguments": c.arguments}}
+                              for c in message.tool_calls]
+    if message.tool_name:
+        wire["tool_name"] = message.tool_name
     return wire
 
 

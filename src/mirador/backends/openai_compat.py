@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
+from mirador.backends import tool_calls
 from mirador.backends.base import (
     BackendEvent,
     Capabilities,
@@ -43,7 +45,7 @@ class OpenAIBackend:
     """Runs models on a server that speaks OpenAI's chat completions API."""
 
     name = "openai"
-    capabilities = Capabilities(embeds=True)  # the server holds the memory, not this process
+    capabilities = Capabilities(embeds=True, tools=True)  # the server holds the memory
 
     def __init__(self, settings: Settings) -> None:
         self._config = settings.config.backends.openai
@@ -67,15 +69,19 @@ class OpenAIBackend:
         with self._translated(name, request.model, started=False):
             stream = await self._open(name, request)
         pieces, usage, reason = 0, None, "stop"
+        calls = tool_calls.CallFragments()  # arguments arrive in fragments, by index
         async with stream:  # closing it closes the HTTP response, so the server stops
             with self._translated(name, request.model, started=True):
                 async for chunk in stream:
                     usage = chunk.usage or usage
                     for choice in chunk.choices:
                         reason = choice.finish_reason or reason
+                        calls.feed(choice.delta.tool_calls or ())
                         if choice.delta.content:
                             pieces += 1
                             yield TextPiece(choice.delta.content)
+        for call in calls.requests():
+            yield call
         yield Finished(reason="length" if reason == "length" else "stop",
                        prompt_tokens=usage.prompt_tokens if usage else 0,
                        completion_tokens=usage.completion_tokens if usage else pieces)
@@ -89,6 +95,8 @@ class OpenAIBackend:
             "messages": [_message(m) for m in request.messages]}
         if request.format is not None:
             kwargs["response_format"] = response_format(request.format)
+        if request.tools:
+            kwargs["tools"] = tool_calls.wire_tools(request.tools)
         if self._include_usage:
             try:
                 return await self._api().chat.completions.create(
@@ -176,6 +184,14 @@ def openai_options(options: SamplingOptions) -> dict[str, Any]:
 def _message(message: Message) -> dict[str, Any]:
     """A message as OpenAI's chat takes it: with images, a list of text and image parts
     (each image inline as a data: URL)."""
+    if message.role == "tool":
+        return {"role": "tool", "content": message.content,
+                "tool_call_id": message.tool_call_id or message.tool_name or ""}
+    if message.tool_calls:
+        return {"role": "assistant", "content": message.content or None, "tool_calls": [
+            {"id": c.id or f"call_{i}", "type": "function",
+             "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+            for i, c in enumerate(message.tool_calls)]}
     if not message.images:
         return {"role": message.role, "content": message.content}
     parts: list[dict[str, Any]] = [{"type": "text", "text": message.content}]

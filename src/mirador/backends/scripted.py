@@ -22,6 +22,7 @@ from mirador.backends.base import (
     Finished,
     LoadedModel,
     TextPiece,
+    ToolCallRequest,
 )
 from mirador.catalog.manifest import ModelEntry
 from mirador.errors import BackendError
@@ -32,7 +33,7 @@ class Script:
     """What one request does: emit `pieces` `delay` seconds apart, then finish.
 
     `hang_after`: after that many pieces, wait forever. `fail_after`: after
-    that many pieces, raise `error`.
+    that many pieces, raise `error`. `calls`: tool calls the model asks for at the end.
     """
 
     pieces: tuple[str, ...] | list[str] = ("ok",)
@@ -41,6 +42,7 @@ class Script:
     hang_after: int | None = None
     fail_after: int | None = None
     error: str = "scripted failure"
+    calls: tuple[ToolCallRequest, ...] = ()  # tool calls asked for after the pieces
 
 
 @dataclass
@@ -70,6 +72,8 @@ class ScriptedBackend:
                 yield TextPiece(piece)
             if script.hang_after is not None and script.hang_after >= len(script.pieces):
                 await asyncio.Event().wait()
+            for call in script.calls:
+                yield call
             yield Finished(completion_tokens=len(script.pieces))
         finally:
             self.closed_streams += 1

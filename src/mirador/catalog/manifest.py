@@ -107,6 +107,8 @@ class PersonaEntry(Strict):
     description: str = ""
     request: str | None = Field(default=None, description="What this persona is asked to do "
                                 "when it follows another stage in a chain (its job, in a line).")
+    tools: list[str] = Field(default=[], description="Tools it may call ('mirador tools' lists "
+                             "them); checked against the tool registry when Mirador starts.")
 
 
 class ChainEntry(Strict):
@@ -214,15 +216,18 @@ class Manifest(Strict):
         options = SamplingOptions()
         loras: list[LoraAdapter] = []
         request: str | None = None
+        tools: list[str] = []
         for persona in reversed(chain):  # the base-most persona first, the named one last
             system = persona.system if persona.system is not None else system
             request = persona.request if persona.request is not None else request
+            tools = persona.tools or tools
             examples = persona.examples or examples
             options = options.merged(persona.options)
             if persona.lora is not None:
                 loras.append(persona.lora)
         return ResolvedPersona(id=ref, model=base, system=system, options=options,
-                               loras=tuple(loras), examples=tuple(examples), request=request)
+                               loras=tuple(loras), examples=tuple(examples), request=request,
+                               tools=tuple(tools))
 
     def check_references(self) -> list[str]:
         """Problems with ids that point nowhere or in circles; empty when all is well."""
@@ -272,6 +277,7 @@ class ResolvedPersona(BaseModel):
     loras: tuple[LoraAdapter, ...]
     examples: tuple[Example, ...] = ()
     request: str | None = None
+    tools: tuple[str, ...] = ()
 
 
 def builtin_manifest_data() -> dict:

@@ -35,6 +35,8 @@ _COMMANDS = {
     "plugins": ("mirador.cli.plugins:plugins", "List installed plugins and what they add."),
     "serve": ("mirador.cli.serve:serve", "Run the local server (Ollama- and OpenAI-compatible)."),
     "mcp": ("mirador.cli.mcp:mcp", "Serve memory search and ask as MCP tools over stdio."),
+    "tools": ("mirador.cli.tools:tools", "List the tools models may call."),
+    "docs": ("mirador.cli.docs:docs", "Index document folders for the search_docs tool."),
 }
 
 

@@ -37,8 +37,9 @@ def _load_everything() -> list:
     from mirador.backends import backend_names
     from mirador.catalog.manifest import plugin_chains
     from mirador.embeddings import embedder_names
+    from mirador.tools.registry import registry
 
-    for register in (backend_names, embedder_names, plugin_chains):
+    for register in (backend_names, embedder_names, plugin_chains, registry.registered):
         with contextlib.suppress(ConfigError):  # recorded on the plugin it names, shown below
             register()
     return plugins.load()

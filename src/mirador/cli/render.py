@@ -7,7 +7,17 @@ import sys
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
-from mirador.orchestration.events import Ack, Done, ErrorEvent, Event, StageEnd, StageStart, Token
+from mirador.orchestration.events import (
+    Ack,
+    Done,
+    ErrorEvent,
+    Event,
+    StageEnd,
+    StageStart,
+    Token,
+    ToolCall,
+    ToolResult,
+)
 
 GREY, WHITE, CYAN = "\x1b[90m", "\x1b[97m", "\x1b[36m"
 DIM, RED, RESET = "\x1b[2m", "\x1b[31m", "\x1b[0m"
@@ -104,6 +114,23 @@ class TerminalRenderer:
     def _on_token(self, event: Token) -> None:
         if not self.quiet:
             self._write(self._paint(event.text, confidence_color(event.confidence)))
+
+    def _on_tool_call(self, event: ToolCall) -> None:
+        if self.quiet:
+            return
+        if not self._at_line_start:
+            self._write("\n")
+        args = ", ".join(f"{k}={v!r}" for k, v in event.arguments.items())
+        self._write(self._paint(f"⚙ {event.tool}({args})\n", DIM))
+
+    def _on_tool_result(self, event: ToolResult) -> None:
+        if self.quiet:
+            return
+        text = " ".join(event.text.split())
+        text = text if len(text) <= 100 else text[:99] + "…"
+        mark = "→" if event.ok else "✗"
+        self._write(self._paint(f"  {mark} {text} ({event.seconds:.2f} s)\n",
+                                DIM if event.ok else RED))
 
     def _on_error(self, event: ErrorEvent) -> None:
         if not self._at_line_start and not self.quiet:

@@ -1,7 +1,8 @@
 """The typed events of a progressive answer.
 
 `Orchestrator.process` yields, in order: one `Ack` at once, then for each
-stage a `StageStart`, its `Token`s, an `ErrorEvent` if it failed or timed out,
+stage a `StageStart`, its `Token`s (with `ToolCall`/`ToolResult` pairs where its
+persona uses tools), an `ErrorEvent` if it failed or timed out,
 and a `StageEnd`; finally one `Done`. Every event has a `type` and turns into
 a JSON-ready dict with `to_dict()`: the CLI's `--json` lines and the server's
 SSE events are exactly these dicts. `final(events)` drains a stream to its `Done`.
@@ -88,6 +89,31 @@ class StageEnd(_Event):
 
 
 @dataclass(frozen=True)
+class ToolCall(_Event):
+    """A stage's model asked for a tool (`round` counts from 1 within the stage)."""
+
+    type: ClassVar[str] = "tool_call"
+    stage: str
+    model: str
+    tool: str
+    arguments: dict[str, Any]
+    round: int = 1
+
+
+@dataclass(frozen=True)
+class ToolResult(_Event):
+    """What the tool returned to the model (`ok` False: an error the model is shown)."""
+
+    type: ClassVar[str] = "tool_result"
+    stage: str
+    tool: str
+    ok: bool
+    text: str
+    seconds: float = 0.0
+    round: int = 1
+
+
+@dataclass(frozen=True)
 class StageAnswer:
     text: str
     status: StageStatus
@@ -124,7 +150,7 @@ class Done(_Event):
     energy_method: str | None = None  # "rapl" or "cpu-time estimate"
 
 
-Event = Ack | StageStart | Token | ErrorEvent | StageEnd | Done
+Event = Ack | StageStart | Token | ToolCall | ToolResult | ErrorEvent | StageEnd | Done
 
 
 async def final(events: AsyncIterable[Event],

@@ -51,11 +51,14 @@ from mirador.orchestration.events import (
     StageStart,
     StageStatus,
     Token,
+    ToolCall,
+    ToolResult,
     final,
 )
 from mirador.orchestration.hooks import (
     AnswerRecord,
     AnswerSink,
+    ChainChoice,
     ChainChooser,
     Closable,
     ContextSource,
@@ -66,7 +69,9 @@ from mirador.orchestration.hooks import (
 )
 from mirador.orchestration.routing import classify
 from mirador.orchestration.stages import ModelStage, Overrides, select_stages
+from mirador.orchestration.tool_loop import run_with_tools
 from mirador.settings import Settings
+from mirador.toolspec import Tool
 
 if TYPE_CHECKING:
     from mirador.embeddings import Embedder
@@ -117,6 +122,8 @@ class Orchestrator:
         self.load_timeout = load_timeout
         self._embedder = embedder
         self._recording: dict[str, asyncio.Task[None]] = {}  # answer id -> its sinks' task
+        self.tools: dict[str, Tool] = {}  # what personas' `tools:` name; set by mirador.compose
+        self.routes: list[ChainChooser] = []  # rules asked before the chooser (tool routing)
 
     @property
     def embedder(self) -> Embedder:
@@ -181,7 +188,7 @@ class Orchestrator:
                 raise ConfigError("give stages either all as names or all as ModelStage")
             picked = chosen or select_stages(self.stages, names)
             return Plan(complexity="custom", stages=tuple(picked))
-        choice = self.chooser.choose(q) if self.chooser else None
+        choice = self._routed(q)
         if choice is not None and choice.chain != AUTO_CHAIN:
             return Plan("chain", tuple(self.chain_stages(choice.chain)), chain=choice.chain,
                         choice=choice)
@@ -190,14 +197,23 @@ class Orchestrator:
         return Plan(route.complexity, tuple(select_stages(self.stages, names)), route,
                     chain=AUTO_CHAIN if choice else None, choice=choice)
 
+    def _routed(self, query: Query) -> ChainChoice | None:
+        """The first rule in `routes` that claims the query, else the chooser's pick."""
+        for rule in self.routes:
+            choice = rule.choose(query)
+            if choice is not None:
+                return choice
+        return self.chooser.choose(query) if self.chooser else None
+
     async def _plan_without_blocking(self, query: Query, stages: Sequence[str | ModelStage] | None,
                                      chain: str | None, model: str | None) -> Plan:
         """`plan`, with the chooser (which may embed the query) off the event loop.
 
-        While the chooser thinks, the first configured stage's model starts loading:
+        While the routes and the chooser think (a route may search the documents), the
+        first configured stage's model starts loading:
         with the default manifest every persona shares it, so the wait overlaps.
         """
-        if stages or chain or self.chooser is None:
+        if stages or chain or (self.chooser is None and not self.routes):
             return self.plan(query, stages, chain)
         self.manager.warm(self.resolve(self.stages[0], model).model)
         return await asyncio.to_thread(self.plan, query, stages, chain)
@@ -271,7 +287,7 @@ class Orchestrator:
                 async with aclosing(self._run_stage(stage, persona, messages, options,
                                                     run)) as tokens:
                     async for event in tokens:
-                        fresh = first_token is None
+                        fresh = first_token is None and isinstance(event, Token)
                         if fresh:
                             first_token = time.perf_counter() - started
                             recall = self._start_recall(q, len(plan.stages))
@@ -319,11 +335,18 @@ class Orchestrator:
 
     async def _run_stage(self, stage: ModelStage, persona: ResolvedPersona,
                          messages: tuple[Message, ...], options: SamplingOptions,
-                         run: _StageRun) -> AsyncGenerator[Token, None]:
+                         run: _StageRun) -> AsyncGenerator[Token | ToolCall | ToolResult, None]:
         if stage.format is not None:  # a stop string (a newline) would cut JSON short
             options = options.model_copy(update={"stop": None})
+        missing = [name for name in persona.tools if name not in self.tools]
+        if missing:
+            run.status, run.message = "error", (
+                f"persona '{persona.id}' uses tool(s) {', '.join(missing)}, which this "
+                "orchestrator lacks; build it with mirador.create_orchestrator")
+            return
         request = ChatRequest(model=persona.model, messages=messages, options=options,
-                              loras=persona.loras, format=stage.format)
+                              loras=persona.loras, format=stage.format,
+                              tools=tuple(self.tools[name] for name in persona.tools))
         loading = time.perf_counter()
         try:
             async with asyncio.timeout(self.load_timeout):
@@ -337,11 +360,15 @@ class Orchestrator:
             return
         begun = time.perf_counter()
         run.message = ""
-        stream = self.manager.stream_chat(request)
+        stream = (run_with_tools(self.manager.stream_chat, request, stage=stage.name,
+                                 max_rounds=self.settings.config.tools.max_rounds)
+                  if request.tools else self.manager.stream_chat(request))
         queued = True  # until Admitted: the manager bounds the wait (models.queue_wait)
         try:
             while True:
-                limit = stage.timeout if run.ttft is not None else stage.first_token_deadline
+                # a tool round streams no tokens: a stage with tools has its whole timeout
+                waiting = run.ttft is None and not request.tools
+                limit = stage.first_token_deadline if waiting else stage.timeout
                 remaining = begun + limit - time.perf_counter()
                 try:
                     async with asyncio.timeout(None if queued else max(remaining, 0.0)):
@@ -361,6 +388,9 @@ class Orchestrator:
                                 confidence=stage.confidence)
                     if run.loop is not None or run.copy is not None:
                         break  # a loop only grows, a copy adds nothing: end the stage here
+                elif isinstance(event, ToolCall | ToolResult):
+                    yield event
+                    begun = time.perf_counter()  # each round gets its own first-token wait
                 elif isinstance(event, Finished):
                     run.status = "cancelled" if event.reason == "cancelled" else run.status
                     run.finished = event
@@ -378,7 +408,7 @@ class Orchestrator:
             run.message = f"stage {stage.name} failed: {type(exc).__name__}: {exc}"
         finally:
             run.seconds = time.perf_counter() - begun
-            await stream.aclose()  # type: ignore[attr-defined]
+            await stream.aclose()  # type: ignore[union-attr]
 
     @staticmethod
     def _stage_end(stage: ModelStage, persona: ResolvedPersona, run: _StageRun) -> StageEnd:

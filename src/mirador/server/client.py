@@ -27,13 +27,16 @@ from mirador.orchestration.events import (
     StageEnd,
     StageStart,
     Token,
+    ToolCall,
+    ToolResult,
 )
 from mirador.orchestration.hooks import Query
 from mirador.settings import Settings
 
 PROBE_TIMEOUT = 0.3
 _EVENTS: dict[str, type[Any]] = {cls.type: cls
-                                 for cls in (Ack, StageStart, Token, ErrorEvent, StageEnd, Done)}
+                                 for cls in (Ack, StageStart, Token, ToolCall, ToolResult,
+                                             ErrorEvent, StageEnd, Done)}
 
 
 @dataclass(frozen=True)

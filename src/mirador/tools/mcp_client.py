@@ -16,7 +16,10 @@ import asyncio
 import logging
 import re
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext, suppress
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -211,3 +214,40 @@ class McpTools:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+
+
+def mcp_tools(settings: Settings) -> list[Tool]:
+    """The configured servers' tools, for the registry (which is synchronous).
+
+    The servers are listed once, in a worker thread with its own event loop, and then
+    closed; each call opens its server again on the caller's loop, calls, and closes it
+    (the SDK's sessions belong to the task that opened them). A server that fails to
+    start is logged with its name and left out; the others' tools remain.
+    """
+    servers = settings.config.tools.mcp
+    if not servers:
+        return []
+    log_dir = settings.home / "logs"
+    with ThreadPoolExecutor(1, thread_name_prefix="mirador-mcp-list") as pool:
+        tools, failures = pool.submit(asyncio.run, _listed(servers, log_dir)).result()
+    for failure in failures:
+        logging.getLogger("mirador.tools").warning("%s", failure)
+    by_server = {server.name: server for server in servers}
+    return [replace(tool, call=partial(_call_fresh, by_server[tool.source.removeprefix("mcp:")],
+                                       tool.name, log_dir)) for tool in tools]
+
+
+async def _listed(servers: Sequence[McpServerConfig], log_dir: Path
+                  ) -> tuple[list[Tool], list[ToolError]]:
+    async with McpTools(servers, log_dir=log_dir) as listing:
+        return await listing.tools_and_failures()
+
+
+async def _call_fresh(server: McpServerConfig, name: str, log_dir: Path,
+                      args: dict[str, Any]) -> ToolResult:
+    async with McpTools([server], log_dir=log_dir) as session:
+        tools = {tool.name: tool for tool in await session.tools()}
+        if name not in tools:
+            raise ToolError(f"MCP server '{server.name}' no longer offers '{name}'; "
+                            "run 'mirador tools' to see what it offers now")
+        return await tools[name].call(args)
