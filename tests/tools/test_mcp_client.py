@@ -162,3 +162,18 @@ async def test_one_failing_server_does_not_hide_the_others_tools() -> None:
         tools, [failure] = await mcp.tools_and_failures()
         assert {tool.name for tool in tools} >= {"echo__add"}
         assert "MCP server 'missing' failed" in str(failure)
+
+
+async def test_the_registry_lists_configured_servers_tools_and_calls_them(
+        tmp_path: Path) -> None:
+    from mirador.settings import load_settings
+    from mirador.tools.registry import available_tools
+
+    (tmp_path / "config.yaml").write_text(
+        f"tools:\n  mcp:\n    - {{name: echo, command: {sys.executable}, args: [{ECHO}]}}\n"
+        "    - {name: missing, command: /nonexistent/mcp-server}\n")
+    tools = available_tools(load_settings(home=tmp_path, env={}))
+    assert "echo__add" in tools and tools["echo__add"].source == "mcp:echo"
+    assert not any(name.startswith("missing") for name in tools), "a dead server is left out"
+    result = await tools["echo__add"].call({"a": 2, "b": 40})
+    assert result.ok and "42" in result.text
