@@ -114,3 +114,12 @@ async def test_serve_runs_on_the_clock_without_waiting(
             await task
     assert store.last_runs()["watcher"] >= clock.now() - 60
     assert isinstance(watcher().trigger, Every)
+
+
+async def test_the_pause_ends_when_the_next_agent_is_due(
+        orchestrator: Orchestrator, store: AgentStore, clock: ManualClock) -> None:
+    runner = runner_for(orchestrator, store, clock, watcher())
+    assert runner.pause() == 60, "nothing enabled: the poll"
+    store.enable("watcher", clock.now())
+    clock.advance(HALF_HOUR - 20)
+    assert runner.pause() == 20, "due in 20 s: wake then, not a poll later"

@@ -80,16 +80,28 @@ class AgentRunner:
         """Run every agent that is due, one after another."""
         return [await self.run(agent) for agent in self.due()]
 
+    def pause(self) -> float:
+        """Seconds until the next tick: `poll`, or less when an agent is due sooner (so a
+        run starts on time, and an agent enabled meanwhile is seen within `poll`)."""
+        enabled, last = self.store.enabled(), self.store.last_runs()
+        now = self.clock.now()
+        waits = [agent.trigger.next_after(max(last.get(name, 0.0), enabled[name])) - now
+                 for name, agent in self.agents.items() if name in enabled]
+        soonest = min((w for w in waits if w > 0), default=self.poll)
+        return min(self.poll, soonest)
+
     async def serve(self) -> None:
-        """Tick, then sleep `poll` seconds of the clock, until cancelled."""
+        """Tick, then sleep on the clock until the next tick, until cancelled."""
         log.info("agents: watching %d declared (%s enabled)", len(self.agents),
                  ", ".join(self.store.enabled()) or "none")
         while True:
+            pause = self.poll
             try:
                 await self.tick()
+                pause = self.pause()
             except MiradorError as exc:  # e.g. an unreadable state file: said, then retried
                 log.error("agents: %s", exc)
-            await self.clock.sleep(self.poll)
+            await self.clock.sleep(pause)
 
     async def run(self, agent: Agent) -> RunRecord:
         """Run `agent` now (whatever its trigger) and log what it did."""

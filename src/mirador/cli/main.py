@@ -33,6 +33,7 @@ _COMMANDS = {
     "stats": ("mirador.cli.stats:stats", "What Mirador has learned from ratings."),
     "plugins": ("mirador.cli.plugins:plugins", "List installed plugins and what they add."),
     "serve": ("mirador.cli.serve:serve", "Run the local server (Ollama- and OpenAI-compatible)."),
+    "agents": ("mirador.cli.agents:agents", "Agents that watch: list, enable, notifications."),
 }
 
 
