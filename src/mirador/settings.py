@@ -27,7 +27,8 @@ class Strict(BaseModel):
 
 
 class LlamaCppConfig(Strict):
-    n_threads: int | None = Field(default=None, ge=1, description="None: every core.")
+    n_threads: int | None = Field(default=None, ge=1, description="None: half the cores "
+                                  "(about the physical ones).")
     n_ctx: int = Field(default=4096, ge=256)
     n_batch: int = Field(default=512, ge=8)
 

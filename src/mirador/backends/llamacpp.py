@@ -149,10 +149,10 @@ class LlamaCppBackend:
         from llama_cpp import Llama
 
         cfg = self._settings.config.backends.llamacpp
-        threads = cfg.n_threads or os.cpu_count() or 1
+        threads, batch_threads = llama_threads(cfg.n_threads)
         try:
             llm = Llama(model_path=str(path), n_ctx=self.context_size(model),
-                        n_threads=threads, n_threads_batch=threads, n_batch=cfg.n_batch,
+                        n_threads=threads, n_threads_batch=batch_threads, n_batch=cfg.n_batch,
                         embedding=model.embedding, verbose=False)
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"llama.cpp could not load model '{model.id}' from {path} "
@@ -361,6 +361,18 @@ def _embed_blocking(llm: Any, model_id: str, texts: list[str], truncate: bool) -
         norm = float(np.linalg.norm(row))
         vectors.append([float(x) for x in (row / norm if norm else row)])
     return Embedded(vectors=vectors, tokens=sum(min(c, limit) for c in counts))
+
+
+def llama_threads(configured: int | None) -> tuple[int, int]:
+    """Threads for generating and for reading the prompt: the configured number, else half
+    the cores (about the physical ones, as llama.cpp advises) for both. Every core made each
+    token wait for the slowest thread: on 2 busy cores a task's reply took 7-9 times as long
+    as on one, and its prompt 2-5 times (bench/tasks.py); past the physical cores, more
+    threads gain little even on an idle machine."""
+    if configured:
+        return configured, configured
+    half = max(1, (os.cpu_count() or 1) // 2)
+    return half, half
 
 
 def _check_fits(tokens: list[int], n_ctx: int, model_id: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -17,7 +17,7 @@ from pydantic import BaseModel
 
 from mirador.agents.clock import Clock
 from mirador.agents.runner import AgentRunner, Ask
-from mirador.agents.spec import declared_agents
+from mirador.agents.spec import Agent
 from mirador.agents.store import AgentStore
 from mirador.orchestration.events import Done, final
 from mirador.orchestration.hooks import Query as MiradorQuery
@@ -65,11 +65,10 @@ def gated_ask(rt: ServerRuntime) -> Ask:
     return ask
 
 
-def start_agents(rt: ServerRuntime, clock: Clock | None,
+def start_agents(rt: ServerRuntime, agents: Sequence[Agent], clock: Clock | None,
                  tools: Mapping[str, Tool] | None = None) -> asyncio.Task[None] | None:
     """Start watching, when any agent is declared (enabled ones run; the rest wait for
-    `mirador agents enable NAME`, read at every tick). A bad declaration stops start-up."""
-    agents = declared_agents(rt.settings)
+    `mirador agents enable NAME`, read at every tick)."""
     if not agents:
         return None
     runner = AgentRunner(agents, AgentStore(rt.settings.home), gated_ask(rt), clock, tools)

@@ -27,6 +27,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mirador.agents.clock import Clock
+from mirador.agents.spec import declared_agents
 from mirador.compose import create_orchestrator
 from mirador.errors import MiradorError, report_unexpected
 from mirador.orchestration.orchestrator import Orchestrator
@@ -53,6 +54,7 @@ def create_app(settings: Settings, orchestrator_factory: OrchestratorFactory = c
     `clock` is the agents' (the system's by default); `agent_tools` are the tools agents'
     conditions may call."""
     cfg = settings.config.server
+    agents = declared_agents(settings)  # a bad declaration stops `mirador serve` here, said
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,7 +66,7 @@ def create_app(settings: Settings, orchestrator_factory: OrchestratorFactory = c
         await _ready_chooser(orchestrator)
         watching = None
         try:
-            watching = agents_api.start_agents(rt, clock, agent_tools)
+            watching = agents_api.start_agents(rt, agents, clock, agent_tools)
             yield
         finally:
             await _stop(watching)
