@@ -32,12 +32,14 @@ _EXPORTS = {
     "Settings": "mirador.settings",
     "create_orchestrator": "mirador.compose",
     "tool": "mirador.tools.decorator",
+    "agent": "mirador.agents.spec",
 }
 
-__all__ = ["ModelStage", "Orchestrator", "Query", "Settings", "create_orchestrator",
+__all__ = ["ModelStage", "Orchestrator", "Query", "Settings", "agent", "create_orchestrator",
            "load_settings", "tool"]
 
 if TYPE_CHECKING:
+    from mirador.agents.spec import agent
     from mirador.compose import create_orchestrator
     from mirador.orchestration.hooks import Query
     from mirador.orchestration.orchestrator import Orchestrator

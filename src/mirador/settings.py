@@ -28,7 +28,8 @@ class Strict(BaseModel):
 
 
 class LlamaCppConfig(Strict):
-    n_threads: int | None = Field(default=None, ge=1, description="None: every core.")
+    n_threads: int | None = Field(default=None, ge=1, description="None: the physical "
+                                  "cores; 1 does better on a machine busy with other work.")
     n_ctx: int = Field(default=4096, ge=256)
     n_batch: int = Field(default=512, ge=8)
 
@@ -260,6 +261,28 @@ class ToolsConfig(Strict):
         return self
 
 
+class ConditionConfig(Strict):
+    """An agent's condition: run only when a tool's numeric result compares true."""
+
+    tool: str = Field(min_length=1, description="A registered tool's name.")
+    args: dict[str, Any] = Field(default_factory=dict, description="The tool's arguments.")
+    op: Literal[">", ">=", "<", "<=", "==", "!="] = ">"
+    value: float = Field(description="What the tool's result is compared with.")
+
+
+class AgentConfig(Strict):
+    """An agent of `config.yaml`: a prompt answered on a trigger (see mirador.agents)."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,48}$", description="Letters, digits, - or _.")
+    prompt: str = Field(min_length=1, description="What the agent asks each run.")
+    trigger: str = Field(description="'daily HH:MM' (local time) or 'every N' with s, m, h "
+                         "or d (e.g. 'every 30m').")
+    when: ConditionConfig | None = Field(default=None, description="Run only when this holds "
+                                         "(checked at each trigger).")
+    chain: str | None = Field(default=None, description="Answer with this chain.")
+    description: str = ""
+
+
 class Config(Strict):
     """The whole of `config.yaml`."""
 
@@ -274,6 +297,8 @@ class Config(Strict):
     learning: LearningConfig = LearningConfig()
     tools: ToolsConfig = ToolsConfig()
     energy: EnergyConfig = EnergyConfig()
+    agents: list[AgentConfig] = Field(default_factory=list, description="Agents that watch "
+                                      "(disabled until `mirador agents enable NAME`).")
 
 
 @dataclass(frozen=True)

@@ -155,11 +155,12 @@ def make_server(tmp_path: Path, smollm_gguf: Path) -> Iterator[Callable[..., Ser
     started: list[ServerThread] = []
 
     def start(server: dict | None = None, factory: Callable = create_orchestrator,
-              env: dict[str, str] | None = None, config: dict | None = None) -> ServerThread:
+              env: dict[str, str] | None = None, config: dict | None = None,
+              **app_options: Any) -> ServerThread:
         port = free_port()
         home = write_home(tmp_path / f"home-{port}", smollm_gguf, None,
                           {"port": port, **(server or {})}, config=config)
-        app = create_app(settings_for(home, **(env or {})), factory, warm=False)
+        app = create_app(settings_for(home, **(env or {})), factory, warm=False, **app_options)
         started.append(ServerThread(app, port).start())
         return started[-1]
 

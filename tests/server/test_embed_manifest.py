@@ -61,6 +61,33 @@ def test_chat_with_an_embedding_model_is_a_400(server: ServerThread, path: str) 
     assert "embedding model" in reply.text and "/api/embed" in reply.text
 
 
+def test_native_ask_on_an_embedding_model_is_the_same_400(server: ServerThread) -> None:
+    reply = httpx.post(f"{server.url}/mirador/ask", timeout=60,
+                       json={"query": "Hi", "model": EMBEDDER, "stream": False})
+    assert reply.status_code == 400, reply.text
+    assert "embedding model" in reply.text and "/api/embed" in reply.text
+
+
+@pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions", "/mirador/ask"])
+def test_an_embedding_model_is_refused_before_anything_loads(server: ServerThread,
+                                                             path: str) -> None:
+    """A prompt long enough to be counted (which loads the model) and an empty Ollama chat
+    (which loads it on purpose) are refused first: the embedder stays unloaded."""
+    httpx.post(f"{server.url}/mirador/models/{EMBEDDER}/unload", timeout=60).raise_for_status()
+    long = "word " * 800
+    bodies = [{"model": EMBEDDER, "stream": False,
+               "messages": [{"role": "user", "content": long}]}]
+    if path == "/api/chat":
+        bodies.append({"model": EMBEDDER, "messages": []})
+    if path == "/mirador/ask":
+        bodies = [{"query": long, "model": EMBEDDER, "stream": False}]
+    for body in bodies:
+        reply = httpx.post(f"{server.url}{path}", timeout=60, json=body)
+        assert reply.status_code == 400 and "embedding model" in reply.text, reply.text
+    loaded = httpx.get(f"{server.url}/mirador/ps", timeout=10).json()["models"]
+    assert EMBEDDER not in [m["id"] for m in loaded]
+
+
 def test_embeddings_from_a_chat_model_name_the_models_that_embed(
         oclient: ollama.Client) -> None:
     with pytest.raises(ollama.ResponseError) as caught:

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from mirador.orchestration.events import Ack, Done, ErrorEvent, StageEnd, StageStart, Token
-from mirador.server import embed_api, native, ollama_api, openai_api
+from mirador.server import agents_api, embed_api, native, ollama_api, openai_api
 from tests.server.conftest import ServerThread, sse_events
 
 EVENT_FIELDS = {cls.type: {"type", *(f.name for f in fields(cls))}
@@ -132,8 +132,8 @@ def response_schema(doc: dict, path: str, method: str, status: str = "200",
 
 
 def test_openapi_lists_every_route(openapi: dict) -> None:
-    routers = (native.router, ollama_api.router, openai_api.router, embed_api.ollama_router,
-               embed_api.openai_router)
+    routers = (native.router, agents_api.router, ollama_api.router, openai_api.router,
+               embed_api.ollama_router, embed_api.openai_router)
     routes = {(r.path, m.lower()) for router in routers
               for r in router.routes for m in getattr(r, "methods", ())}
     documented = {(p, m) for p, ops in openapi["paths"].items() for m in ops}

@@ -37,6 +37,7 @@ _COMMANDS = {
     "mcp": ("mirador.cli.mcp:mcp", "Serve memory search and ask as MCP tools over stdio."),
     "tools": ("mirador.cli.tools:tools", "List the tools models may call."),
     "docs": ("mirador.cli.docs:docs", "Index document folders for the search_docs tool."),
+    "agents": ("mirador.cli.agents:agents", "Agents that watch: list, enable, notifications."),
 }
 
 

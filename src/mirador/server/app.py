@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from importlib import resources
 from importlib.metadata import version
@@ -26,14 +26,17 @@ from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mirador.agents.clock import Clock
+from mirador.agents.spec import declared_agents
 from mirador.compose import create_orchestrator
 from mirador.errors import MiradorError, report_unexpected
 from mirador.orchestration.orchestrator import Orchestrator
-from mirador.server import embed_api, native, ollama_api, openai_api, schemas
+from mirador.server import agents_api, embed_api, native, ollama_api, openai_api, schemas
 from mirador.server.errors import HttpError, error_body, message_of, status_of
 from mirador.server.limits import Guard, GuardPolicy, StreamGate, api_token
 from mirador.server.runtime import ServerRuntime
 from mirador.settings import Settings
+from mirador.toolspec import Tool
 
 log = logging.getLogger("mirador.server")
 
@@ -45,9 +48,13 @@ def static_dir() -> Path:
 
 
 def create_app(settings: Settings, orchestrator_factory: OrchestratorFactory = create_orchestrator,
-               warm: bool = True) -> FastAPI:
-    """The server's ASGI app. `warm` starts loading the configured stages' models at start-up."""
+               warm: bool = True, clock: Clock | None = None,
+               agent_tools: Mapping[str, Tool] | None = None) -> FastAPI:
+    """The server's ASGI app. `warm` starts loading the configured stages' models at start-up;
+    `clock` is the agents' (the system's by default); `agent_tools` are the tools agents'
+    conditions may call."""
     cfg = settings.config.server
+    agents = declared_agents(settings)  # a bad declaration stops `mirador serve` here, said
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -57,16 +64,19 @@ def create_app(settings: Settings, orchestrator_factory: OrchestratorFactory = c
         if warm:
             _warm(orchestrator)
         await _ready_chooser(orchestrator)
+        watching = None
         try:
+            watching = agents_api.start_agents(rt, agents, clock, agent_tools)
             yield
         finally:
+            await _stop(watching)
             await rt.aclose()
 
     # No /docs or /redoc: FastAPI's pages load Swagger UI and ReDoc from a CDN, and
     # nothing here may reach the network. The description is served at /openapi.json.
     app = FastAPI(title="Mirador", version=version("mirador"), lifespan=lifespan,
                   description=_DESCRIPTION, docs_url=None, redoc_url=None)
-    for router in (native.router, ollama_api.router, openai_api.router,
+    for router in (native.router, agents_api.router, ollama_api.router, openai_api.router,
                    embed_api.ollama_router, embed_api.openai_router):
         app.include_router(router)
     _add_pages(app)
@@ -83,6 +93,12 @@ def create_app(settings: Settings, orchestrator_factory: OrchestratorFactory = c
 _DESCRIPTION = """Mirador's local server. Three dialects over one warm orchestrator:
 Mirador's own API under `/mirador` (SSE events as `mirador ask --json` prints them),
 Ollama's under `/api`, OpenAI's under `/v1`. A chat page is at `/`."""
+
+
+async def _stop(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        await asyncio.wait({task})
 
 
 def _warm(orchestrator: Orchestrator) -> None:

@@ -115,11 +115,17 @@ def build_request(orchestrator: Orchestrator, target: Target, query: Query,
 
 
 def _check_chats(orchestrator: Orchestrator, model_id: str) -> None:
-    """An embedding model of the manifest makes vectors, not answers: a 400 that says so."""
-    if orchestrator.manifest.model(model_id).embedding:
-        raise BadRequestError(f"model '{model_id}' is an embedding model: it makes vectors, "
-                              "not chat; send it to /api/embed or /v1/embeddings, or pick a "
-                              "chat model")
+    refuse_embedders([orchestrator.manifest.model(model_id)])
+
+
+def refuse_embedders(models: Sequence[ModelEntry]) -> None:
+    """An embedding model makes vectors, not answers: a 400 that says so, raised before
+    anything is loaded or counted."""
+    for entry in models:
+        if entry.embedding:
+            raise BadRequestError(f"model '{entry.id}' is an embedding model: it makes "
+                                  "vectors, not chat; send it to /api/embed or "
+                                  "/v1/embeddings, or pick a chat model")
 
 
 def capabilities(orchestrator: Orchestrator, target: Target) -> list[str]:

@@ -20,7 +20,7 @@ from mirador.orchestration.events import final
 from mirador.orchestration.hooks import Query as MiradorQuery
 from mirador.server import schemas
 from mirador.server.client import home_id
-from mirador.server.compat import cards, check_fits, model_size
+from mirador.server.compat import cards, check_fits, model_size, refuse_embedders
 from mirador.server.errors import NotFoundError
 from mirador.server.runtime import AnswerRequest, AnswerStream, ServerRuntime
 from mirador.server.services import memory_service, rating_service
@@ -64,7 +64,9 @@ async def _ask(body: schemas.AskBody, rt: ServerRuntime) -> Any:
     history = tuple(Message(t.role, t.content) for t in body.history)
     query = MiradorQuery(text=body.query.strip(), session_id=body.session_id,
                          namespace=body.namespace, history=history)
-    await check_fits(rt.orchestrator, _models_for(rt, body), query)
+    models = _models_for(rt, body)
+    refuse_embedders(models)
+    await check_fits(rt.orchestrator, models, query)
     answer = await rt.answer(AnswerRequest(query=query, stages=body.stages, model=body.model,
                                            chain=body.chain))
     if not body.stream:

@@ -169,6 +169,7 @@ async def generate(body: GenerateBody, rt: Runtime, request: Request) -> Any:
 def _check(rt: ServerRuntime, target: compat.Target, body: GenerationBody,
            images: bool) -> None:
     """A 400 naming the first field this request sets that Mirador cannot honour."""
+    compat.refuse_embedders(compat.target_models(rt.orchestrator, target))
     refused = body.refusals(target.name)
     if images and not fields.sees(rt.orchestrator, target):
         refused.append(("images", fields.no_images(rt.orchestrator, target)))

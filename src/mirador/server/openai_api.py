@@ -175,6 +175,7 @@ async def chat_completions(body: CompletionBody, rt: Runtime, request: Request) 
 
 async def _complete(body: CompletionBody, rt: ServerRuntime) -> Any:
     target = compat.resolve_target(rt.orchestrator, body.model)
+    compat.refuse_embedders(compat.target_models(rt.orchestrator, target))
     refused = body.refusals(target.name)
     if body.images() and not fields.sees(rt.orchestrator, target):
         refused.append(("messages", fields.no_images(rt.orchestrator, target)))

@@ -202,6 +202,8 @@ async function ask(question) {
     view.show({ type: "done", status: "error", error: err.message });
   }
   refreshMemory();
+  refreshNotifications();
+  setInterval(refreshNotifications, NOTES_EVERY_MS);
 }
 
 // -- memory --------------------------------------------------------------------------
@@ -256,6 +258,37 @@ async function forget(id, li) {
   }
 }
 
+// -- notifications from agents ---------------------------------------------------------
+
+const NOTES_EVERY_MS = 5000;  // agents run on minutes or days: a few seconds is prompt enough
+
+function noteItem(n) {
+  const li = document.createElement("li");
+  li.dataset.notificationId = n.id;
+  li.dataset.status = n.status;
+  li.innerHTML = `<div class="note-agent"></div><div class="note-text"></div><div class="note-meta muted"></div>`;
+  $(".note-agent", li).textContent = n.agent;
+  $(".note-text", li).textContent = n.text;
+  const when = new Date(n.at * 1000).toLocaleString();
+  $(".note-meta", li).textContent = [when, n.condition].filter(Boolean).join(" · ");
+  return li;
+}
+
+async function refreshNotifications() {
+  const note = $("#notes-note");
+  try {
+    const data = await (await api("/mirador/notifications?limit=20")).json();
+    $("#notes-list").replaceChildren(...data.notifications.map(noteItem));
+    note.textContent = data.notifications.length ? "" :
+      (data.enabled.length ? "No results yet from: " + data.enabled.join(", ") :
+        "No agent enabled (mirador agents enable NAME).");
+    note.classList.remove("error");
+  } catch (err) {
+    note.textContent = err.message;
+    note.classList.add("error");
+  }
+}
+
 // -- start -----------------------------------------------------------------------------
 
 async function start() {
@@ -275,6 +308,8 @@ async function start() {
     $("#status").classList.add("error");
   }
   refreshMemory();
+  refreshNotifications();
+  setInterval(refreshNotifications, NOTES_EVERY_MS);
 }
 
 $("#ask-form").addEventListener("submit", async event => {
