@@ -29,8 +29,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mirador.agents.clock import Clock
 from mirador.agents.spec import declared_agents
 from mirador.compose import create_orchestrator
+from mirador.energy.power import PowerWatcher
 from mirador.errors import MiradorError, report_unexpected
 from mirador.orchestration.orchestrator import Orchestrator
+from mirador.orchestration.profiles import ProfileLimits
 from mirador.server import agents_api, embed_api, native, ollama_api, openai_api, schemas
 from mirador.server.errors import HttpError, error_body, message_of, status_of
 from mirador.server.limits import Guard, GuardPolicy, StreamGate, api_token
@@ -64,12 +66,16 @@ def create_app(settings: Settings, orchestrator_factory: OrchestratorFactory = c
         if warm:
             _warm(orchestrator)
         await _ready_chooser(orchestrator)
-        watching = None
+        watching = power = None
         try:
-            watching = agents_api.start_agents(rt, agents, clock, agent_tools)
+            tools = agent_tools if agent_tools is not None else orchestrator.tools
+            watching = agents_api.start_agents(rt, agents, clock, tools)
+            power = _watch_power(orchestrator)
             yield
         finally:
             await _stop(watching)
+            if power is not None:
+                await power.aclose()
             await rt.aclose()
 
     # No /docs or /redoc: FastAPI's pages load Swagger UI and ReDoc from a CDN, and
@@ -108,6 +114,15 @@ def _warm(orchestrator: Orchestrator) -> None:
         if entry.id not in seen:
             seen.add(entry.id)
             orchestrator.manager.warm(entry)
+
+
+def _watch_power(orchestrator: Orchestrator) -> PowerWatcher | None:
+    """Log each change of energy profile while serving (answers read the power anyway)."""
+    if not isinstance(orchestrator.limits, ProfileLimits):
+        return None
+    watcher = orchestrator.limits.watch()
+    watcher.start()
+    return watcher
 
 
 async def _ready_chooser(orchestrator: Orchestrator, seconds: float = 120.0) -> None:
