@@ -12,8 +12,8 @@ real requests, and only ever evict idle models nobody just asked for.
 
 The pieces: `policy.EvictionPolicy` decides (pure, on an injected clock),
 `slots.SlotTable` holds, `loader.Loader` loads, unloads and makes room, and
-`keepalive.KeepAlive` unloads idle models, and this module schedules: sharing
-loads, warm-ups and guesses, and streams.
+`keepalive.KeepAlive` unloads idle models, `warmups.Warmups` runs warm-ups and
+guesses in the background, and this module schedules: sharing loads, and streams.
 
     manager = ModelManager(settings, manifest)
     async for event in manager.stream_chat(request):  # loads, evicting if needed
@@ -28,7 +28,6 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import aclosing
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 from mirador.backends import (
     Backend,
@@ -41,13 +40,12 @@ from mirador.backends import (
     token_counter_of,
 )
 from mirador.catalog.manifest import LoraAdapter, Manifest, ModelEntry
-from mirador.errors import MiradorError
 from mirador.host import resident_bytes
 from mirador.models.budget import MemoryProfile, resolve_budget, server_names
 from mirador.models.clock import Changes, Clock, MonotonicClock
-from mirador.models.gate import BACKGROUND, REAL
+from mirador.models.gate import REAL
 from mirador.models.keepalive import KeepAlive
-from mirador.models.loader import Loader, NoRoom, adapter_path
+from mirador.models.loader import Loader, adapter_path
 from mirador.models.pins import PinStore
 from mirador.models.policy import EvictionPolicy
 from mirador.models.slots import (
@@ -61,12 +59,12 @@ from mirador.models.slots import (
     detail,
 )
 from mirador.models.turns import turn
+from mirador.models.warmups import Warmups
 from mirador.settings import Settings
 from mirador.text_tokens import estimate_tokens
 
 log = logging.getLogger("mirador.models")
 BackendFactory = Callable[[str, Settings], Backend]
-PROTECT_SECONDS = 30.0  # a model warmed or guessed for a query is not evicted by other guesses
 
 
 class ModelManager:
@@ -99,7 +97,7 @@ class ModelManager:
         self._backends: dict[str, Backend] = {}
         self._borrowed: set[str] = set()  # given to us by use_backend: the giver closes them
         self._queued: dict[tuple[str, int], asyncio.Task[None]] = {}
-        self._background: set[asyncio.Task[Any]] = set()
+        self.warmups = Warmups(self._ready, self._slots, self.clock, self.ledger)
 
     # -- backends ------------------------------------------------------------------
 
@@ -176,37 +174,16 @@ class ModelManager:
     def warm(self, model: ModelEntry) -> asyncio.Task[None]:
         """Start loading a model a query will need, in the background and behind real
         requests; a failure surfaces when the model is used."""
-        return self._spawn(self._warm(model))
+        return self.warmups.warm(model)
 
     def preload(self, model: ModelEntry) -> asyncio.Task[bool]:
         """Load a model on a guess, in the background: True if it ended up loaded. A guess
         never waits, never evicts a pinned, busy or just-requested model, and costs little."""
-        return self._spawn(self._preload(model))
+        return self.warmups.preload(model)
 
     async def settled(self) -> None:
         """Wait for the warm-ups and preloads under way."""
-        await asyncio.gather(*self._background, return_exceptions=True)
-
-    async def _warm(self, model: ModelEntry) -> None:
-        await self._ready(model, BACKGROUND)
-        self._protect(model.id)
-
-    async def _preload(self, model: ModelEntry) -> bool:
-        if self.is_loaded(model.id):
-            self._protect(model.id)
-            return True
-        self.preloads.started += 1
-        try:
-            await self._ready(model, BACKGROUND, guess=True)
-        except NoRoom:
-            self.preloads.skipped += 1
-            return False
-        except MiradorError as exc:  # a guess that cannot load costs nothing more
-            log.info("preloading %s was skipped: %s (a real request will report it)",
-                     model.id, exc)
-            return False
-        self._protect(model.id)
-        return True
+        await self.warmups.settled()
 
     def _ready_now(self, model_id: str) -> Slot | None:
         """The model's slot if it is ready now: the warm path, without awaiting."""
@@ -292,7 +269,7 @@ class ModelManager:
             slot.last_used = self.clock.now()
             slot.protected_until = 0.0  # used as warmed or guessed for: plain LRU from now
             if self.loader.observe_growth(slot, before, resident_bytes(), epoch):
-                self._spawn(self.loader.settle(slot))
+                self.warmups.spawn(self.loader.settle(slot))
             self._changes.notify()
 
     async def prepare(self, model: ModelEntry, loras: tuple[LoraAdapter, ...] = ()) -> None:
@@ -328,25 +305,13 @@ class ModelManager:
             slot.preloaded = False
             self.preloads.hits += 1
 
-    def _protect(self, model_id: str) -> None:
-        slot = self._slots.get(model_id)
-        if slot is not None:
-            slot.protected_until = self.clock.now() + PROTECT_SECONDS
-
     async def changed(self, seconds: float | None = None) -> None:
         """Wait until a model loads, unloads or finishes answering (or `seconds` pass on
         the manager's clock)."""
         await self._changes.wait(seconds)
 
-    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(_retrieve_exception)
-        task.add_done_callback(self._background.discard)
-        return task
-
     async def aclose(self) -> None:
-        tasks = [*self._background, *self._queued.values(), *self.keepalive.stop()]
+        tasks = [*self.warmups.stop(), *self._queued.values(), *self.keepalive.stop()]
         self._changes.notify()
         for task in tasks:
             task.cancel()
@@ -356,10 +321,3 @@ class ModelManager:
                 await backend.aclose()
         self._backends.clear()
         self._slots.clear()
-
-
-def _retrieve_exception(task: asyncio.Task[Any]) -> None:
-    # A failed warm-up is reported by the request that needs the model; reading the
-    # exception here keeps asyncio from logging it as never retrieved.
-    if not task.cancelled():
-        task.exception()
