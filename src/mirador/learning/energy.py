@@ -18,7 +18,7 @@ from mirador.orchestration.hooks import Limits
 
 def weigh(decision: Decision, limits: Limits, joules: dict[str, float]) -> Decision:
     """`decision` re-picked for quality per watt (unchanged when the profile asks nothing)."""
-    if not limits.energy_weight and limits.energy_budget is None:
+    if not limits.weighs_energy:
         return decision
     values = _values(decision)
     dearest = max(joules.values(), default=0.0) or 1.0

@@ -195,8 +195,9 @@ class Learner:
         query_type = classifier.classify(query.text, vector)
         candidates = self.candidates(query_type.name)
         decision = self.decide(query_type.name, candidates)
-        if self.limits is not None:  # the energy profile's quality per watt
-            decision = energy.weigh(decision, self.limits.limits(),
+        limits = self.limits.limits() if self.limits is not None else None
+        if limits is not None and limits.weighs_energy:  # the profile's quality per watt
+            decision = energy.weigh(decision, limits,
                                     self.store.mean_joules(c.chain for c in decision.arms))
         self._remember(query.text, _Choice(query_type, vector, decision, candidates))
         return ChainChoice(decision.chain, query_type.name, describe_decision(decision))

@@ -103,6 +103,11 @@ class Limits:
     energy_weight: float = 0.0  # quality per watt: see mirador.energy.profiles.Profile
     energy_budget: float | None = None  # joules per answer a chosen chain may cost
 
+    @property
+    def weighs_energy(self) -> bool:
+        """The chain choice must weigh joules (a trade-off or a budget is set)."""
+        return bool(self.energy_weight) or self.energy_budget is not None
+
 
 class LimitsSource(Protocol):
     """The energy profile in force now, and the meter answers are measured with."""
