@@ -21,6 +21,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mirador.atomic import write_text_atomic
 from mirador.energy.power import PowerState
 from mirador.errors import ConfigError
 
@@ -177,10 +178,7 @@ class OverrideStore:
         if name == AUTO:
             self.path.unlink(missing_ok=True)
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"profile": name}) + "\n")
-        tmp.replace(self.path)
+        write_text_atomic(self.path, json.dumps({"profile": name}) + "\n")
 
 
 def _within(span: str, now: time) -> bool:

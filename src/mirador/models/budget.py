@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from mirador.atomic import write_json_atomic
 from mirador.backends.base import Backend
 from mirador.catalog.manifest import ModelEntry
 from mirador.host import available_bytes, resident_bytes
@@ -99,13 +99,6 @@ class MemoryProfile:
 
 def _close(a: float, b: float, tolerance: float = 0.1) -> bool:
     return abs(a - b) <= tolerance * max(a, b, 1)
-
-
-def write_json_atomic(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(partial, path)
 
 
 async def measure_load(model: ModelEntry, backend: Backend,

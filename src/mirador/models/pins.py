@@ -10,7 +10,7 @@ import json
 import logging
 from pathlib import Path
 
-from mirador.models.budget import write_json_atomic
+from mirador.atomic import write_json_atomic
 
 log = logging.getLogger("mirador.models")
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
+from mirador.atomic import write_text_atomic
 from mirador.catalog.gguf_info import MAGIC
 from mirador.errors import BackendUnavailableError, ConfigError, DownloadError, ModelFileError
 from mirador.settings import Settings
@@ -562,7 +563,5 @@ def _write_manifest(path: Path, data: dict[str, Any]) -> None:
     if problems:
         raise ConfigError("\n".join(f"{path}: {p}" for p in problems)
                           + "\nnothing was registered; fix the manifest and pull again")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, yaml.safe_dump(data, sort_keys=False, allow_unicode=True),
+                      suffix=".tmp")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mirador.models.budget import write_json_atomic
+from mirador.atomic import write_json_atomic
 
 KEEP = 500
 _WORD = re.compile(r"[a-z0-9][a-z0-9'-]{2,}")
