@@ -120,6 +120,8 @@ class SlotTable:
     def __init__(self) -> None:
         self._slots: dict[str, Slot] = {}
         self.peak_bytes = 0
+        # the slot for a model id, or None: the dict's own lookup, as the warm path is hot
+        self.get: Callable[[str], Slot | None] = self._slots.get
 
     def __iter__(self) -> Iterator[Slot]:
         return iter(list(self._slots.values()))
@@ -129,9 +131,6 @@ class SlotTable:
 
     def __contains__(self, model_id: str) -> bool:
         return model_id in self._slots
-
-    def get(self, model_id: str) -> Slot | None:
-        return self._slots.get(model_id)
 
     def pick(self, model_ids: list[str]) -> list[Slot]:
         """The slots for `model_ids`, in that order (ids no longer held are left out)."""
