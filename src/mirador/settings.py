@@ -162,6 +162,11 @@ class MemoryConfig(Strict):
     token_budget: int = Field(default=600, ge=32, description="Tokens of context later stages "
                               "get, counted with their model's tokenizer.")
     recent_turns: int = Field(default=4, ge=0, description="Earlier turns of this session shown.")
+    first_stage_wait: float = Field(
+        default=5.0, ge=0.0, le=30.0, description="Seconds the first stage waits for recall "
+        "when the question speaks of the person (my, I, we...) and a memory shares a word "
+        "with it (what they told Mirador may be the answer); what is not recalled by then "
+        "goes to the later stages only. 0: the first stage never waits.")
     chroma_server: ChromaServerConfig | None = Field(
         default=None, description="Use a Chroma server over HTTP instead of local files.")
 

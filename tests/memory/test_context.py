@@ -9,7 +9,14 @@ import pytest
 
 from mirador.backends.llamacpp import LlamaCppBackend
 from mirador.catalog.manifest import ModelEntry
-from mirador.memory.context import ContextCompiler, Item, items_for, render, sentences
+from mirador.memory.context import (
+    ContextCompiler,
+    Item,
+    items_for,
+    render,
+    sentences,
+    told_facts,
+)
 from mirador.memory.records import Recalled
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import Settings
@@ -93,3 +100,36 @@ def test_items_show_each_memory_once_latest_turn_first() -> None:
     assert [(i.section, i.memory_id) for i in items] == [("turn", "t1"), ("memory", "m1")]
     assert "And cheap" not in render(items)  # two whole sentences of a remembered answer
     assert sentences("A b. C d? E") == ["A b.", "C d?", "E"]
+
+
+def hit(record_id: str, query: str, response: str = "Noted.", days_ago: float = 1.0,
+        score: float = 0.8) -> Recalled:
+    return Recalled(record=rec(record_id, query, response, days_ago=days_ago), score=score,
+                    similarity=score, decay=1.0)
+
+
+def test_what_the_person_told_is_shown_in_their_words_without_the_reply() -> None:
+    told = hit("m1", "My dentist appointment is on Tuesday at 3pm.", "A nice reminder!")
+    asked = hit("m2", "How do I floss well?", "Use a fresh length each time. Be gentle.")
+    text = render(items_for([told, asked], [], []))
+    assert 'I told you: "My dentist appointment is on Tuesday at 3pm."' in text
+    assert "A nice reminder" not in text
+    assert 'I asked "How do I floss well?". You answered: Use a fresh length' in text
+
+
+def test_an_earlier_asking_of_the_same_question_is_left_out() -> None:
+    again = hit("m3", "When is my dentist appointment?", "I cannot know that.")
+    told = hit("m1", "My dentist appointment is on Tuesday at 3pm.")
+    items = items_for([again, told], [], [], "when is my  dentist appointment")
+    assert [i.memory_id for i in items] == ["m1"]
+
+
+async def test_told_facts_are_those_kept_oldest_first() -> None:
+    old = hit("m1", "My dentist appointment is on Tuesday at 3pm.", days_ago=9.0, score=0.7)
+    new = hit("m2", "I moved my dentist appointment to Wednesday at 4pm.", days_ago=2.0)
+    asked = hit("m3", "How do I floss well?", score=0.9)
+    hits = [asked, new, old]
+    compiled = await ContextCompiler(600, words).compile(items_for(hits, [], []))
+    assert told_facts(hits, compiled) == (old.record.query, new.record.query)
+    cramped = await ContextCompiler(12, words).compile(items_for(hits, [], []))
+    assert told_facts(hits, cramped) == ()  # only what went into the context

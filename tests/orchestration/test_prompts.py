@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from mirador.catalog.manifest import load_manifest
 from mirador.orchestration.events import StageAnswer
-from mirador.orchestration.hooks import Query
-from mirador.orchestration.prompts import NOTES_HEADING, STAGE_REQUESTS, stage_messages
+from mirador.orchestration.hooks import Query, Recollection
+from mirador.orchestration.prompts import NOTED, NOTES_HEADING, STAGE_REQUESTS, stage_messages
 from mirador.orchestration.stages import ModelStage
 
 FIRST = {"quick": StageAnswer("Start with the hardest task.", "ok", "m", False)}
@@ -14,7 +14,8 @@ FIRST = {"quick": StageAnswer("Start with the hardest task.", "ok", "m", False)}
 def last_turn(stage_name: str, persona_id: str, earlier: dict[str, StageAnswer]) -> str:
     persona = load_manifest(None).resolve(persona_id)
     stage = ModelStage(name=stage_name, persona=persona_id, confidence=0.9)
-    messages = stage_messages(Query("What should I focus on today?"), persona, stage, earlier, "")
+    messages = stage_messages(Query("What should I focus on today?"), persona, stage, earlier,
+                              Recollection())
     return messages[-1].content
 
 
@@ -31,7 +32,7 @@ def messages_for(stage_name: str, persona_id: str, earlier: dict[str, StageAnswe
     persona = load_manifest(None).resolve(persona_id)
     stage = ModelStage(name=stage_name, persona=persona_id, confidence=0.9)
     return list(stage_messages(Query("What should I focus on today?"), persona, stage,
-                               earlier, ""))
+                               earlier, Recollection()))
 
 
 def test_deep_analysis_is_not_shown_the_first_answer_and_asked_its_own_question() -> None:
@@ -81,3 +82,28 @@ def test_an_earlier_stage_that_copied_is_not_shown_again() -> None:
                "analyst": StageAnswer(QUICK + " Also.", "ok", "m", False)}
     messages = messages_for("action_planner", "action_planner", earlier)
     assert [m.content for m in messages if m.role == "assistant"] == [QUICK]
+
+
+TOLD = Recollection(text="Earlier conversations that bear on this:\n- 2026-11-28: I told you: "
+                         "\"My dentist appointment is on Tuesday at 3pm.\"",
+                    told=("My dentist appointment is on Tuesday at 3pm.",))
+
+
+def test_a_first_stage_is_shown_what_the_person_told_as_earlier_turns() -> None:
+    persona = load_manifest(None).resolve("quick")
+    stage = ModelStage(name="quick_response", persona="quick", confidence=0.6)
+    messages = stage_messages(Query("When is my dentist appointment?"), persona, stage, {},
+                              TOLD, first=True)
+    told_at = [m.content for m in messages].index(TOLD.told[0])
+    assert messages[told_at].role == "user" and messages[told_at + 1].content == NOTED
+    assert messages[-1].content == "When is my dentist appointment?"  # the question, bare
+    assert all("Earlier conversations" not in m.content for m in messages)
+
+
+def test_a_later_stage_gets_the_recollection_as_notes_not_as_turns() -> None:
+    persona = load_manifest(None).resolve("analyst")
+    stage = ModelStage(name="deep_analysis", persona="analyst", confidence=0.8)
+    messages = stage_messages(Query("When is my dentist appointment?"), persona, stage,
+                              {"quick_response": StageAnswer(QUICK, "ok", "m", False)}, TOLD)
+    assert all(m.content != NOTED for m in messages)
+    assert "What you know about me:\n" + TOLD.text in messages[-1].content

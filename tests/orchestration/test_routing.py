@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mirador.orchestration.routing import classify
+from mirador.orchestration.routing import classify, speaks_of_me
 
 WORKLOAD = Path(__file__).resolve().parents[3] / "shared" / "workload" / "queries.jsonl"
 
@@ -44,3 +44,11 @@ def test_unseen_queries(query: str, expected: str) -> None:
 def test_the_decision_names_its_reasons() -> None:
     route = classify("Analyze the pros and cons of index funds")
     assert any("depth" in reason for reason in route.reasons)
+
+
+@pytest.mark.parametrize("query,about_me", [
+    ("When is my dentist appointment?", True), ("Suggest a dinner I can safely eat.", True),
+    ("Where do we keep the spare key?", True), ("What is the capital of Peru?", False),
+    ("Explain how a mortgage works", False), ("Summarise the myriad of options", False)])
+def test_a_question_that_speaks_of_the_person(query: str, about_me: bool) -> None:
+    assert speaks_of_me(query) is about_me

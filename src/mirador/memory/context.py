@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from mirador.memory.phrasing import is_told
 from mirador.memory.records import MemoryRecord, Recalled, cut
 
 CountTokens = Callable[[str], Awaitable[int]]
@@ -54,16 +55,27 @@ def sentences(text: str) -> list[str]:
 
 
 def memory_line(record: MemoryRecord) -> str:
-    """One memory as a line: when, what they said, the gist of the answer (whole sentences)."""
+    """One memory as a line, in the person's voice (the context is their message): when,
+    and what they told; for what they asked, the gist of the answer too (whole sentences).
+    What they told is the fact; a small model's reply to it ("A nice reminder!") is not."""
     day = datetime.fromtimestamp(record.timestamp, UTC).strftime("%Y-%m-%d")
+    said = cut(record.query.strip(), LINE_CHARS)
+    if is_told(record.query):
+        return f"- {day}: I told you: \"{said}\""
     gist = cut(" ".join(sentences(record.response)[:ANSWER_SENTENCES]), LINE_CHARS)
     answer = f" You answered: {gist}" if gist else ""
-    return f"- {day}: they said \"{cut(record.query.strip(), LINE_CHARS)}\".{answer}"
+    return f"- {day}: I asked \"{said}\".{answer}"
+
+
+def _same_words(a: str, b: str) -> bool:
+    return " ".join(a.lower().split()).rstrip("?!. ") == " ".join(b.lower().split()).rstrip("?!. ")
 
 
 def items_for(memories: Sequence[Recalled], preferences: Sequence[Recalled],
-              turns: Sequence[MemoryRecord]) -> list[Item]:
-    """Everything that could go in, each with a relevance; one memory appears once."""
+              turns: Sequence[MemoryRecord], question: str = "") -> list[Item]:
+    """Everything that could go in, each with a relevance; one memory appears once. An
+    earlier asking of this very `question` is left out: it holds no fact, only an earlier
+    answer, which the model would repeat rather than answer from what it was told."""
     items: list[Item] = []
     seen: set[str] = set()
     for rank, turn in enumerate(reversed(turns)):  # the latest turn matters most
@@ -73,6 +85,8 @@ def items_for(memories: Sequence[Recalled], preferences: Sequence[Recalled],
                           f"- They asked \"{cut(turn.query.strip(), LINE_CHARS)}\"; you said: "
                           f"{gist}", turn.id))
     for hit in memories:
+        if question and _same_words(hit.record.query, question):
+            continue
         if hit.record.id not in seen:
             seen.add(hit.record.id)
             items.append(Item(hit.score, "memory", memory_line(hit.record), hit.record.id))
@@ -82,6 +96,18 @@ def items_for(memories: Sequence[Recalled], preferences: Sequence[Recalled],
             items.append(Item(hit.score, "preference",
                               f"- {cut(hit.record.query.strip(), LINE_CHARS)}", hit.record.id))
     return items
+
+
+TOLD_TURNS = 3  # at most this many told memories become earlier turns of a first stage
+
+
+def told_facts(hits: Sequence[Recalled], compiled: Compiled) -> tuple[str, ...]:
+    """What the person told among the memories that made it into `compiled`: the most
+    relevant TOLD_TURNS, then oldest first, so that a later correction is said last."""
+    kept = {item.memory_id for item in compiled.kept if item.section == "memory"}
+    told = [h.record for h in hits if h.record.id in kept and is_told(h.record.query)]
+    chosen = sorted(told[:TOLD_TURNS], key=lambda r: r.timestamp)
+    return tuple(cut(r.query.strip(), LINE_CHARS) for r in chosen)
 
 
 class ContextCompiler:

@@ -54,6 +54,27 @@ def query_terms(text: str) -> list[str]:
     return list(seen)
 
 
+def shares_a_word(path: Path, namespace: str, text: str) -> bool:
+    """Whether any memory of `namespace` in the index file at `path` shares a word worth
+    matching with `text`: a read-only look that takes milliseconds and needs no model
+    (False when there is no index yet, or it cannot be read)."""
+    terms = query_terms(text)
+    if not terms or not path.is_file():
+        return False
+    match = " OR ".join(f'"{term}"' for term in terms)
+    try:
+        db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2.0)
+        try:
+            row = db.execute("SELECT 1 FROM terms JOIN docs ON docs.rowid = terms.rowid "
+                             "WHERE terms MATCH ? AND docs.namespace = ? LIMIT 1",
+                             (match, namespace)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error:  # being rebuilt, locked or damaged: recall reports it, not this
+        return False
+    return row is not None
+
+
 class LexicalIndex:
     """BM25 search over memories' text, per namespace (thread-safe, blocking)."""
 

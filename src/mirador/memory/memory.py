@@ -22,11 +22,13 @@ from mirador.backends import ChatRequest, Message, TextPiece
 from mirador.background import Background
 from mirador.catalog.manifest import SamplingOptions
 from mirador.errors import MemoryStoreError, MiradorError
-from mirador.memory.context import Compiled, ContextCompiler, items_for
+from mirador.memory.context import Compiled, ContextCompiler, items_for, told_facts
+from mirador.memory.lexical import shares_a_word
 from mirador.memory.private_apis import before_threads_stop
 from mirador.memory.ranking import RankingParams, relevant
 from mirador.memory.records import MemoryRecord, Recalled
 from mirador.memory.sessions import SessionLog, Turn
+from mirador.orchestration.hooks import Recollection
 from mirador.text_tokens import estimate_tokens
 
 if TYPE_CHECKING:
@@ -115,7 +117,13 @@ class Memory:
         store = await self.astore()
         return await asyncio.to_thread(guarded, store.recall, text, now or time.time(), namespace)
 
-    async def context_for(self, query: Query) -> str:
+    async def might_know(self, query: Query) -> bool:
+        """ContextSource: whether some memory shares a word with the question (the lexical
+        index, read-only: milliseconds, no model, no Chroma)."""
+        path = self.settings.home / "memory" / "lexical.sqlite3"
+        return await asyncio.to_thread(shares_a_word, path, query.namespace, query.text)
+
+    async def context_for(self, query: Query) -> Recollection:
         """ContextSource: memories close enough in meaning, preferences and recent turns,
         compiled to the budget. Everything heavy (embedding, search, reading journals,
         counting tokens) runs in worker threads, never on the event loop."""
@@ -127,8 +135,9 @@ class Memory:
         turns = await asyncio.to_thread(self._session_turns, query)
         compiler = ContextCompiler(self.config.token_budget, self._counter(),
                                    self._summariser())
-        self.last_context = await compiler.compile(items_for(hits, preferences, turns))
-        return self.last_context.text
+        self.last_context = await compiler.compile(items_for(hits, preferences, turns,
+                                                                   query.text))
+        return Recollection(self.last_context.text, told_facts(hits, self.last_context))
 
     def _preferences(self, store: MemoryStore, query: Query, now: float) -> list[Recalled]:
         found = store.records(query.namespace, where={"preference": True})

@@ -61,10 +61,27 @@ class AnswerRecord:
     stage_ends: list[StageEnd] = field(default_factory=list)
 
 
-class ContextSource(Protocol):
-    """Supplies background (memories, preferences) for the later stages."""
+@dataclass(frozen=True)
+class Recollection:
+    """What memory gives an answer: `text` (memories, preferences, recent turns, compiled
+    for the later stages) and `told`, what the person told that bears on the question, in
+    their own words, oldest first (a first stage is shown these as earlier turns: small
+    models answer from a conversation far better than from notes)."""
 
-    async def context_for(self, query: Query) -> str: ...
+    text: str = ""
+    told: tuple[str, ...] = ()
+
+
+class ContextSource(Protocol):
+    """Supplies background (memories, preferences) for the stages."""
+
+    async def context_for(self, query: Query) -> Recollection: ...
+
+    async def might_know(self, query: Query) -> bool:
+        """Whether recall may find something for `query`, judged cheaply (milliseconds, no
+        model): a yes makes the first stage wait for recall when the question speaks of
+        the person."""
+        ...
 
 
 class AnswerSink(Protocol):

@@ -66,8 +66,9 @@ from mirador.orchestration.hooks import (
     LimitsSource,
     Plan,
     Query,
+    Recollection,
 )
-from mirador.orchestration.routing import classify
+from mirador.orchestration.routing import classify, speaks_of_me
 from mirador.orchestration.stages import ModelStage, Overrides, select_stages
 from mirador.orchestration.tool_loop import run_with_tools
 from mirador.settings import Settings
@@ -78,6 +79,7 @@ if TYPE_CHECKING:
     from mirador.orchestration.preload import Preloader
 
 log = logging.getLogger("mirador")
+NOTHING_RECALLED = Recollection()
 
 
 @dataclass
@@ -263,7 +265,10 @@ class Orchestrator:
             self.manager.warm(persona.model)
         yield Ack(answer_id=answer_id, query=q.text, complexity=plan.complexity,
                   stages=[s.name for s in plan.stages], chain=plan.chain)
-        recall: asyncio.Task[str] | None = None  # starts at the first token: never before it
+        # Recall starts at the first token, never before it, unless the question speaks of
+        # the person: then what they told Mirador may be the answer, and the first stage
+        # waits for it a little (memory.first_stage_wait).
+        recall = await self._early_recall(q)
         judge = quality.Judge(q.text, self.embedder if len(plan.stages) > 1 else None,
                               len(plan.stages))
         answers: dict[str, StageAnswer] = {}
@@ -276,9 +281,10 @@ class Orchestrator:
                     break  # the caller's token limit is spent: the answer ends here
                 if index:
                     recall = recall or self._start_recall(q, len(plan.stages))
-                background = await self._background(recall) if index else ""
+                background = (await self._background(recall) if index else
+                              await self._first_background(recall))
                 messages = prompts.stage_messages(q, persona, stage, answers, background,
-                                                  wish.system)
+                                                  wish.system, first=not index)
                 options = prompts.request_options(
                     persona.options.merged(prompts.stage_options(stage)), wish.options, budget)
                 run = _StageRun(copies=quality.CopyWatch({n: a.text for n, a in answers.items()}))
@@ -290,7 +296,7 @@ class Orchestrator:
                         fresh = first_token is None and isinstance(event, Token)
                         if fresh:
                             first_token = time.perf_counter() - started
-                            recall = self._start_recall(q, len(plan.stages))
+                            recall = recall or self._start_recall(q, len(plan.stages))
                         yield event
                         if fresh:  # the embedder may load now, behind the first token
                             judge.begin()
@@ -431,21 +437,44 @@ class Orchestrator:
 
     # -- hooks ---------------------------------------------------------------
 
-    def _start_recall(self, query: Query, stage_count: int) -> asyncio.Task[str] | None:
+    def _start_recall(self, query: Query, stage_count: int) -> asyncio.Task[Recollection] | None:
         if self.context is None or stage_count < 2:
             return None
         task = asyncio.ensure_future(self.context.context_for(query))
         task.add_done_callback(_report_recall)  # whether or not a stage waits for it
         return task
 
-    @staticmethod
-    async def _background(recall: asyncio.Task[str] | None) -> str:
+    async def _early_recall(self, query: Query) -> asyncio.Task[Recollection] | None:
+        """Recall started before the first stage, for a question that speaks of the person
+        when some memory shares a word with it."""
+        if (self.context is None or self.settings.config.memory.first_stage_wait <= 0
+                or not speaks_of_me(query.text)):
+            return None
+        try:
+            if not await self.context.might_know(query):
+                return None
+        except Exception as exc:  # memory must not cost the answer: recall reports it later
+            report_unexpected(log, "looking for words the question shares with memory", exc)
+            return None
+        return self._start_recall(query, stage_count=2)  # even a one-stage answer uses it
+
+    async def _first_background(self, recall: asyncio.Task[Recollection] | None
+                                ) -> Recollection:
+        """What the first stage is shown: the early recall if it is ready within
+        memory.first_stage_wait; else nothing (the later stages still get it)."""
         if recall is None:
-            return ""
+            return NOTHING_RECALLED
+        await asyncio.wait({recall}, timeout=self.settings.config.memory.first_stage_wait)
+        return await self._background(recall) if recall.done() else NOTHING_RECALLED
+
+    @staticmethod
+    async def _background(recall: asyncio.Task[Recollection] | None) -> Recollection:
+        if recall is None:
+            return NOTHING_RECALLED
         try:
             return await asyncio.shield(recall)
         except Exception:  # reported by _report_recall; memory must not cost the answer
-            return ""
+            return NOTHING_RECALLED
 
     def _record(self, record: AnswerRecord) -> None:
         """Tell the sinks of `record` in a task of the orchestrator's own."""
@@ -473,7 +502,7 @@ async def _closed(hook: Closable) -> Exception | None:
     return None
 
 
-def _report_recall(task: asyncio.Task[str]) -> None:
+def _report_recall(task: asyncio.Task[Recollection]) -> None:
     """Say why background for the later stages could not be recalled (they go on without)."""
     if task.cancelled() or task.exception() is None:
         return

@@ -28,7 +28,7 @@ from mirador.orchestration.quality import COPY_OVERLAP, overlap
 from mirador.orchestration.stages import ModelStage
 
 if TYPE_CHECKING:
-    from mirador.orchestration.hooks import Query
+    from mirador.orchestration.hooks import Query, Recollection
 
 STAGE_REQUESTS: dict[str, str] = {
     "deep_analysis": "What are common mistakes and risks here? List three, one line each.",
@@ -50,6 +50,7 @@ AS_NOTES: frozenset[str] = frozenset({"synthesis"})
 """Stages shown the earlier answers as notes in the system prompt (`NOTES_HEADING`), then
 asked the question itself: on the tuning half, synthesis shown deep_analysis's points as
 the assistant's turn copied them; given them as notes it answered the question."""
+NOTED = "Noted, I'll remember that."  # the reply shown after what the person told
 NOTES_HEADING = "Points to keep in mind (from an analysis of the question):"
 
 DEFAULT_REQUEST = "Answer my question again, in your own role, building on the answer above."
@@ -57,10 +58,14 @@ CUT_SHORT = "(That answer was cut short.)"
 
 
 def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
-                   earlier: Mapping[str, StageAnswer], background: str,
-                   extra_system: str | None = None) -> tuple[Message, ...]:
+                   earlier: Mapping[str, StageAnswer], recalled: Recollection,
+                   extra_system: str | None = None, first: bool = False
+                   ) -> tuple[Message, ...]:
     """The chat a stage runs: system prompt (with the caller's `extra_system` after the
-    persona's), examples, session history, this stage's request."""
+    persona's), examples, session history, this stage's request. A `first` stage is shown
+    what the person told as earlier turns of the conversation; later ones get the whole
+    recollection as notes beside the question."""
+    background = "" if first else recalled.text
     notes = _notes(stage.name, earlier)
     system = "\n\n".join(s for s in (stage.system_prompt or persona.system, notes,
                                       extra_system) if s)
@@ -68,6 +73,8 @@ def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
     # prose examples would pull a structured (JSON) answer away from its format
     for example in persona.examples if stage.format is None else ():
         messages += [Message("user", example.user), Message("assistant", example.assistant)]
+    for told in recalled.told if first else ():
+        messages += [Message("user", told), Message("assistant", NOTED)]
     messages.extend(query.history)
     spoken = [] if notes else shown_answers(stage.name, earlier)
     question = Message("user", query.text, images=query.images)  # the images go with it

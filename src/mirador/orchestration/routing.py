@@ -40,6 +40,9 @@ _FACT = re.compile(
     r"tell me (a|an|one)\b|suggest a (name|word|title)\b|how (many|much|far|long) is\b|spell\b)",
     re.IGNORECASE)
 
+# The person speaking of themselves, their people or their things: memory may know the answer.
+_ABOUT_ME = re.compile(r"\b(my|mine|me|i|i'm|i've|i'd|i'll|we|our|us)\b", re.IGNORECASE)
+
 _CLAUSE = re.compile(r"[,;:]|\b(and|or|but|while|without|because|considering)\b", re.IGNORECASE)
 _FIGURE = re.compile(r"[$€£]?\d[\d,.]*\s*(k|m|%|percent)?", re.IGNORECASE)
 
@@ -79,6 +82,13 @@ def classify(query: str) -> Route:
         score += 0.5 * min(clauses + figures - 2, 4)
         reasons.append(f"{clauses} clauses, {figures} figures")
     return Route(_band(score), round(score, 2), tuple(reasons))
+
+
+def speaks_of_me(query: str) -> bool:
+    """Whether `query` speaks of the person asking ("When is my dentist appointment?",
+    "Suggest a dinner I can eat"): what they told Mirador before may be the answer itself,
+    so the first stage should see it too."""
+    return _ABOUT_ME.search(query) is not None
 
 
 def _band(score: float) -> Complexity:
