@@ -8,8 +8,11 @@ tokens/s per client (while its answer streams) and in total (all tokens / wall t
 beside serialized execution: the same requests one after another, in the same run.
 
 Then the abandon case: 8 streaming clients again, plus one non-streaming request for
-100,000 tokens whose client leaves after 1 s. The others' TTFT p50 must not move by
-more than one answer's length (the serialized mean) against the run without it.
+100,000 tokens that holds the model first and whose client leaves after one answer's
+length (the median serialized answer of this run): while it is there it costs what any
+client costs; once it has gone it must cost nothing more, so the others' TTFT p50 must
+not move by more than one answer's length against the run without it. The pair is run
+`--leaver-runs` times, alternating, and the median move is reported (one pair is noise).
 
 llama-cpp-python's high-level API decodes one sequence per context, so one loaded
 model serves one stream at a time: requests take turns, first in first out. Memory
@@ -62,6 +65,7 @@ class Result:
     tokens: int = 0
     streaming: float = 0.0
     error: str = ""
+    first_at: float = 0.0  # the clock (perf_counter) when the first text came
 
 
 def smollm2_gguf() -> Path:
@@ -112,33 +116,42 @@ async def stream_one(client: httpx.AsyncClient, question: str) -> Result:
                 if piece.get("done"):
                     end = time.perf_counter() - started
                     ttft = first if first is not None else end
-                    return Result(ttft, int(piece.get("eval_count", 0)), end - ttft)
+                    return Result(ttft, int(piece.get("eval_count", 0)), end - ttft,
+                                  first_at=started + ttft)
     except httpx.HTTPError as exc:
         return Result(error=f"{type(exc).__name__}: {exc}"[:120])
     return Result(error="the stream ended without done")
 
 
-async def abandon(client: httpx.AsyncClient, model: str, after: float) -> None:
-    """A non-streaming request for 100,000 tokens whose client leaves after `after` s."""
+async def abandon(client: httpx.AsyncClient, model: str, after: float) -> float:
+    """A non-streaming request for 100,000 tokens whose client leaves after `after` s;
+    the clock when it left."""
     body = {"model": model, "max_tokens": 100_000, "stream": False,
             "messages": [{"role": "user", "content": "Count from 1 to 100000."}]}
     with contextlib.suppress(TimeoutError):  # leaving is the point
         await asyncio.wait_for(client.post("/v1/chat/completions", json=body), after)
+    return time.perf_counter()
 
 
-async def concurrent(url: str, clients: int, model: str, abandoner: bool = False
-                     ) -> tuple[list[Result], float]:
+async def concurrent(url: str, clients: int, model: str, leave_after: float | None = None
+                     ) -> tuple[list[Result], float, float | None]:
+    """The clients' results, the wall time, and with a leaver, how long after it left the
+    next first token came (the model's turn passing on)."""
     async with httpx.AsyncClient(base_url=url, timeout=600) as client:
         started = time.perf_counter()
-        leaver = asyncio.ensure_future(abandon(client, model, 1.0)) if abandoner else None
+        leaver = (asyncio.ensure_future(abandon(client, model, leave_after))
+                  if leave_after is not None else None)
         if leaver is not None:
             await asyncio.sleep(0.2)  # it holds the model first, as in the issue
         results = await asyncio.gather(*(stream_one(client, QUESTIONS[i % len(QUESTIONS)])
                                          for i in range(clients)))
         wall = time.perf_counter() - started
+        handed_over = None
         if leaver is not None:
-            await leaver
-    return list(results), wall
+            left = await leaver
+            later = [r.first_at - left for r in results if not r.error and r.first_at >= left]
+            handed_over = min(later) if later else None
+    return list(results), wall, handed_over
 
 
 async def serialized(url: str, clients: int) -> tuple[list[Result], float]:
@@ -167,19 +180,34 @@ def row(name: str, clients: int, results: list[Result], wall: float) -> dict[str
             "error_samples": sorted({r.error for r in results if r.error})[:3]}
 
 
-def run_all(url: str, counts: list[int], model: str) -> list[dict[str, Any]]:
+def run_all(url: str, counts: list[int], model: str, leaver_runs: int) -> list[dict[str, Any]]:
     rows = []
     asyncio.run(serialized(url, 4))  # warm-up: prompt caches, first allocations
     for n in counts:
         results, wall = asyncio.run(serialized(url, n))
         rows.append(row("serialized", n, results, wall))
-        results, wall = asyncio.run(concurrent(url, n, model))
+        results, wall, _ = asyncio.run(concurrent(url, n, model))
         rows.append(row("concurrent", n, results, wall))
         print(f"  {n:>2} clients done", file=sys.stderr)
-    for abandoner in (False, True):
-        results, wall = asyncio.run(concurrent(url, 8, model, abandoner))
-        rows.append(row("8 + leaver" if abandoner else "8, no leaver", 8, results, wall))
+    answer = one_answer(rows)
+    for _ in range(leaver_runs):
+        for leave_after in (None, answer):
+            results, wall, handed_over = asyncio.run(concurrent(url, 8, model, leave_after))
+            rows.append(row("8, no leaver" if leave_after is None else "8 + leaver", 8,
+                            results, wall) | {"handed_over_s": handed_over})
     return rows
+
+
+def one_answer(rows: list[dict[str, Any]]) -> float:
+    """One answer's length: the median over every serialized run (one alone is too noisy)."""
+    return float(statistics.median(r["answer_s"] for r in rows if r["run"] == "serialized"))
+
+
+def leaver_moves(rows: list[dict[str, Any]]) -> list[float]:
+    """For each alternating pair, how far the leaver moved the others' TTFT p50."""
+    without = [r["ttft_p50"] for r in rows if r["run"] == "8, no leaver"]
+    with_leaver = [r["ttft_p50"] for r in rows if r["run"] == "8 + leaver"]
+    return [round(b - a, 3) for a, b in zip(without, with_leaver, strict=True)]
 
 
 def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
@@ -188,17 +216,23 @@ def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
     print(" | ".join(head))
     for r in rows:
         print(" | ".join(str(r[k]) for k in head))
-    by = {(r["run"], r["clients"]): r for r in rows}
-    # One answer's length: the median over every serialized run (one alone is too noisy).
-    answer = statistics.median(r["answer_s"] for r in rows if r["run"] == "serialized")
-    moved = by[("8 + leaver", 8)]["ttft_p50"] - by[("8, no leaver", 8)]["ttft_p50"]
-    print(f"\nOne answer takes {answer:.2f} s alone (median); the leaver moved the others' "
-          f"TTFT p50 by {moved:+.2f} s "
-          f"({'within' if moved <= answer else 'MORE than'} one answer).")
+    answer = one_answer(rows)
+    moves = leaver_moves(rows)
+    moved = statistics.median(moves)
+    handovers = [r["handed_over_s"] for r in rows if r.get("handed_over_s") is not None]
+    handover = statistics.median(handovers) if handovers else None
+    print(f"\nOne answer takes {answer:.2f} s alone (median); a leaver that held the model "
+          f"that long moved the others' TTFT p50 by {moved:+.2f} s (median of "
+          f"{', '.join(f'{m:+.2f}' for m in moves)}; "
+          f"{'within' if moved <= answer else 'MORE than'} one answer).")
+    if handover is not None:
+        print(f"After it left, the next client's first token came {handover * 1000:.0f} ms "
+              f"later (median of {len(handovers)}).")
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / "load.json"
     out.write_text(json.dumps({"benchmark": "load", **meta, "rows": rows,
-                               "one_answer_s": answer, "leaver_moved_ttft_p50_s": moved},
+                               "one_answer_s": answer, "leaver_moved_ttft_p50_s": moved,
+                               "leaver_moves_s": moves, "handed_over_s": handover},
                               indent=2) + "\n")
     print(f"wrote {out}")
 
@@ -208,13 +242,15 @@ def main() -> None:
     parser.add_argument("--clients", default="1,4,8,20")
     parser.add_argument("--tokens", type=int, default=48, help="max tokens of each answer")
     parser.add_argument("--gemma", action="store_true", help="Gemma 3 270M, not SmolLM2")
+    parser.add_argument("--leaver-runs", type=int, default=5,
+                        help="alternating pairs of the abandon case")
     args = parser.parse_args()
     counts = [int(n) for n in args.clients.split(",")]
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         home, model = make_home(Path(tmp), port, args.gemma, args.tokens)
         with serving(home, port) as url:
-            rows = run_all(url, counts, model)
+            rows = run_all(url, counts, model, args.leaver_runs)
     meta = {"model": model, "tokens": args.tokens, "cores": os.cpu_count(),
             "python": platform.python_version(), "sequences_per_model": 1,
             "server": "mirador serve defaults: max_active 4, max_queued 32"}
