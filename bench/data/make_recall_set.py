@@ -420,8 +420,41 @@ _CHATTER = ["I had a long day, cheer me up.", "I'm bored, any ideas?",
             "Recommend a classic film from the 1950s."]
 
 
+# Statements, as the person tells facts: passing remarks and other people's news on the same
+# areas as the facts. Hard negatives for "a told fact outranks a question": each is told,
+# none answers a probe (third parties, one-off moments, opinions; no lasting fact of theirs).
+_OTHERS = ["My neighbour", "My colleague Sam", "A friend from school", "My cousin",
+           "My manager's partner", "Someone at the gym", "My sister's friend", "A coworker"]
+_OTHERS_NEWS = """bought a second-hand electric car|was diagnosed with a sprained ankle
+|has a daughter who turns seven in spring|started a new job at a bank|adopted a rescue
+greyhound|moved to a flat near the river|is training for a triathlon|switched to a vegan
+diet|booked a trip to Iceland|is learning the cello|renovated their kitchen|took out a big
+mortgage|got promoted to team lead|is allergic to cats|runs a small bakery|planted an apple
+tree|sold their motorbike|bought a new laptop|is planning a wedding in June|joined a hiking
+club""".replace("\n", " ").split("|")
+_REMARKS = """I watched a documentary about {c} last night.|I read an article on {c} this
+morning.|I finally understood {c} after a long podcast.|I saw a great video explaining {c}.
+|I argued with a friend about {c} over dinner.|I'm curious about {c} lately.""".replace(
+    "\n", " ").split("|")
+_MOMENTS = ["It rained all afternoon and I stayed in.", "I missed the bus this morning.",
+            "The coffee shop downstairs changed its menu.", "I cleaned out the garage today.",
+            "I had pasta for lunch.", "I walked past the old cinema on my way home.",
+            "The train was late again today.", "I found an old photo album in a drawer.",
+            "I spent the evening sorting emails.", "I tried a new crossword app."]
+
+
+def statement_texts() -> list[tuple[str, str]]:
+    """Told, not asked: other people's news, passing remarks, one-off moments."""
+    pool = [(f"{who} {news.strip()}.", "Thanks for sharing that.")
+            for who in _OTHERS for news in _OTHERS_NEWS]
+    pool += [(r.strip().format(c=c), "Sounds interesting.") for r in _REMARKS for c in _CONCEPTS]
+    pool += [(m, "Thanks for telling me.") for m in _MOMENTS]
+    return pool
+
+
 def distractor_texts(rng: random.Random) -> list[tuple[str, str]]:
-    """Every generic exchange, shuffled: how-tos, explanations, small requests, chatter."""
+    """Every generic exchange, shuffled: how-tos, explanations, small requests, chatter,
+    and statements (`statement_texts`)."""
     pool = [(f"How do I {t}?", f"Here are a few simple steps to {t}.") for t in _TASKS]
     pool += [(f"Can you explain {c} simply?", f"In short, {c} comes down to a few ideas.")
              for c in _CONCEPTS]
@@ -434,6 +467,7 @@ def distractor_texts(rng: random.Random) -> list[tuple[str, str]]:
     pairs = [(a, b) for a in _CONCEPTS for b in _CONCEPTS if a < b]
     pool += [(f"How are {a} and {b} related?", f"{a} and {b} connect in a few ways.")
              for a, b in rng.sample(pairs, 400)]
+    pool += statement_texts()
     rng.shuffle(pool)
     return pool
 
