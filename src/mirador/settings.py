@@ -155,7 +155,7 @@ class MemoryConfig(Strict):
     half_life_days: float = Field(default=90.0, gt=0, description="Age that halves what "
                                   "age takes off a memory's score (at most 0.04).")
     min_relevance: float = Field(
-        default=0.422, ge=0.0, le=1.0, description="The context compiler gives a model only "
+        default=0.449, ge=0.0, le=1.0, description="The context compiler gives a model only "
         "memories at least this similar in meaning to the question (search shows the top "
         "results regardless); calibrated in bench/recall.py.")
     recall_limit: int = Field(default=5, ge=1, le=50)

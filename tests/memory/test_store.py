@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -114,8 +115,9 @@ def test_a_memory_is_bounded_when_written(store: MemoryStore) -> None:
 
 
 def test_candidates_hold_what_plain_vector_search_returns(store: MemoryStore) -> None:
-    """A memory nearest by its whole exchange is a candidate (and ranks first) even when
-    60 others are nearer by the stored search vector: ranking sees plain search's answer."""
+    """A memory nearest by its whole exchange is a candidate even when 60 others are nearer
+    by the stored search vector: ranking sees plain search's answer (and, ranking by the
+    exchange alone, puts it first; by default the person's words weigh 0.4 in ranking)."""
     query = "Which machine do I work on?"
     q = store.embedder.embed([query])[0]
     others = [rec(f"o{i}", f"Unrelated note {i}.", "Noted") for i in range(60)]
@@ -126,4 +128,5 @@ def test_candidates_hold_what_plain_vector_search_returns(store: MemoryStore) ->
     store.add_vectors("default", others, np.tile(q, (60, 1)), noise)
     store.add_vectors("default", [rec("x", "My ThinkPad X1 is slow.")], -q[None, :], q[None, :])
     assert "x" in [c.record.id for c in store.candidates(query, "default")]
+    store.params = replace(store.params, match_query_weight=0.0)
     assert store.recall(query, time.time(), "default")[0].record.id == "x"
