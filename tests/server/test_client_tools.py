@@ -13,6 +13,7 @@ import openai
 import pytest
 
 from mirador.backends import ChatRequest
+from mirador.backends.scripted import ScriptedBackend
 from tests.server.conftest import ServerThread
 
 WEATHER = {"type": "function", "function": {
@@ -155,3 +156,17 @@ def test_show_says_tools(oclient: ollama.Client, oai: openai.OpenAI) -> None:
     assert "tools" in (oclient.show("mirador:auto").capabilities or [])
     listed = {m.id: m.model_extra for m in oai.models.list().data}
     assert "tools" in listed["mirador:quick"]["capabilities"]  # type: ignore[index]
+
+
+def test_a_model_that_cannot_call_tools_is_a_clear_400(server: ServerThread,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded model's backend swapped for one without tool calls (a scripted one)."""
+    manager = server.runtime.orchestrator.manager
+    monkeypatch.setitem(manager._backends, "llamacpp", ScriptedBackend())
+    reply = httpx.post(f"{server.url}/api/chat", timeout=60, json={
+        "model": "mirador:quick", "messages": ASK, "stream": False, "tools": [WEATHER]})
+    assert reply.status_code == 400, reply.text
+    assert "model 'mirador:quick' cannot call tools" in reply.json()["error"]
+    assert "send the request without tools" in reply.json()["error"]
+    shown = httpx.post(f"{server.url}/api/show", timeout=60, json={"model": "mirador:quick"})
+    assert shown.json()["capabilities"] == ["completion"]

@@ -110,13 +110,16 @@ async def _backend(orchestrator: Orchestrator, turn: ToolTurn
 def _end(turn: ToolTurn, state: _Run, started: float) -> StageEnd:
     end = state.finished
     reason = end.reason if end and end.reason != "cancelled" else None
+    timings = end.timings if end else {}
     return StageEnd(stage=turn.stage.name, model=turn.persona.model.id,
                     status=state.status, tokens=end.completion_tokens if end else state.tokens,  # type: ignore[arg-type]
                     seconds=round(time.perf_counter() - started, 4),
                     ttft=None if state.ttft is None else round(state.ttft, 4),
                     tokens_per_second=None, partial=state.status != "ok",
                     finish_reason=reason,
-                    prompt_tokens=(end.prompt_tokens or None) if end else None)
+                    prompt_tokens=(end.prompt_tokens or None) if end else None,
+                    prompt_seconds=timings.get("prompt_seconds"),
+                    eval_seconds=timings.get("eval_seconds"))
 
 
 def _done(turn: ToolTurn, state: _Run, answer_id: str, started: float) -> Done:
