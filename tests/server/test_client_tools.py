@@ -5,16 +5,21 @@ from it; tool_choice is honoured or refused; bad tool schemas are a 400."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import ollama
 import openai
 import pytest
+import yaml
 
 from mirador.backends import ChatRequest
 from mirador.backends.scripted import ScriptedBackend
-from tests.server.conftest import ServerThread
+from mirador.server.app import create_app
+from tests.server.conftest import ServerThread, settings_for, write_home
+from tests.support.net import free_port
 
 WEATHER = {"type": "function", "function": {
     "name": "get_weather", "description": "The current weather in a city.",
@@ -133,6 +138,13 @@ def test_bad_tools_and_choices_are_a_400_naming_them(oai: openai.OpenAI, extra: 
     assert refused.value.status_code == 400 and said in str(refused.value)
 
 
+def test_a_tool_choice_that_asks_for_a_call_without_tools_is_a_400(oai: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        oai.chat.completions.create(model="mirador:quick", messages=ASK, tool_choice="required")
+    assert "tool_choice: 'required' asks for a call, but no tools were sent" in str(
+        refused.value)
+
+
 def test_ollama_bad_tool_schema_is_a_400(server: ServerThread) -> None:
     reply = httpx.post(f"{server.url}/api/chat", timeout=60, json={
         "model": "mirador:quick", "messages": ASK, "stream": False,
@@ -170,3 +182,52 @@ def test_a_model_that_cannot_call_tools_is_a_clear_400(server: ServerThread,
     assert "send the request without tools" in reply.json()["error"]
     shown = httpx.post(f"{server.url}/api/show", timeout=60, json={"model": "mirador:quick"})
     assert shown.json()["capabilities"] == ["completion"]
+
+
+# -- passed through: Mirador's Ollama and OpenAI backends pointed at the shared server -----
+
+
+@pytest.fixture(scope="module")
+def relay(server: ServerThread, tmp_path_factory: pytest.TempPathFactory,
+          smollm_gguf: Path) -> Iterator[ServerThread]:
+    """A second server whose models `peer-ollama` and `peer-openai` are the shared server's
+    `mirador:quick`, reached through Mirador's own Ollama and OpenAI backends: a real peer
+    of both wire formats, which takes tools natively."""
+    port = free_port()
+    home = write_home(tmp_path_factory.mktemp("relay-home"), smollm_gguf, None, {"port": port},
+                      config={"backends": {"ollama": {"host": server.url, "timeout": 300},
+                                           "openai": {"base_url": f"{server.url}/v1",
+                                                      "timeout": 300}}})
+    manifest = yaml.safe_load((home / "manifest.yaml").read_text())
+    manifest["models"] = [{"id": "peer-ollama", "backend": "ollama", "name": "mirador:quick"},
+                          {"id": "peer-openai", "backend": "openai", "name": "mirador:quick"}]
+    (home / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    thread = ServerThread(create_app(settings_for(home)), port).start()
+    yield thread
+    thread.stop()
+
+
+@pytest.mark.parametrize("peer", ["peer-ollama", "peer-openai"])
+def test_tools_pass_through_to_a_backend_that_calls_them(relay: ServerThread, peer: str,
+                                                         requests_seen: list[ChatRequest]
+                                                         ) -> None:
+    with ollama.Client(host=relay.url, timeout=300) as client:
+        reply = client.chat(model=peer, messages=ASK, tools=[get_weather],
+                            options={"temperature": 0})
+    assert [c.function.name for c in reply.message.tool_calls or ()] == ["get_weather"]
+    offered = requests_seen[-1]  # what the shared server's model was asked, from the relay
+    assert [t.name for t in offered.tools] == ["get_weather"]
+    with openai.OpenAI(base_url=f"{relay.url}/v1", api_key="unused", max_retries=0,
+                       timeout=300) as oai:
+        history: Any = [*ASK, {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_7", "type": "function",
+             "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}]},
+            {"role": "tool", "tool_call_id": "call_7", "content": RESULT}]
+        answer = oai.chat.completions.create(model=peer, messages=history, tools=[WEATHER],
+                                             temperature=0)
+        assert answer.choices[0].message.content and not answer.choices[0].message.tool_calls
+        assert requests_seen[-1].messages[-1].content == RESULT
+        with pytest.raises(openai.BadRequestError) as refused:
+            oai.chat.completions.create(model=peer, messages=ASK, tools=[WEATHER],
+                                        tool_choice="required")
+    assert f"tool_choice: 'required' cannot be honoured by model '{peer}'" in str(refused.value)

@@ -150,6 +150,9 @@ class CompletionBody(Lenient):
 
     def _message_refusals(self, model: str) -> list[tuple[str, str]]:
         found = []
+        if self.tool_choice not in (None, "none", "auto") and not self.tools:
+            found.append(("tool_choice", f"{self.tool_choice!r} asks for a call, but no tools "
+                                         "were sent; send tools or leave tool_choice out"))
         if self.uses_tools() and self.response_format is not None \
                 and self.response_format.type != "text":
             found.append(("response_format", "a reply is either a tool call or JSON in a "
