@@ -34,7 +34,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 
 from mirador.backends import ChatRequest, Message, ResponseFormat, ToolCallRequest, tool_calls
 from mirador.catalog.manifest import ResolvedPersona
-from mirador.errors import BackendError
+from mirador.errors import BackendError, MiradorError
 from mirador.orchestration.hooks import Query
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.orchestration.prompts import request_options, stage_options
@@ -179,7 +179,11 @@ def final_persona(orchestrator: Orchestrator, target: compat.Target
 def can_call(orchestrator: Orchestrator, target: compat.Target) -> bool:
     """Whether `target` takes client tools (its final persona's backend calls tools)."""
     _, persona = final_persona(orchestrator, target)
-    return orchestrator.manager.backend(persona.model.backend).capabilities.tools
+    try:
+        backend = orchestrator.manager.backend(persona.model.backend)
+    except MiradorError:  # a backend that cannot be made (a plugin not installed) calls none
+        return False
+    return backend.capabilities.tools
 
 
 def capabilities(orchestrator: Orchestrator, target: compat.Target) -> list[str]:
