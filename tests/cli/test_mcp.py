@@ -39,7 +39,7 @@ def home_with_a_memory(isolated_home: Path) -> Path:
 async def test_mirador_mcp_serves_memory_search_and_ask(home_with_a_memory: Path) -> None:
     async with Client(mirador_mcp(home_with_a_memory), read_timeout_seconds=240) as client:
         tools = {tool.name: tool for tool in (await client.list_tools()).tools}
-        assert set(tools) == {"search_memory", "ask"}
+        assert set(tools) == {"search_memory", "search_docs", "ask"}
         assert tools["search_memory"].input_schema["required"] == ["query"]
 
         found = await client.call_tool("search_memory", {"query": "piano recital"})

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langchain_ollama import ChatOllama, OllamaEmbeddings
 from langchain_openai import ChatOpenAI
@@ -103,10 +104,19 @@ def weather(city: str) -> str:
     return "sunny"
 
 
-def test_bind_tools_is_refused_clearly(chat_ollama: ChatOllama, chat_openai: ChatOpenAI) -> None:
+def test_bind_tools_gets_a_tool_call_then_answers_from_the_result(
+        chat_ollama: ChatOllama, chat_openai: ChatOpenAI) -> None:
     for chat in (chat_ollama, chat_openai):
-        with pytest.raises(Exception, match="tools are not supported"):
-            chat.bind_tools([weather]).invoke("What is the weather in Paris?")
+        bound = chat.bind_tools([weather])
+        asked = HumanMessage("What is the weather in Paris?")
+        called = bound.invoke([asked])
+        assert isinstance(called, AIMessage)
+        assert [c["name"] for c in called.tool_calls] == ["weather"], chat
+        assert "city" in called.tool_calls[0]["args"]
+        result = ToolMessage(weather.invoke(called.tool_calls[0]["args"]),
+                             tool_call_id=called.tool_calls[0]["id"] or "")
+        answer = bound.invoke([asked, called, result])
+        assert not answer.tool_calls and str(answer.content).strip(), chat
 
 
 def test_ollama_embeddings(server: ServerThread) -> None:

@@ -59,7 +59,8 @@ def test_listings_say_which_models_embed(server: ServerThread) -> None:
         assert "embedding" not in (client.show("mirador:quick").capabilities or [])
     models = httpx.get(f"{server.url}/v1/models", timeout=60).json()["data"]
     caps = {m["id"]: m["capabilities"] for m in models}
-    assert caps["mirador:embed"] == ["embedding"] and caps["mirador:quick"] == ["completion"]
+    assert caps["mirador:embed"] == ["embedding"]
+    assert caps["mirador:quick"] == ["completion", "tools"]
 
 
 @pytest.mark.parametrize(("path", "body", "says"), [

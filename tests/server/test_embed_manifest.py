@@ -50,7 +50,7 @@ def test_listings_say_which_models_embed(oclient: ollama.Client, oai: openai.Ope
     assert EMBEDDER in [m.model for m in oclient.list().models]
     listed = {m.id: m.model_extra for m in oai.models.list()}
     assert (listed[EMBEDDER] or {})["capabilities"] == ["embedding"]
-    assert (listed["tiny"] or {})["capabilities"] == ["completion"]
+    assert (listed["tiny"] or {})["capabilities"] == ["completion", "tools"]
 
 
 @pytest.mark.parametrize("path", ["/api/chat", "/v1/chat/completions"])

@@ -207,8 +207,6 @@ def test_a_streamed_answer_cut_by_num_predict_says_length(server: ServerThread,
     ({"logit_bias": {"50256": -100}}, "logit_bias"),
     ({"modalities": ["text", "audio"]}, "modalities"),
     ({"reasoning_effort": "high"}, "reasoning_effort"),
-    ({"tools": [{"type": "function", "function": {"name": "now", "parameters": {}}}]},
-     "tools are not supported by model 'mirador:quick' yet"),
 ])
 def test_openai_fields_mirador_cannot_honour_are_refused(oai: openai.OpenAI,
                                                          extra: dict, field: str) -> None:
@@ -225,13 +223,7 @@ def test_neutral_openai_values_are_accepted(oai: openai.OpenAI) -> None:
     assert reply.choices[0].message.content is not None
 
 
-def test_a_tool_result_turn_and_an_image_are_refused_by_openai(oai: openai.OpenAI) -> None:
-    tool_turns: Any = [*SAY, {"role": "assistant", "content": None, "tool_calls": [
-        {"id": "1", "type": "function", "function": {"name": "now", "arguments": "{}"}}]},
-        {"role": "tool", "tool_call_id": "1", "content": "noon"}]
-    with pytest.raises(openai.BadRequestError) as refused:
-        oai.chat.completions.create(model="mirador:auto", messages=tool_turns)
-    assert "tools are not supported by model 'mirador:auto' yet" in str(refused.value)
+def test_an_image_is_refused_by_openai(oai: openai.OpenAI) -> None:
     picture: Any = [{"role": "user", "content": [
         {"type": "text", "text": "What is this?"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}]}]
@@ -274,15 +266,7 @@ def test_ollama_generate_fields_mirador_cannot_honour_are_refused(
     assert reply.json()["error"].startswith(field) or f"{field}:" in reply.json()["error"]
 
 
-def test_ollama_tools_and_images_are_refused_by_the_client(oclient: ollama.Client) -> None:
-    def now() -> str:
-        """The time now."""
-        return "noon"
-
-    with pytest.raises(ollama.ResponseError) as refused:
-        oclient.chat(model="mirador:auto", messages=SAY, tools=[now])
-    assert refused.value.status_code == 400
-    assert "tools are not supported by model 'mirador:auto' yet" in refused.value.error
+def test_ollama_images_are_refused_by_the_client(oclient: ollama.Client) -> None:
     with pytest.raises(ollama.ResponseError) as refused:
         oclient.chat(model="mirador:quick", messages=[
             {"role": "user", "content": "What is this?", "images": [b"\x89PNG\r\n"]}])
@@ -291,7 +275,7 @@ def test_ollama_tools_and_images_are_refused_by_the_client(oclient: ollama.Clien
 
 def test_show_says_what_a_model_can_do(oclient: ollama.Client, server: ServerThread) -> None:
     for name in ("mirador:auto", base_model(server)):
-        assert oclient.show(name).capabilities == ["completion"]
+        assert oclient.show(name).capabilities == ["completion", "tools"]
 
 
 def test_num_ctx_within_the_window_is_a_bound_on_the_prompt(server: ServerThread,

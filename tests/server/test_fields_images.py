@@ -79,8 +79,8 @@ def test_openai_image_parts_reach_an_ollama_vision_model(seeing: ServerThread,
 
 def test_models_that_cannot_see_refuse_and_name_those_that_can(seeing: ServerThread) -> None:
     with ollama.Client(host=seeing.url, timeout=60) as client:
-        assert client.show("seer").capabilities == ["completion", "vision"]
-        assert client.show("blind").capabilities == ["completion"]
+        assert client.show("seer").capabilities == ["completion", "tools", "vision"]
+        assert client.show("blind").capabilities == ["completion", "tools"]
         for model in ("blind", "mirador:quick"):
             with pytest.raises(ollama.ResponseError) as refused:
                 client.generate(model=model, prompt="What is this?", images=[PNG])

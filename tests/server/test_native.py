@@ -150,6 +150,14 @@ def test_sse_events_match_their_openapi_schemas(server: ServerThread, openapi: d
         validate(openapi, schema, {"type": "token", "text": 3})
 
 
+def test_tool_events_match_their_openapi_schemas(server: ServerThread, openapi: dict) -> None:
+    schema = response_schema(openapi, "/mirador/ask", "post", media="text/event-stream")
+    events = ask(server, query="What is 6 times 7?", chain="calculation")
+    assert {"tool_call", "tool_result"} <= {e["type"] for e in events}
+    for event in events:
+        validate(openapi, schema, event)
+
+
 def test_json_responses_match_their_openapi_schemas(server: ServerThread, openapi: dict) -> None:
     for path in ("/mirador/health", "/mirador/models", "/mirador/ps"):
         validate(openapi, response_schema(openapi, path, "get"),

@@ -96,7 +96,8 @@ def test_list_shows_chains_beside_manifest_models(oclient: ollama.Client) -> Non
 def test_show_tells_what_a_chain_runs(oclient: ollama.Client) -> None:
     shown = oclient.show("mirador:duo")
     assert shown.modelinfo and shown.modelinfo["mirador.steps"] == ["brief", "brief_final"]
-    assert shown.capabilities == ["completion"] and "Two short stages" in (shown.modelfile or "")
+    assert shown.capabilities == ["completion", "tools"]
+    assert "Two short stages" in (shown.modelfile or "")
 
 
 def test_ps_version_and_load_unload(server: ServerThread, oclient: ollama.Client) -> None:

@@ -101,3 +101,62 @@ async def forget_on_page(browser: BrowserContext, server: ServerThread) -> str |
                                  "== 'Forgotten.'")
     assert await page.locator(f"#memory-list li[data-memory-id='{memory_id}']").count() == 0
     return memory_id
+
+
+async def test_a_tool_call_and_its_result_show_compactly_and_open(
+        server: ServerThread, browser: BrowserContext) -> None:
+    page = await browser.new_page()
+    await page.goto(server.url)
+    await page.wait_for_function("document.querySelector('#chain option[value=calculation]')")
+    await page.select_option("#chain", "calculation")
+    await ask_on_page(page, "What is 17.5% of 2,340 plus 12 squared?")
+    await page.wait_for_selector(".answer:not([data-status='streaming'])", timeout=240_000)
+    tool = page.locator("details.tool").first
+    assert await tool.get_attribute("open") is None, "collapsed until opened"
+    assert await tool.locator(".tool-name").text_content() == "calculate"
+    assert "expression:" in (await tool.locator(".tool-args").text_content() or "")
+    assert "ok" in (await tool.get_attribute("class") or "")
+    outcome = await tool.locator(".tool-outcome").text_content() or ""
+    assert outcome.startswith("→ ") and "553.5" in outcome and outcome.endswith(" s")
+    assert not await tool.locator(".tool-result").is_visible()
+    await tool.locator("summary").click()
+    assert await tool.locator(".tool-result").is_visible()
+    assert "553.5" in (await tool.locator(".tool-result").text_content() or "")
+    assert '"expression"' in (await tool.locator(".tool-arguments").text_content() or "")
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "server-web-tools.png"), full_page=True)
+
+
+SCRIPTED_TOOL_FAILURE = [  # a fault injected in the stream: the page must show the error
+    {"type": "ack", "answer_id": "a1", "query": "q", "complexity": "simple", "stages": ["s"]},
+    {"type": "stage_start", "stage": "s", "model": "m", "persona": "p", "confidence": 1.0,
+     "index": 0},
+    {"type": "tool_call", "stage": "s", "model": "m", "tool": "search_docs",
+     "arguments": {"query": "rent " * 30}, "round": 1},
+    {"type": "tool_result", "stage": "s", "tool": "search_docs", "ok": False,
+     "text": "search_docs took longer than 30 s and was stopped", "seconds": 30.0, "round": 1},
+    {"type": "token", "text": "I could not search.", "stage": "s", "model": "m",
+     "confidence": 1.0},
+    {"type": "stage_end", "stage": "s", "model": "m", "status": "ok", "tokens": 5,
+     "seconds": 31.0, "ttft": 30.5, "tokens_per_second": None},
+    {"type": "done", "answer_id": "a1", "status": "ok", "answer": "I could not search.",
+     "final_stage": "s"},
+]
+
+
+async def test_a_failed_tool_shows_its_error(server: ServerThread,
+                                             browser: BrowserContext) -> None:
+    import json
+
+    page = await browser.new_page()
+    body = "".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n" for e in SCRIPTED_TOOL_FAILURE)
+    await page.route("**/mirador/ask", lambda route: route.fulfill(
+        status=200, body=body, headers={"Content-Type": "text/event-stream"}))
+    await page.goto(server.url)
+    await ask_on_page(page, "What is my rent?")
+    tool = page.locator("details.tool.failed")
+    await tool.wait_for()
+    outcome = await tool.locator(".tool-outcome").text_content() or ""
+    assert outcome.startswith("✗ search_docs took longer than 30 s")
+    args = await tool.locator(".tool-args").text_content() or ""
+    assert args.startswith('(query: "rent rent') and "…" in args and len(args) < 60

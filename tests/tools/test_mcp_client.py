@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -177,3 +178,43 @@ async def test_the_registry_lists_configured_servers_tools_and_calls_them(
     assert not any(name.startswith("missing") for name in tools), "a dead server is left out"
     result = await tools["echo__add"].call({"a": 2, "b": 40})
     assert result.ok and "42" in result.text
+
+
+async def test_a_stdio_server_killed_after_starting_is_started_again_once(
+        caplog: pytest.LogCaptureFixture) -> None:
+    async with McpTools([echo_server()], timeout=20) as mcp:
+        tools = {tool.name: tool for tool in await mcp.tools()}
+        first = int((await tools["echo__pid"].call({})).text)
+        os.kill(first, signal.SIGKILL)
+        assert (await tools["echo__add"].call({"a": 2, "b": 40})).text == "42"
+        second = int((await tools["echo__pid"].call({})).text)
+        assert second != first and mcp.connections[0].restarts == 1
+        assert "MCP server 'echo' closed its connection; starting it again" in caplog.text
+        os.kill(second, 0)  # the new one runs
+        os.kill(second, signal.SIGKILL)
+        assert (await tools["echo__add"].call({"a": 1, "b": 1})).text == "2"
+        assert mcp.connections[0].restarts == 2
+        third = int((await tools["echo__pid"].call({})).text)
+    with pytest.raises(ProcessLookupError):
+        os.kill(third, 0)  # closing stops the restarted server too
+
+
+async def test_a_server_that_dies_again_at_once_is_a_tool_error(tmp_path: Path) -> None:
+    """A server that serves one request and then exits: the call after its death restarts
+    it once; when that session also closes before answering, the call fails, named."""
+    flag = tmp_path / "started-once"
+    script = tmp_path / "dies.py"
+    script.write_text(
+        "import os, sys, pathlib\n"
+        f"flag = pathlib.Path({str(flag)!r})\n"
+        "if flag.exists():\n"
+        "    sys.exit(1)  # every later start dies at once\n"
+        "flag.write_text('x')\n"
+        f"sys.argv = [{ECHO!r}]\n"
+        f"exec(compile(open({ECHO!r}).read(), {ECHO!r}, 'exec'))\n")
+    server = McpServerConfig(name="frail", command=sys.executable, args=[str(script)])
+    async with McpTools([server], timeout=20) as mcp:
+        tools = {tool.name: tool for tool in await mcp.tools()}
+        os.kill(int((await tools["frail__pid"].call({})).text), signal.SIGKILL)
+        with pytest.raises(ToolError, match="MCP server 'frail' failed"):
+            await tools["frail__add"].call({"a": 1, "b": 2})

@@ -1,4 +1,4 @@
-"""`mirador mcp`: Mirador's memory search and `ask` as MCP tools, over stdio."""
+"""`mirador mcp`: Mirador's memory search, document search and `ask` as MCP tools, over stdio."""
 
 from __future__ import annotations
 
@@ -48,15 +48,16 @@ class Answerer:
 
 @click.command()
 def mcp() -> None:
-    """Serve Mirador's memory search and ask as MCP tools over stdio.
+    """Serve Mirador's memory search, document search and ask as MCP tools over stdio.
 
     For editors and agent apps that speak MCP: add a stdio server whose command is
-    `mirador mcp`. Tools: search_memory(query, limit, namespace), ask(question,
-    namespace).
+    `mirador mcp`. Tools: search_memory(query, limit, namespace), search_docs(query,
+    limit), ask(question, namespace).
     """
-    from mirador.tools.mcp_server import McpBackends, MemorySearch, build_server
+    from mirador.tools.mcp_server import DocsSearch, McpBackends, MemorySearch, build_server
 
     settings = load_settings()
     answerer = Answerer(settings)
-    backends = McpBackends(search_memory=MemorySearch(settings), ask=answerer.ask)
+    backends = McpBackends(search_memory=MemorySearch(settings), ask=answerer.ask,
+                           search_docs=DocsSearch(settings))
     build_server(backends, lifespan=answerer.lifespan).run("stdio")

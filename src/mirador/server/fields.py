@@ -35,11 +35,6 @@ def refuse(refused: Sequence[tuple[str, str]]) -> None:
         raise BadRequestError("; ".join(f"{name}: {why}" for name, why in refused))
 
 
-def no_tools(model: str) -> str:
-    return (f"tools are not supported by model '{model}' yet; send the request without "
-            "tools (and without tool messages)")
-
-
 def bad_role(role: str, roles: Sequence[str]) -> str:
     return f"'{role}' is not a role Mirador knows; use one of {', '.join(roles)}"
 

@@ -20,10 +20,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import Field, field_validator
 
+from mirador.backends import Message
 from mirador.catalog.manifest import ModelEntry
-from mirador.orchestration.events import Done
+from mirador.orchestration.events import Done, ToolCall
 from mirador.orchestration.hooks import Query
-from mirador.server import compat, embed_api, fields, structured, tasks
+from mirador.server import client_tools, compat, embed_api, fields, structured, tasks, tool_turn
+from mirador.server.client_tools import WireCall
 from mirador.server.fields import ROLES, Keep, keep_alive
 from mirador.server.native import Runtime
 from mirador.server.options import OllamaOptions, Sampling
@@ -41,7 +43,14 @@ class ChatMessage(Lenient):
     role: str
     content: str = ""
     images: list[str] | None = None
-    tool_calls: list[Any] | None = None
+    tool_calls: list[WireCall] | None = None
+    tool_name: str | None = None
+
+    def message(self) -> Message:
+        """This turn as the backends take it (a tool's result, a turn that made calls)."""
+        return Message(self.role, self.content, tuple(self.images or ()),  # type: ignore[arg-type]
+                       tool_calls=tuple(c.request() for c in self.tool_calls or ()),
+                       tool_name=self.tool_name)
 
     @field_validator("images")
     @classmethod
@@ -77,14 +86,18 @@ class GenerationBody(Lenient):
 
 class ChatBody(GenerationBody):
     messages: list[ChatMessage] = []
-    tools: list[Any] | None = None
+    tools: list[Any] | None = Field(default=None, description="The client's tools: the "
+                                    "model may call one (client_tools.py).")
+
+    def uses_tools(self) -> bool:
+        """Tools offered, or calls and results in the history: one tool turn answers."""
+        return bool(self.tools) or any(m.role == "tool" or m.tool_calls for m in self.messages)
 
     def refusals(self, model: str) -> list[tuple[str, str]]:
         found = super().refusals(model)
-        uses_tools = bool(self.tools) or any(m.role == "tool" or m.tool_calls
-                                             for m in self.messages)
-        if uses_tools:
-            found.append(("tools", fields.no_tools(model)))
+        if self.uses_tools() and self.format not in (None, ""):
+            found.append(("format", "a reply is either a tool call or JSON in a format, not "
+                                    "both; send tools or format"))
         for i, message in enumerate(self.messages):
             if message.role not in ROLES and message.role != "tool":
                 found.append((f"messages[{i}].role", fields.bad_role(message.role, ROLES)))
@@ -138,6 +151,12 @@ def _chat_piece(text: str) -> dict[str, Any]:
     return {"message": {"role": "assistant", "content": text}}
 
 
+def _call_piece(call: ToolCall) -> dict[str, Any]:
+    """A call of one of the client's tools, as Ollama streams it: arguments as an object."""
+    return {"message": {"role": "assistant", "content": "", "tool_calls": [
+        {"function": {"name": call.tool, "arguments": call.arguments}}]}}
+
+
 def _generate_piece(text: str) -> dict[str, Any]:
     return {"response": text}
 
@@ -150,6 +169,8 @@ async def chat(body: ChatBody, rt: Runtime, request: Request) -> Any:
     messages = [(m.role, m.content) for m in body.messages]
     if not any(c.strip() for _, c in messages):
         return await _load_or_unload(rt, target, body, _chat_piece)
+    if body.uses_tools():
+        return await unless_gone(request, _tool_answer(rt, target, body))
     query, system = compat.chat_query(messages, [m.images or () for m in body.messages])
     return await unless_gone(request, _answer(rt, target, query, system, body, _chat_piece))
 
@@ -190,9 +211,30 @@ async def _answer(rt: ServerRuntime, target: compat.Target, query: Query, system
     request = tasks.shaped(rt.orchestrator, target, query, request,
                            structured.from_ollama(body.format), sampling, system)
     answer = await rt.answer(request)
+    return await _respond(rt, answer, target, query, body, piece, sampling)
+
+
+async def _tool_answer(rt: ServerRuntime, target: compat.Target, body: ChatBody) -> Any:
+    """A chat with the client's tools: one stage that answers or calls one of them."""
+    tools = client_tools.specs(body.tools or [])
+    sampling = body.sampling(rt.settings.config.server.max_tokens)
+    turn = client_tools.plan(rt.orchestrator, target, [m.message() for m in body.messages],
+                             sampling, tools, "auto" if tools else "none")
+    query = Query(text=turn.question, history=turn.request.messages)
+    await compat.check_fits(rt.orchestrator, [turn.persona.model], query, None, sampling.window)
+    _keep_for(rt, [turn.persona.model], body.keep())
+    answer = await rt.run(lambda: tool_turn.run(rt.orchestrator, turn))
+    return await _respond(rt, answer, target, query, body, _chat_piece, sampling, calls=True)
+
+
+async def _respond(rt: ServerRuntime, answer: AnswerStream, target: compat.Target,
+                   query: Query, body: GenerationBody, piece: Piece, sampling: Sampling,
+                   calls: bool = False) -> Any:
+    """The answer as NDJSON chunks, or one object; `calls`: report ToolCalls as the
+    client's tool_calls (never Mirador's own tools' calls, which already ran)."""
     view = compat.TextView(mode=rt.settings.config.server.compat_stages,
                            stops=tuple(sampling.options.stop or ()))
-    chunks = _chunks(rt, answer, view, target, query, piece, body.keep())
+    chunks = _chunks(rt, answer, view, target, query, piece, body.keep(), calls)
     if body.stream:
         return AnswerResponse(answer, (ndjson(c) async for c in chunks), "application/x-ndjson")
     reply = await _joined(answer, chunks, piece)
@@ -213,11 +255,14 @@ def _keep_for(rt: ServerRuntime, models: list[ModelEntry], keep: Keep) -> None:
 
 async def _chunks(rt: ServerRuntime, answer: AnswerStream, view: compat.TextView,
                   target: compat.Target, query: Query, piece: Piece,
-                  keep: Keep) -> AsyncIterator[dict[str, Any]]:
+                  keep: Keep, calls: bool = False) -> AsyncIterator[dict[str, Any]]:
     try:
         async for event in answer:
             if text := view.feed(event):
                 yield {"model": target.name, "created_at": _now(), **piece(text), "done": False}
+            if calls and isinstance(event, ToolCall):
+                yield {"model": target.name, "created_at": _now(), **_call_piece(event),
+                       "done": False}
             if isinstance(event, Done):
                 yield _final(event, view, target, query, piece)
     except Exception as exc:  # the stream has started: end it with Ollama's error line
@@ -245,6 +290,7 @@ async def _joined(answer: AnswerStream, chunks: AsyncIterator[dict[str, Any]],
                   piece: Piece) -> dict[str, Any]:
     """The non-streaming reply: every piece's text in the final object."""
     texts: list[str] = []
+    calls: list[Any] = []
     final: dict[str, Any] = {}
     try:
         async for chunk in chunks:
@@ -252,11 +298,15 @@ async def _joined(answer: AnswerStream, chunks: AsyncIterator[dict[str, Any]],
                 final = chunk
             else:
                 texts.append(_text_of(chunk))
+                calls += chunk.get("message", {}).get("tool_calls", [])
     finally:
         await answer.cancel()
     if "error" in final:
         return final
-    return {**final, **piece("".join(texts))}
+    whole = piece("".join(texts))
+    if calls:
+        whole["message"]["tool_calls"] = calls
+    return {**final, **whole}
 
 
 def _text_of(chunk: dict[str, Any]) -> str:
@@ -346,10 +396,10 @@ async def show(body: ShowBody, rt: Runtime) -> Any:
 
 
 def _capabilities(rt: ServerRuntime, target: compat.Target) -> list[str]:
-    """What the model does here: completion, and vision where images pass through (no
-    tools: those requests are refused); `embedding` only for an embedding model."""
-    kinds = compat.capabilities(rt.orchestrator, target)
-    return [*kinds, "vision"] if fields.sees(rt.orchestrator, target) else kinds
+    """What the model does here: completion; tools where its final persona can call the
+    client's tools; vision where images pass through; `embedding` only for an embedding
+    model."""
+    return client_tools.capabilities(rt.orchestrator, target)
 
 
 @router.get("/version")

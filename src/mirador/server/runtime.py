@@ -59,9 +59,15 @@ class ServerRuntime:
         Errors that stop an answer before it starts (an unknown model or chain) are
         raised here, so they become a proper HTTP error rather than a broken stream.
         """
+        return await self.run(lambda: self.orchestrator.process(request.query,
+                                                                **request.options()))
+
+    async def run(self, make: Callable[[], AsyncIterator[Event]]) -> AnswerStream:
+        """Start the events `make` returns once a slot is free (see `answer`): for answers
+        the orchestrator does not plan, such as a client's tool turn (tool_turn.py)."""
         await self.gate.acquire()
         try:
-            events = self.orchestrator.process(request.query, **request.options())
+            events = make()
         except BaseException:
             self.gate.release()
             raise

@@ -11,7 +11,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from mirador.orchestration.events import Ack, Done, ErrorEvent, StageEnd, StageStart, Token
+from mirador.orchestration.events import (
+    Ack,
+    Done,
+    ErrorEvent,
+    StageEnd,
+    StageStart,
+    Token,
+    ToolCall,
+    ToolResult,
+)
 
 # Letters, digits, '-' and '_': a session id names a file under the home.
 SESSION_ID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -181,7 +190,7 @@ class ForgetAllResult(BaseModel):
     forgotten: dict[str, int]  # memories, turns, answers
 
 
-EVENT_CLASSES = (Ack, StageStart, Token, ErrorEvent, StageEnd, Done)
+EVENT_CLASSES = (Ack, StageStart, Token, ToolCall, ToolResult, ErrorEvent, StageEnd, Done)
 
 
 def event_schema_name(cls: type[Any]) -> str:

@@ -8,6 +8,10 @@ digits, `_` and `-` (at most 64), so a dot would be refused there.
 A server's session opens on first use, not at start-up, and lives in a task of
 its own: the SDK's client is an anyio context that must be entered and left by
 the same task, while tool calls come from whichever task runs an answer.
+
+A server whose connection closes after it started (a stdio program that crashed
+or was killed) is started again on the next call, once: the call is sent to the
+new session; if that one is gone too, the call fails with a ToolError naming it.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext, suppress
 from dataclasses import replace
@@ -57,6 +61,20 @@ def _target(config: McpServerConfig, errlog: TextIO | None) -> Any:
     return stdio_client(params, errlog=errlog) if errlog is not None else params
 
 
+def _connection_closed(exc: BaseException) -> bool:
+    """Whether `exc` says the server's connection is gone (not that a request failed)."""
+    import anyio
+    from mcp.shared.exceptions import MCPError
+    from mcp.types import CONNECTION_CLOSED
+
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, MCPError):
+        return exc.code == CONNECTION_CLOSED
+    return isinstance(exc, anyio.ClosedResourceError | anyio.BrokenResourceError |
+                      anyio.EndOfStream)
+
+
 def _describe_failure(exc: BaseException) -> str:
     """The innermost reason, out of the anyio exception groups the SDK raises."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
@@ -77,6 +95,8 @@ class McpConnection:
         self._owner: asyncio.Task[None] | None = None
         self._ready: asyncio.Future[Client] | None = None
         self._closing = asyncio.Event()
+        self._restarting = asyncio.Lock()
+        self.restarts = 0  # times the server was started again after its connection closed
 
     @property
     def name(self) -> str:
@@ -122,21 +142,44 @@ class McpConnection:
 
     async def list_tools(self) -> list[Any]:
         """The server's tools, as the SDK describes them."""
-        client = await self.client()
-        return list((await self._guard(client.list_tools())).tools)
+        return list((await self._request(lambda client: client.list_tools())).tools)
 
     async def call(self, remote: str, args: dict[str, Any]) -> ToolResult:
         """Call one of the server's tools and turn its content into text."""
-        client = await self.client()
-        return _as_result(await self._guard(client.call_tool(remote, args)))
+        return _as_result(await self._request(lambda client: client.call_tool(remote, args)))
 
-    async def _guard(self, request: Any) -> Any:
+    async def _request(self, send: Callable[[Client], Awaitable[Any]]) -> Any:
+        """`send` on the session; on a closed connection, once more on a restarted one."""
+        client = await self.client()
         try:
-            return await request
-        except ToolError:
-            raise
-        except Exception as exc:  # a dead server or a protocol error, named for the person
-            raise ToolError(f"MCP server '{self.name}': {_describe_failure(exc)}") from exc
+            return await send(client)
+        except Exception as exc:
+            if not _connection_closed(exc):
+                raise self._failure(exc) from exc
+        await self._restart(client)
+        try:
+            return await send(await self.client())
+        except Exception as exc:
+            raise self._failure(exc, " (its connection closed again after a restart)") from exc
+
+    def _failure(self, exc: Exception, more: str = "") -> ToolError:
+        """A dead server or a protocol error, named for the person."""
+        if isinstance(exc, ToolError):
+            return exc
+        return ToolError(f"MCP server '{self.name}': {_describe_failure(exc)}{more}")
+
+    async def _restart(self, dead: Client) -> None:
+        """Close the session `dead` belongs to (unless another call already did) and let the
+        next `client()` start the server again."""
+        async with self._restarting:
+            ready = self._ready
+            if ready is None or not ready.done() or ready.cancelled() \
+                    or ready.exception() is not None or ready.result() is not dead:
+                return  # restarted meanwhile by another call
+            log.warning("MCP server '%s' closed its connection; starting it again", self.name)
+            await self.aclose()
+            self._owner, self._ready, self._closing = None, None, asyncio.Event()
+            self.restarts += 1
 
     async def aclose(self) -> None:
         """Close the session and stop the server (a stdio server's process ends)."""

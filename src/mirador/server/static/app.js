@@ -57,6 +57,14 @@ function confidenceClass(c) { return c < 0.7 ? "conf-low" : c < 0.9 ? "conf-mid"
 
 function fmt(seconds) { return seconds == null ? "–" : `${seconds.toFixed(2)} s`; }
 
+// Arguments on one line: name: value, long values cut.
+function compactArgs(args) {
+  return Object.entries(args || {}).map(([k, v]) => {
+    const text = JSON.stringify(v);
+    return `${k}: ${text.length > 40 ? text.slice(0, 39) + "…" : text}`;
+  }).join(", ");
+}
+
 class AnswerView {
   constructor(question) {
     this.el = $("#answer-template").content.firstElementChild.cloneNode(true);
@@ -113,6 +121,35 @@ class AnswerView {
     span.textContent = e.text;
     stage.box.appendChild(span);
     this.textLength += e.text.length;
+  }
+
+  // A tool the stage's model called: one collapsed line (name, arguments, then the result
+  // when it comes); opened, the arguments and the whole result.
+  on_tool_call(e) {
+    const stage = this.stages[e.stage];
+    if (!stage) return;
+    const box = document.createElement("details");
+    box.className = "tool pending";
+    box.dataset.tool = e.tool;
+    box.dataset.round = e.round;
+    box.innerHTML = `<summary><span class="tool-name"></span><span class="tool-args"></span><span class="tool-outcome">running…</span></summary><pre class="tool-arguments"></pre><pre class="tool-result"></pre>`;
+    $(".tool-name", box).textContent = e.tool;
+    $(".tool-args", box).textContent = `(${compactArgs(e.arguments)})`;
+    $(".tool-arguments", box).textContent = JSON.stringify(e.arguments, null, 2);
+    stage.box.appendChild(box);
+  }
+
+  on_tool_result(e) {
+    const stage = this.stages[e.stage];
+    if (!stage) return;
+    const sel = `details.tool.pending[data-tool="${CSS.escape(e.tool)}"][data-round="${e.round}"]`;
+    const box = $(sel, stage.box);
+    if (!box) return;
+    box.classList.remove("pending");
+    box.classList.add(e.ok ? "ok" : "failed");
+    const line = e.text.split("\n")[0];
+    $(".tool-outcome", box).textContent = `${e.ok ? "→" : "✗"} ${line.length > 80 ? line.slice(0, 79) + "…" : line} · ${fmt(e.seconds)}`;
+    $(".tool-result", box).textContent = e.text;
   }
 
   on_error(e) {
