@@ -66,6 +66,7 @@ from mirador.orchestration.hooks import (
     LimitsSource,
     Plan,
     Query,
+    RequestShaper,
 )
 from mirador.orchestration.routing import classify
 from mirador.orchestration.stages import ModelStage, Overrides, select_stages
@@ -124,6 +125,7 @@ class Orchestrator:
         self._recording: dict[str, asyncio.Task[None]] = {}  # answer id -> its sinks' task
         self.tools: dict[str, Tool] = {}  # what personas' `tools:` name; set by mirador.compose
         self.routes: list[ChainChooser] = []  # rules asked before the chooser (tool routing)
+        self.shapers: list[RequestShaper] = []  # adjust each stage's request (Model DNA)
 
     @property
     def embedder(self) -> Embedder:
@@ -347,6 +349,8 @@ class Orchestrator:
         request = ChatRequest(model=persona.model, messages=messages, options=options,
                               loras=persona.loras, format=stage.format,
                               tools=tuple(self.tools[name] for name in persona.tools))
+        for shaper in self.shapers:
+            request = shaper.shape(stage.name, persona, request)
         loading = time.perf_counter()
         try:
             async with asyncio.timeout(self.load_timeout):
