@@ -97,3 +97,17 @@ def test_the_deployed_adapter_rides_on_its_persona(settings: Settings, smollm_gg
     (lora,) = shaper.shape("first", manifest.resolve("quick"), request()).loras
     assert lora.path == str(store.root / "v0001" / "adapter.gguf")
     assert shaper.shape("deeper", manifest.resolve("analyst"), request()).loras == ()
+
+
+def test_why_shows_what_dna_did_to_the_answer(settings: Settings) -> None:
+    with Learner.for_ratings(settings) as learner:
+        learner.store.record_answer(AnswerLog(answer_id="before", query="q", domain="general",
+                                              complexity="simple", query_type="fact",
+                                              chain="quick", status="ok", created_at=1.0))
+        learner.store.save_dna(DNA(verbosity=0.2), "set")
+        learner.store.record_answer(AnswerLog(answer_id="after", query="q", domain="general",
+                                              complexity="simple", query_type="fact",
+                                              chain="quick", status="ok"))
+        assert learner.explain("before")["dna"]["effect"] == "none (Model DNA never set)"
+        assert "max tokens x0.55" in learner.explain("after")["dna"]["effect"]
+    assert "Model DNA v1 when it answered: max tokens x0.55" in mirador("why", "after").stdout

@@ -165,3 +165,20 @@ def history(db: sqlite3.Connection) -> list[Version]:
 def _version(row: Any) -> Version:
     return Version(int(row[0]), DNA.model_validate(json.loads(row[1])), row[2],
                    float(row[3]), row[4] or "")
+
+
+def in_force_at(versions: list[Version], when: float) -> Version:
+    """The version that was in force at `when` (version 0 before any was stored)."""
+    earlier = [v for v in versions if v.created_at <= when]
+    return earlier[-1] if earlier else Version(0, DNA(), "default", 0.0)
+
+
+def describe(version: Version) -> dict[str, Any]:
+    """What a version did to answers, for `mirador why`."""
+    if version.number == 0:
+        return {"version": 0, "effect": "none (Model DNA never set)"}
+    shaped = shaping(version.dna)
+    return {"version": version.number, "source": version.source,
+            "dna": version.dna.model_dump(mode="json"),
+            "effect": f"max tokens x{shaped.token_factor:g}; system prompt + "
+                      f"{shaped.instruction or '(nothing)'!r}"}

@@ -36,7 +36,7 @@ from mirador.learning.bandit import (
     DiscountedThompson,
     capability_priors,
 )
-from mirador.learning.dna import learned
+from mirador.learning.dna import describe, in_force_at, learned
 from mirador.learning.explain import describe_decision, explanation
 from mirador.learning.querytypes import QueryClassifier, QueryType, load_seeds, seed_examples
 from mirador.learning.store import AnswerLog, LearningStore, Rating, StageTiming, check_rating
@@ -302,7 +302,9 @@ class Learner:
         now = self.decide(answer.query_type)
         if not now.cold_start:
             now = replace(now, chain=now.best_mean.chain, draws=())
-        return explanation(answer, self.store.ratings_of(answer.answer_id), now)
+        data = explanation(answer, self.store.ratings_of(answer.answer_id), now)
+        data["dna"] = describe(in_force_at(self.store.dna_history(), answer.created_at))
+        return data
 
     def refresh(self, force: bool = False) -> None:
         """Replay the ratings when another process (or a re-rating) changed them."""
