@@ -22,7 +22,9 @@ from mirador.errors import ConfigError
 from mirador.training.examples import Exchange
 from mirador.yamlfile import read_yaml
 
-_STOP = frozenset(["a", "an", "the", "and", "or", "for", "of", "to", "in", "on", "with", "my", "your", "about", "from", "that", "this", "who", "which", "what", "helps", "helper", "assistant"])
+_STOP = frozenset({
+    "a", "an", "the", "and", "or", "for", "of", "to", "in", "on", "with", "my", "your",
+    "about", "from", "that", "this", "who", "which", "what", "helps", "helper", "assistant"})
 _WORD = re.compile(r"[A-Za-z][A-Za-z-]+")
 SHOWN_EXAMPLES = 2  # a small model copies what it is shown; two is plenty
 
