@@ -14,19 +14,19 @@ class BarReporter:
     """A progress bar with ETA on stderr for the training steps, a line for each phase."""
 
     def __init__(self) -> None:
-        self._started: float | None = None
+        self._started = time.monotonic()  # when the phase began: steps count from there
+        self._stepping = False
 
     def phase(self, text: str) -> None:
-        if self._started is not None:
+        if self._stepping:
             click.echo(file=sys.stderr)
-            self._started = None
+            self._stepping = False
         click.echo(f"{text} ...", err=True)
+        self._started = time.monotonic()
 
     def step(self, done: int, total: int, loss: float) -> None:
-        now = time.monotonic()
-        if self._started is None:
-            self._started = now - 1e-9
-        elapsed = now - self._started
+        self._stepping = True
+        elapsed = time.monotonic() - self._started
         eta = elapsed / done * (total - done)
         filled = int(30 * done / total)
         click.echo(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done}/{total} steps  "
