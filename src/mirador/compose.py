@@ -71,6 +71,10 @@ def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedde
     if learner is not None:
         orchestrator.chooser = learner
         orchestrator.sinks.append(learner)
+    from mirador.learning.personal import PersonalShaper  # Model DNA, personal adapters
+
+    orchestrator.shapers.append(PersonalShaper(orchestrator.settings,
+                                               learner.store if learner else None))
     from mirador.orchestration.preload import attach
 
     attach(orchestrator)  # predictive preload, and the usage it learns from

@@ -19,7 +19,8 @@ these into exit codes; the server turns them into JSON bodies.
     ├── AllStagesFailedError   every stage failed: there is no answer
     ├── LearningError
     │   ├── LearningStoreError the ratings database is unreadable or from a newer Mirador
-    │   └── RatingError        a rating out of range, or for an answer that is not known
+    │   ├── RatingError        a rating out of range, or for an answer that is not known
+    │   └── TrainingError      an adapter cannot be trained, deployed or rolled back
     ├── MemoryStoreError       the memory store cannot be opened, read or written
     │   ├── MemoryImportError  an import file has a bad line (named in the message)
     │   └── EmbedderError      the embedding model cannot be loaded or run
@@ -94,6 +95,10 @@ class LearningError(MiradorError):
 
 class LearningStoreError(LearningError):
     """The ratings database cannot be read or was written by a newer Mirador."""
+
+
+class TrainingError(LearningError):
+    """An adapter cannot be trained (too few examples, no torch), deployed or rolled back."""
 
 
 class RatingError(LearningError):

@@ -106,15 +106,16 @@ def forget_all(settings: Settings, live: Live | None = None) -> Forgotten:
 
 def wipe(settings: Settings) -> list[Path]:
     """Remove every personal file Mirador keeps (memories, journals, the ratings database,
-    preload history, chat history, the MCP servers' logs); keep config, manifest and
-    models. Returns what went."""
+    preload history, chat history, the MCP servers' logs, trained adapters); keep config,
+    manifest and models. Returns what went."""
     if settings.config.memory.chroma_server is not None:  # memories live on that server
         with _store(settings, Live()) as store:
             if store is not None:
                 _guarded(store.forget_all)
     home = settings.home
     targets = [home / "memory", *(home / n for n in LEARNING_FILES), home.joinpath(*USAGE_FILE),
-               settings.history_path, home / "logs"]  # logs: MCP servers' stderr
+               settings.history_path, home / "logs",  # logs: MCP servers' stderr
+               home / "adapters"]  # trained on rated answers (mirador train)
     removed = [path for path in targets if path.exists() or path.is_symlink()]
     for path in removed:
         _remove(path)

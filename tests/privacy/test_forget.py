@@ -59,12 +59,13 @@ def test_forget_all_erases_every_text_and_keeps_what_ratings_taught(home: Path) 
 def test_privacy_wipe_leaves_no_personal_file_and_keeps_config_and_models(home: Path) -> None:
     (home / "logs").mkdir(exist_ok=True)  # an MCP server's stderr may hold what it was asked
     (home / "logs" / "mcp-notes.log").write_text(f"search for {MARKER}\n")
+    (home / "adapters" / "quick" / "v0001").mkdir(parents=True)  # trained on rated answers
     result = mirador(home, "privacy", "wipe", "--yes")
     assert result.returncode == 0, result.stderr
     assert "nothing personal is left" in result.stdout
     assert files_with(home, MARKER) == [] and files_with(home, "grey cat") == []
     assert not (home / "memory").exists() and not (home / "learning.db").exists()
-    assert not (home / "logs").exists()
+    assert not (home / "logs").exists() and not (home / "adapters").exists()
     assert (home / "config.yaml").is_file() and list((home / "models").glob("*.verified"))
     assert "nothing remembered yet" in mirador(home, "memory", "ls").stdout
 

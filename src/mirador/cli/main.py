@@ -38,6 +38,10 @@ _COMMANDS = {
     "tools": ("mirador.cli.tools:tools", "List the tools models may call."),
     "docs": ("mirador.cli.docs:docs", "Index document folders for the search_docs tool."),
     "agents": ("mirador.cli.agents:agents", "Agents that watch: list, enable, notifications."),
+    "train": ("mirador.cli.train:train", "Train a LoRA adapter on your best-rated answers."),
+    "adapters": ("mirador.cli.adapters:adapters", "List, use and roll back trained adapters."),
+    "create": ("mirador.cli.create:create", "Create a persona from a sentence (and train it)."),
+    "dna": ("mirador.cli.dna:dna", "Model DNA: how you like answers (verbosity, depth, ...)."),
 }
 
 

@@ -93,6 +93,9 @@ def render(data: dict[str, Any]) -> str:
         lines += arm_table(Decision.from_dict(data["decision"]))
         lines += ["", f"why: {data['reason']}"]
     lines += [""] + _rating_lines(data["ratings"])
+    if "dna" in data:
+        dna = data["dna"]
+        lines += ["", f"Model DNA v{dna['version']} when it answered: {dna['effect']}"]
     lines += _now_lines(data)
     return "\n".join(lines)
 

@@ -36,6 +36,7 @@ from mirador.learning.bandit import (
     DiscountedThompson,
     capability_priors,
 )
+from mirador.learning.dna import describe, in_force_at, learned
 from mirador.learning.explain import describe_decision, explanation
 from mirador.learning.querytypes import QueryClassifier, QueryType, load_seeds, seed_examples
 from mirador.learning.store import AnswerLog, LearningStore, Rating, StageTiming, check_rating
@@ -269,6 +270,8 @@ class Learner:
             raise RatingError("memory is turned off (memory.enabled: false or --no-memory), "
                               "so Mirador keeps no text: rate without --note")
         stored = self.store.add_rating(answer_id, rating, note)
+        if note:
+            self._learn_dna(note)
         if len(self.store.ratings_of(stored.answer_id)) > 1:
             self.refresh(force=True)  # a changed rating rewrites history: replay it all
         elif stored.chain is not None:
@@ -278,6 +281,12 @@ class Learner:
         for hook in self.rating_hooks:
             hook(stored.answer_id, rating)
         return stored
+
+    def _learn_dna(self, note: str) -> None:
+        """A note like "too long" or "more detail" moves Model DNA one step."""
+        nudged = learned(self.store.dna().dna, note)
+        if nudged is not None:
+            self.store.save_dna(nudged, "learned", note)
 
     def _teach_classifier(self) -> None:
         classifier = self.classifier(0)
@@ -293,7 +302,9 @@ class Learner:
         now = self.decide(answer.query_type)
         if not now.cold_start:
             now = replace(now, chain=now.best_mean.chain, draws=())
-        return explanation(answer, self.store.ratings_of(answer.answer_id), now)
+        data = explanation(answer, self.store.ratings_of(answer.answer_id), now)
+        data["dna"] = describe(in_force_at(self.store.dna_history(), answer.created_at))
+        return data
 
     def refresh(self, force: bool = False) -> None:
         """Replay the ratings when another process (or a re-rating) changed them."""

@@ -87,6 +87,18 @@ def m006_add_energy(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE answers ADD COLUMN energy_method TEXT")
 
 
+def m007_create_dna(db: sqlite3.Connection) -> None:
+    """Model DNA, one row per version; the newest is in force (see mirador.learning.dna)."""
+    db.execute("""
+        CREATE TABLE dna (
+            version    INTEGER PRIMARY KEY AUTOINCREMENT,
+            profile    TEXT NOT NULL,
+            source     TEXT NOT NULL,
+            note       TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL
+        )""")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     m001_create_answers,
     m002_create_stage_timings,
@@ -94,6 +106,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     m004_add_choice_snapshot,
     m005_add_query_embedding,
     m006_add_energy,
+    m007_create_dna,
 )
 
 

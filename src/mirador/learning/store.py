@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from mirador.errors import LearningStoreError, RatingError
+from mirador.learning import dna as dna_table
 from mirador.learning.migrations import migrate, transaction
 
 DB_NAME = "learning.db"
@@ -233,6 +234,24 @@ class LearningStore:
                 (min_rating, model)).fetchall()
         return [(row[0], np.frombuffer(row[1], dtype="<f4")) for row in rows]
 
+    def rated_queries(self) -> list[tuple[str, str, int, str | None]]:
+        """(answer id, query, newest rating, its note) of every rated answer whose text is
+        kept, oldest first: what adapters train on (a forgotten answer has no query)."""
+        with self._using() as db:
+            rows = db.execute(
+                "SELECT a.answer_id, a.query, r.rating, r.note FROM answers a "
+                "JOIN ratings r USING (answer_id) WHERE a.query != '' AND "
+                "r.id = (SELECT MAX(id) FROM ratings WHERE answer_id = a.answer_id) "
+                "ORDER BY r.id").fetchall()
+        return [(row[0], row[1], int(row[2]), row[3]) for row in rows]
+
+    def ratings_since(self, when: float) -> int:
+        """How many ratings were given after `when` (a time.time())."""
+        with self._using() as db:
+            row = db.execute("SELECT COUNT(*) FROM ratings WHERE rated_at > ?",
+                             (when,)).fetchone()
+        return int(row[0])
+
     def answers_table(self) -> list[dict[str, Any]]:
         """Every answer with its newest rating (or None), oldest first, for stats."""
         with self._using() as db:
@@ -254,6 +273,22 @@ class LearningStore:
                 "SELECT chain, AVG(energy_j) FROM answers WHERE energy_j IS NOT NULL AND chain "
                 f"IN ({', '.join('?' * len(wanted))}) GROUP BY chain", wanted).fetchall()
         return {row[0]: float(row[1]) for row in rows}
+
+    # -- Model DNA ---------------------------------------------------------------
+
+    def dna(self) -> dna_table.Version:
+        """The Model DNA in force (version 0: the neutral profile, never set)."""
+        with self._using() as db:
+            return dna_table.current(db)
+
+    def save_dna(self, profile: dna_table.DNA, source: str, note: str = "") -> dna_table.Version:
+        """Store a new Model DNA version: `source` is set, reset or learned."""
+        with self._using() as db, transaction(db):
+            return dna_table.save(db, profile, source, note)
+
+    def dna_history(self) -> list[dna_table.Version]:
+        with self._using() as db:
+            return dna_table.history(db)
 
     def data_version(self) -> int:
         """Changes whenever another connection (another process) commits."""

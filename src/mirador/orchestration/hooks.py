@@ -16,7 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from mirador.backends import Message
+from mirador.backends import ChatRequest, Message
+from mirador.catalog.manifest import ResolvedPersona
 from mirador.orchestration.events import Done, StageEnd
 from mirador.orchestration.routing import Route
 from mirador.orchestration.stages import ModelStage
@@ -94,6 +95,13 @@ class ChainChooser(Protocol):
     """Picks the chain for a query when the caller did not name stages or a chain."""
 
     def choose(self, query: Query) -> ChainChoice | None: ...
+
+
+class RequestShaper(Protocol):
+    """Adjusts a stage's request just before it runs (Model DNA, personal adapters)."""
+
+    def shape(self, stage: str, persona: ResolvedPersona,
+              request: ChatRequest) -> ChatRequest: ...
 
 
 @runtime_checkable

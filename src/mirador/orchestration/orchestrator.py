@@ -67,6 +67,7 @@ from mirador.orchestration.hooks import (
     Plan,
     Query,
     Recollection,
+    RequestShaper,
 )
 from mirador.orchestration.routing import classify, speaks_of_me
 from mirador.orchestration.stages import ModelStage, Overrides, select_stages
@@ -126,6 +127,7 @@ class Orchestrator:
         self._recording: dict[str, asyncio.Task[None]] = {}  # answer id -> its sinks' task
         self.tools: dict[str, Tool] = {}  # what personas' `tools:` name; set by mirador.compose
         self.routes: list[ChainChooser] = []  # rules asked before the chooser (tool routing)
+        self.shapers: list[RequestShaper] = []  # adjust each stage's request (Model DNA)
 
     @property
     def embedder(self) -> Embedder:
@@ -353,6 +355,8 @@ class Orchestrator:
         request = ChatRequest(model=persona.model, messages=messages, options=options,
                               loras=persona.loras, format=stage.format,
                               tools=tuple(self.tools[name] for name in persona.tools))
+        for shaper in self.shapers:
+            request = shaper.shape(stage.name, persona, request)
         loading = time.perf_counter()
         try:
             async with asyncio.timeout(self.load_timeout):

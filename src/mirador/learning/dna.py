@@ -1,0 +1,184 @@
+"""Model DNA: a small, typed profile of how the person likes answers, applied to every persona.
+
+Kept in the ratings database (`dna` table, one row per version, the newest in
+force), so it is versioned and travels with the ratings. It changes three ways:
+`mirador dna set KEY VALUE` (source "set"), `mirador dna reset` (back to the
+neutral profile), and rating notes such as "too long" or "more detail" (source
+"learned", one small step per note). A profile that was never set shapes
+nothing. `shaping()` says what a profile does to a request: a line for the
+system prompt and a factor on the persona's max tokens (verbosity -> length).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from mirador.errors import ConfigError
+
+STEP = 0.1  # how far one rating note moves verbosity or depth
+
+
+class DNA(BaseModel):
+    """How the person likes answers. Numbers run from 0 (least) to 1 (most)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reasoning_style: Literal["direct", "step-by-step", "socratic"] = "direct"
+    verbosity: float = Field(default=0.5, ge=0.0, le=1.0)
+    technical_depth: float = Field(default=0.5, ge=0.0, le=1.0)
+    frameworks: tuple[str, ...] = ()  # e.g. first principles, cost-benefit
+    domains: tuple[str, ...] = ()  # what the person knows well
+    pace: Literal["brisk", "steady", "patient"] = "steady"
+    evidence: Literal["none", "examples", "sources"] = "examples"
+
+
+LIST_KEYS = ("frameworks", "domains")
+
+
+@dataclass(frozen=True)
+class Version:
+    """One stored profile: its number, where it came from and when."""
+
+    number: int
+    dna: DNA
+    source: str  # default, set, reset, learned
+    created_at: float
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Shaping:
+    """What a profile does to a request: a system prompt line and a max-tokens factor."""
+
+    instruction: str
+    token_factor: float
+
+    def tokens(self, max_tokens: int | None) -> int | None:
+        return None if max_tokens is None else max(16, round(max_tokens * self.token_factor))
+
+
+def parse_value(key: str, text: str) -> Any:
+    """`text` as KEY's value: a number, a word, or a comma-separated list."""
+    if key not in DNA.model_fields:
+        raise ConfigError(f"'{key}' is not part of Model DNA; the keys are: "
+                          f"{', '.join(DNA.model_fields)}")
+    if key in LIST_KEYS:
+        return tuple(item.strip() for item in text.split(",") if item.strip())
+    return text.strip()
+
+
+def changed(dna: DNA, key: str, text: str) -> DNA:
+    """`dna` with KEY set from `text`, validated (a ConfigError says what is allowed)."""
+    data = dna.model_dump()
+    data[key] = parse_value(key, text)
+    try:
+        return DNA.model_validate(data)
+    except ValidationError as exc:
+        problem = exc.errors()[0]["msg"]
+        raise ConfigError(f"Model DNA {key} = {text!r}: {problem}") from None
+
+
+_NOTES = (
+    (re.compile(r"too (long|verbose|wordy)|shorter|less detail|too much", re.I),
+     "verbosity", -STEP),
+    (re.compile(r"too short|more detail|longer|elaborate|too brief", re.I), "verbosity", STEP),
+    (re.compile(r"too technical|simpler|plainer|jargon", re.I), "technical_depth", -STEP),
+    (re.compile(r"more technical|deeper|too shallow|too simple", re.I), "technical_depth", STEP),
+)
+
+
+def learned(dna: DNA, note: str) -> DNA | None:
+    """`dna` nudged by a rating note ("too long", "more detail"), or None if it says nothing."""
+    data = dna.model_dump()
+    moved = False
+    for pattern, key, step in _NOTES:
+        if pattern.search(note):
+            data[key] = round(min(1.0, max(0.0, data[key] + step)), 3)
+            moved = True
+    return DNA.model_validate(data) if moved else None
+
+
+def shaping(dna: DNA) -> Shaping:
+    """The system prompt line and length budget a profile asks for."""
+    parts = [_length(dna.verbosity), _depth(dna.technical_depth), _STYLE[dna.reasoning_style],
+             _EVIDENCE[dna.evidence], _PACE[dna.pace]]
+    if dna.frameworks:
+        parts.append(f"Reason with {', '.join(dna.frameworks)} where it helps.")
+    if dna.domains:
+        parts.append(f"The person knows {', '.join(dna.domains)} well; do not over-explain "
+                     "those.")
+    # 0.2 -> 0.55x the persona's max tokens, 0.5 -> 1.0x, 0.9 -> 1.6x
+    factor = round(0.25 + 1.5 * dna.verbosity, 3)
+    return Shaping(" ".join(p for p in parts if p), factor)
+
+
+def _length(verbosity: float) -> str:
+    if verbosity < 0.35:
+        return "Answer very briefly: one or two short sentences."
+    if verbosity > 0.65:
+        return "Answer thoroughly, with details and examples."
+    return ""
+
+
+def _depth(depth: float) -> str:
+    if depth < 0.35:
+        return "Use plain words, no jargon."
+    if depth > 0.65:
+        return "Be technical and precise."
+    return ""
+
+
+_STYLE = {"direct": "", "step-by-step": "Reason step by step.",
+          "socratic": "Guide with a question where it helps."}
+_EVIDENCE = {"none": "", "examples": "", "sources": "Say what each claim rests on."}
+_PACE = {"brisk": "Get to the point at once.", "steady": "", "patient": "Take it slowly."}
+
+
+def current(db: sqlite3.Connection) -> Version:
+    """The profile in force (version 0, the neutral profile, when none was stored)."""
+    row = db.execute("SELECT version, profile, source, created_at, note FROM dna "
+                     "ORDER BY version DESC LIMIT 1").fetchone()
+    return _version(row) if row is not None else Version(0, DNA(), "default", 0.0)
+
+
+def save(db: sqlite3.Connection, dna: DNA, source: str, note: str = "") -> Version:
+    """Store `dna` as the newest version (inside the caller's transaction)."""
+    when = time.time()
+    cursor = db.execute("INSERT INTO dna (profile, source, note, created_at) "
+                        "VALUES (?, ?, ?, ?)", (dna.model_dump_json(), source, note, when))
+    return Version(int(cursor.lastrowid or 0), dna, source, when, note)
+
+
+def history(db: sqlite3.Connection) -> list[Version]:
+    rows = db.execute("SELECT version, profile, source, created_at, note FROM dna "
+                      "ORDER BY version").fetchall()
+    return [_version(row) for row in rows]
+
+
+def _version(row: Any) -> Version:
+    return Version(int(row[0]), DNA.model_validate(json.loads(row[1])), row[2],
+                   float(row[3]), row[4] or "")
+
+
+def in_force_at(versions: list[Version], when: float) -> Version:
+    """The version that was in force at `when` (version 0 before any was stored)."""
+    earlier = [v for v in versions if v.created_at <= when]
+    return earlier[-1] if earlier else Version(0, DNA(), "default", 0.0)
+
+
+def describe(version: Version) -> dict[str, Any]:
+    """What a version did to answers, for `mirador why`."""
+    if version.number == 0:
+        return {"version": 0, "effect": "none (Model DNA never set)"}
+    shaped = shaping(version.dna)
+    return {"version": version.number, "source": version.source,
+            "dna": version.dna.model_dump(mode="json"),
+            "effect": f"max tokens x{shaped.token_factor:g}; system prompt + "
+                      f"{shaped.instruction or '(nothing)'!r}"}
