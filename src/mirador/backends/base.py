@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol, cast, runtime_checkable
 
-from mirador.catalog.manifest import LoraAdapter, ModelEntry, SamplingOptions
+from mirador.catalog.manifest import LoraAdapter, ModelEntry, SamplingOptions, Speculation
 from mirador.errors import BackendError
 from mirador.toolspec import Tool
 
@@ -68,6 +68,8 @@ class ChatRequest:
     loras: tuple[LoraAdapter, ...] = ()
     format: ResponseFormat | None = None
     tools: tuple[Tool, ...] = ()  # tools the model may ask for (see ToolCallRequest)
+    speculative: Speculation | None = None  # speculative decoding (Capabilities.speculative)
+    threads: int | None = None  # CPU threads to run with (Capabilities.threads)
 
 
 @dataclass(frozen=True)
@@ -178,6 +180,8 @@ class Capabilities:
     takes_turns: bool = False  # TakesTurns
     sizes_context: bool = False  # SizesContext
     tools: bool = False  # honours ChatRequest.tools: yields ToolCallRequest, reads "tool" turns
+    speculative: bool = False  # honours ChatRequest.speculative (speculative decoding)
+    threads: bool = False  # honours ChatRequest.threads (runs the request on that many threads)
 
     def declared(self) -> set[str]:
         """The names of the capabilities declared."""

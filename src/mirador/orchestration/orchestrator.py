@@ -255,8 +255,9 @@ class Orchestrator:
         wish = overrides or Overrides()
         q = query if isinstance(query, Query) else Query(text=query)
         limits, spent_before = self._limits()
-        plan = _within(await self._plan_without_blocking(q, stages, chain, model), limits,
-                       chosen=bool(stages or chain))
+        chosen = bool(stages or chain)
+        plan = _within(self._allowed(await self._plan_without_blocking(q, stages, chain, model),
+                                     q, limits, chosen), limits, chosen)
         personas = [self.resolve(s, model) for s in plan.stages]
         answer_id = uuid.uuid4().hex[:12]
         for persona in personas:  # first stage's model first; the rest load behind it
@@ -285,7 +286,7 @@ class Orchestrator:
                 yield StageStart(stage=stage.name, model=persona.model.id, persona=persona.id,
                                  confidence=stage.confidence, index=index)
                 async with aclosing(self._run_stage(stage, persona, messages, options,
-                                                    run)) as tokens:
+                                                    run, limits)) as tokens:
                     async for event in tokens:
                         fresh = first_token is None and isinstance(event, Token)
                         if fresh:
@@ -335,7 +336,8 @@ class Orchestrator:
 
     async def _run_stage(self, stage: ModelStage, persona: ResolvedPersona,
                          messages: tuple[Message, ...], options: SamplingOptions,
-                         run: _StageRun) -> AsyncGenerator[Token | ToolCall | ToolResult, None]:
+                         run: _StageRun, limits: Limits | None = None
+                         ) -> AsyncGenerator[Token | ToolCall | ToolResult, None]:
         if stage.format is not None:  # a stop string (a newline) would cut JSON short
             options = options.model_copy(update={"stop": None})
         missing = [name for name in persona.tools if name not in self.tools]
@@ -346,7 +348,10 @@ class Orchestrator:
             return
         request = ChatRequest(model=persona.model, messages=messages, options=options,
                               loras=persona.loras, format=stage.format,
-                              tools=tuple(self.tools[name] for name in persona.tools))
+                              tools=tuple(self.tools[name] for name in persona.tools),
+                              speculative=persona.speculative if limits is None
+                              or limits.speculate else None,
+                              threads=limits.threads if limits is not None else None)
         loading = time.perf_counter()
         try:
             async with asyncio.timeout(self.load_timeout):
@@ -357,6 +362,10 @@ class Orchestrator:
             return
         except MiradorError as exc:
             run.status, run.message = "error", str(exc)
+            return
+        refused = self._refused(request)
+        if refused:
+            run.status, run.message = "error", refused
             return
         begun = time.perf_counter()
         run.message = ""
@@ -409,6 +418,31 @@ class Orchestrator:
         finally:
             run.seconds = time.perf_counter() - begun
             await stream.aclose()  # type: ignore[union-attr]
+
+    def _refused(self, request: ChatRequest) -> str | None:
+        """Why the model's backend cannot honour `request`'s speculative decoding, if so."""
+        backend = self.manager.backend(request.model.backend)
+        if request.speculative is None or backend.capabilities.speculative:
+            return None
+        return (f"model '{request.model.id}' runs on the {backend.name} backend, which cannot "
+                f"do speculative decoding ({request.speculative.method}); remove 'speculative' "
+                "from the persona in ~/.mirador/manifest.yaml or give it a llama.cpp model")
+
+    def _allowed(self, plan: Plan, query: Query, limits: Limits | None, chosen: bool) -> Plan:
+        """The plan, or the energy profile's first allowed chain when the learner or routing
+        picked one the profile does not allow (the person's own choice stands)."""
+        picked = plan.chain or AUTO_CHAIN
+        if limits is None or limits.chains is None or chosen or limits.allows(picked):
+            return plan
+        fallback = limits.chains[0]
+        log.info("profile %s does not allow chain %s; %s answers", limits.profile, picked,
+                 fallback)
+        if fallback != AUTO_CHAIN:
+            return Plan("chain", tuple(self.chain_stages(fallback)), chain=fallback)
+        route = classify(query.text)
+        names = self.settings.config.routing.stages_for(route.complexity)
+        return Plan(route.complexity, tuple(select_stages(self.stages, names)), route,
+                    chain=AUTO_CHAIN)
 
     @staticmethod
     def _stage_end(stage: ModelStage, persona: ResolvedPersona, run: _StageRun) -> StageEnd:
