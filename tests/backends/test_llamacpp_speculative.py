@@ -94,3 +94,27 @@ async def test_a_request_runs_on_its_threads_and_the_next_on_the_configured_ones
     assert llama_cpp.llama_n_threads(loaded.llm.ctx) == 3
     await collect(llama_backend, greedy(smollm_entry))
     assert llama_cpp.llama_n_threads(loaded.llm.ctx) == loaded.default_threads
+
+
+async def test_a_prefilled_prompt_is_not_read_again_and_the_text_is_the_same(
+        llama_backend: LlamaCppBackend, smollm_entry: ModelEntry) -> None:
+    cold_text, _, _ = await generated(llama_backend, greedy(smollm_entry))
+    llm = llama_backend._models[smollm_entry.id].llm
+    llm.reset()
+    read = await llama_backend.prefill(greedy(smollm_entry))
+    assert read > 20, "the whole prompt is read ahead"
+    assert await llama_backend.prefill(greedy(smollm_entry)) == 0, "already cached"
+    sizes: list[int] = []
+    plain_eval = llm.eval
+
+    def sized(tokens: Any) -> None:
+        sizes.append(len(tokens))
+        plain_eval(tokens)
+
+    llm.eval = sized
+    try:
+        warm_text, _ = await collect(llama_backend, greedy(smollm_entry))
+    finally:
+        del llm.eval
+    assert sizes and max(sizes) == 1, f"only generated tokens are evaluated: {sizes[:5]}"
+    assert "".join(p.text for p in warm_text) == cold_text

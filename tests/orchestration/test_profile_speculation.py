@@ -3,8 +3,10 @@ decoding: honoured on llama.cpp, refused with a clear error on a backend that ca
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -14,7 +16,7 @@ from mirador.backends.scripted import ScriptedBackend
 from mirador.catalog.manifest import manifest_for
 from mirador.energy.meter import EnergyMeter
 from mirador.energy.power import ScriptedPower
-from mirador.energy.profiles import EnergyConfig, Profile
+from mirador.energy.profiles import EnergyConfig, Profile, When
 from mirador.errors import ConfigError
 from mirador.orchestration.events import Ack, Done, ErrorEvent, Event
 from mirador.orchestration.hooks import ChainChoice, Query
@@ -36,7 +38,7 @@ def home(isolated_home: Path) -> Path:
     return isolated_home
 
 
-def lean(**fields: object) -> Settings:
+def lean(**fields: Any) -> Settings:
     settings = load_settings()
     settings.config.energy = EnergyConfig(profile="lean", profiles={"lean": Profile(**fields)})
     return settings
@@ -64,7 +66,7 @@ async def spied(home: Path, llama_backend: LlamaCppBackend
     spy = SpyBackend(llama_backend)
     orchestrator = Orchestrator(settings, limits=ProfileLimits(settings, power,
                                                                EnergyMeter(7.5)))
-    orchestrator.manager.use_backend("llamacpp", spy)  # type: ignore[arg-type]
+    orchestrator.manager.use_backend("llamacpp", spy)
     yield orchestrator, spy, power
     await orchestrator.aclose()
 
@@ -131,3 +133,32 @@ def test_unknown_chains_and_threads_below_one_are_refused(home: Path) -> None:
                       manifest=manifest_for(load_settings()))
     with pytest.raises(ValueError, match="threads"):
         Profile(threads=0)
+
+
+class SlowPicks(Picks):
+    """A chooser that thinks for a while (the learner embedding the query)."""
+
+    def choose(self, query: Query) -> ChainChoice:
+        time.sleep(0.5)
+        return super().choose(query)
+
+
+@pytest.mark.parametrize(("chain", "outcome"), [
+    ("rapid_decision", "quick's prompt was read ("),
+    ("technical_mastery", "the first stage runs tech_expert")])
+async def test_the_likely_first_prompt_is_read_while_the_chain_is_chosen(
+        spied: tuple[Orchestrator, SpyBackend, ScriptedPower], chain: str,
+        outcome: str) -> None:
+    orchestrator, _, power = spied
+    orchestrator.chooser = SlowPicks(chain)
+    short = {"battery": Profile(max_tokens=8, deeper_stages=False, speculate=False,
+                                when=When(battery_below=30)),
+             "performance": Profile(max_tokens=8, when=When())}  # checked in this order
+    orchestrator.limits.config = EnergyConfig(profiles=short)  # type: ignore[union-attr]
+    done = (await run(orchestrator, "How do I keep basil alive?"))[-1]
+    assert isinstance(done, Done) and done.speculated is not None
+    assert outcome in done.speculated, done.speculated
+    assert done.speculated.endswith("and used") == (chain == "rapid_decision")
+    power.set(10, plugged=False)  # battery: no speculation of any kind
+    low = (await run(orchestrator, "How do I keep basil alive?"))[-1]
+    assert isinstance(low, Done) and low.speculated is None

@@ -165,6 +165,16 @@ class SizesContext(Protocol):
         ...
 
 
+@runtime_checkable
+class Prefills(Protocol):
+    """A backend that can read a prompt into a loaded model's cache ahead of the request."""
+
+    async def prefill(self, request: ChatRequest) -> int:
+        """Evaluate `request`'s prompt without generating, so a request that starts with
+        the same prompt begins at once; the tokens evaluated (0: already cached)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend can do beyond the `Backend` protocol, declared by the backend.
@@ -182,6 +192,7 @@ class Capabilities:
     tools: bool = False  # honours ChatRequest.tools: yields ToolCallRequest, reads "tool" turns
     speculative: bool = False  # honours ChatRequest.speculative (speculative decoding)
     threads: bool = False  # honours ChatRequest.threads (runs the request on that many threads)
+    prefills: bool = False  # Prefills: a prompt read into the cache ahead of its request
 
     def declared(self) -> set[str]:
         """The names of the capabilities declared."""
@@ -191,7 +202,7 @@ class Capabilities:
 PROMISES: dict[str, type] = {
     "estimates_memory": EstimatesMemory, "counts_tokens": Tokenizes,
     "adapters": HostsAdapters, "embeds": Embeds, "takes_turns": TakesTurns,
-    "sizes_context": SizesContext,
+    "sizes_context": SizesContext, "prefills": Prefills,
 }
 """Each capability flag and the protocol a backend that declares it implements."""
 
@@ -314,3 +325,8 @@ def turns_of(backend: Backend) -> TakesTurns | None:
 def context_sizer_of(backend: Backend) -> SizesContext | None:
     """The backend as a SizesContext if it declares `sizes_context`, else None."""
     return cast("SizesContext | None", _declared(backend, "sizes_context"))
+
+
+def prefiller_of(backend: Backend) -> Prefills | None:
+    """The backend as a Prefills if it declares `prefills`, else None."""
+    return cast("Prefills | None", _declared(backend, "prefills"))

@@ -50,7 +50,7 @@ from mirador.backends.base import (
     TextPiece,
 )
 from mirador.backends.chat_format import Formatter, formatter_for
-from mirador.backends.llamacpp_speculative import set_threads, speculating
+from mirador.backends.llamacpp_speculative import prefill_blocking, set_threads, speculating
 from mirador.catalog.adapters import adapter_problems
 from mirador.catalog.gguf_info import read_gguf_info
 from mirador.catalog.manifest import LoraAdapter, ModelEntry, SamplingOptions
@@ -104,7 +104,7 @@ class LlamaCppBackend:
     capabilities = Capabilities(in_process=True, estimates_memory=True, counts_tokens=True,
                                 adapters=True, embeds=True, takes_turns=True,
                                 sizes_context=True, tools=True, speculative=True,
-                                threads=True)
+                                threads=True, prefills=True)
 
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         self._settings = settings
@@ -252,6 +252,20 @@ class LlamaCppBackend:
         async with loaded.lock, contextlib.aclosing(self._stream_locked(loaded, request)) as events:
             async for event in events:
                 yield event
+
+    async def prefill(self, request: ChatRequest) -> int:
+        """Read `request`'s prompt into the model's cache (see `llamacpp_speculative`)."""
+        loaded = await self._get(request.model)
+        async with loaded.lock:
+            await asyncio.to_thread(_activate, loaded, request.model.id, request.loras)
+            prompt = loaded.formatter(request.messages)
+            work = asyncio.ensure_future(asyncio.to_thread(
+                prefill_blocking, loaded.llm, prompt.text, not prompt.has_bos))
+            try:
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:  # the context is free only once the thread is done
+                await work
+                raise
 
     async def _stream_locked(self, loaded: _Loaded, request: ChatRequest
                              ) -> AsyncGenerator[BackendEvent, None]:

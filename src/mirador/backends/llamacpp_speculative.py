@@ -19,6 +19,10 @@ to decoding one token at a time: llama.cpp's CPU kernels round a batch of tokens
 differently from a single token, and where two candidates' logits are within about
 0.01 of each other the pick can flip (tests/backends/test_llamacpp_speculative.py).
 
+Prefill: `prefill_blocking` evaluates a prompt into the context's cache without sampling;
+llama-cpp-python's `generate` then finds the whole prompt cached and samples at once. The
+orchestrator uses it to read the likely first stage's prompt while the chain is chosen.
+
 Threads: `llama_set_n_threads` changes a context's thread count between requests, a C
 call of microseconds, so an energy profile's `threads` needs no reload.
 """
@@ -62,3 +66,18 @@ def set_threads(llm: Any, threads: int) -> None:
     llama_cpp.llama_set_n_threads(llm.ctx, threads, threads)
     llm.context_params.n_threads = llm.context_params.n_threads_batch = threads
     llm.n_threads = llm.n_threads_batch = threads
+
+
+def prefill_blocking(llm: Any, text: str, add_bos: bool) -> int:
+    """Evaluate `text` into `llm`'s cache, reusing what is already there; the tokens read."""
+    tokens = llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+    if len(tokens) >= llm.n_ctx():
+        return 0  # the request itself will say it does not fit
+    cached = list(llm.input_ids[:llm.n_tokens])
+    prefix = llm.longest_token_prefix(cached, tokens)
+    if prefix == len(tokens) == llm.n_tokens and not llm._requires_eval:
+        return 0
+    keep = min(prefix, len(tokens) - 1)  # the last token is read again for its logits
+    llm.n_tokens = keep
+    llm.eval(tokens[keep:])
+    return len(tokens) - keep

@@ -68,6 +68,7 @@ from mirador.orchestration.hooks import (
     Query,
 )
 from mirador.orchestration.routing import classify
+from mirador.orchestration.speculation import Prefill, first_messages, may_prefill, start_prefill
 from mirador.orchestration.stages import ModelStage, Overrides, select_stages
 from mirador.orchestration.tool_loop import run_with_tools
 from mirador.settings import Settings
@@ -206,17 +207,25 @@ class Orchestrator:
         return self.chooser.choose(query) if self.chooser else None
 
     async def _plan_without_blocking(self, query: Query, stages: Sequence[str | ModelStage] | None,
-                                     chain: str | None, model: str | None) -> Plan:
+                                     chain: str | None, model: str | None,
+                                     limits: Limits | None = None, wish: Overrides | None = None
+                                     ) -> tuple[Plan, Prefill | None]:
         """`plan`, with the chooser (which may embed the query) off the event loop.
 
         While the routes and the chooser think (a route may search the documents), the
         first configured stage's model starts loading:
-        with the default manifest every persona shares it, so the wait overlaps.
+        with the default manifest every persona shares it, so the wait overlaps; and,
+        when the profile lets answers speculate, its prompt is read (`speculation.py`).
         """
         if stages or chain or (self.chooser is None and not self.routes):
-            return self.plan(query, stages, chain)
-        self.manager.warm(self.resolve(self.stages[0], model).model)
-        return await asyncio.to_thread(self.plan, query, stages, chain)
+            return self.plan(query, stages, chain), None
+        first = self.resolve(self.stages[0], model)
+        self.manager.warm(first.model)
+        guess = None
+        if may_prefill(self.stages[0], first, limits, wish or Overrides()):
+            guess = start_prefill(self.manager, first, first_messages(
+                query, self.stages[0], first, wish or Overrides()))
+        return await asyncio.to_thread(self.plan, query, stages, chain), guess
 
     def chain_stages(self, chain_id: str) -> list[ModelStage]:
         """A chain's steps as stages, confidence rising from the first stage's to the last's."""
@@ -256,9 +265,11 @@ class Orchestrator:
         q = query if isinstance(query, Query) else Query(text=query)
         limits, spent_before = self._limits()
         chosen = bool(stages or chain)
-        plan = _within(self._allowed(await self._plan_without_blocking(q, stages, chain, model),
-                                     q, limits, chosen), limits, chosen)
+        planned, guess = await self._plan_without_blocking(q, stages, chain, model, limits, wish)
+        plan = _within(self._allowed(planned, q, limits, chosen), limits, chosen)
         personas = [self.resolve(s, model) for s in plan.stages]
+        if guess is not None:  # the choice is made: was the prefilled prompt the right one?
+            guess.settle(personas[0], first_messages(q, plan.stages[0], personas[0], wish))
         answer_id = uuid.uuid4().hex[:12]
         for persona in personas:  # first stage's model first; the rest load behind it
             self.manager.warm(persona.model)
@@ -306,6 +317,8 @@ class Orchestrator:
                 judge.stage_ended(stage.name, run.answer_text, run.loop)
             done = await _judged(_done(answer_id, answers, started, first_token), judge)
             done = self._measured(done, limits, spent_before)
+            if guess is not None:
+                done = replace(done, speculated=await guess.describe(personas[0].id))
         finally:
             judge.cancel()
             if recall is not None:
