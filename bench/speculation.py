@@ -14,7 +14,13 @@ once by a fixed seed: the tuning half picks the number of guessed tokens for eac
 Figures: time to first token, tokens/s of generation, seconds and joules per reply (CPU
 time x watts per core), tokens per llama.cpp decode pass, and whether the text is identical.
 
-    python bench/speculation.py [--queries N] [--tokens N]
+A second part, `--part prefill`, measures speculative prefill (orchestration/speculation.py)
+through the whole stack (`mirador.compose`: the learner choosing chains, the routes): time to
+the first token of the chosen chain's first stage, with the likely first prompt read while
+the chain is chosen against without, alternating, on every workload query (nothing is tuned);
+how often the guess was used, and the joules, wasted guesses included.
+
+    python bench/speculation.py [--part decoding|prefill] [--queries N] [--tokens N]
 
 Prints a table and writes bench/results/speculation.json. On a shared machine the
 absolute figures move; the ratios, measured in alternation, are what to read.
@@ -198,11 +204,63 @@ def table(report: dict[str, dict[str, Any]]) -> None:
                   f"{s['tokens_per_pass']:>8} {s['identical_texts']:>6}")
 
 
+PREFILL_CONFIG = {
+    "memory": {"enabled": False},
+    "backends": {"llamacpp": {"n_threads": 1}},
+    "energy": {"profiles": {
+        "spec": {"max_tokens": 8, "deeper_stages": False, "speculate": True},
+        "plain": {"max_tokens": 8, "deeper_stages": False, "speculate": False}}}}
+
+
+async def prefill_part(queries: list[str]) -> dict[str, Any]:
+    """TTFT and joules per answer with and without speculative prefill, alternating."""
+    import yaml
+
+    from mirador.compose import create_orchestrator
+    from mirador.settings import load_settings
+
+    runs: dict[str, list[Any]] = {"spec": [], "plain": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        prepare_home(Path(tmp))
+        (Path(tmp) / "config.yaml").write_text(yaml.safe_dump(PREFILL_CONFIG))
+        orchestrator = create_orchestrator(load_settings(home=Path(tmp), env={}))
+        try:
+            await orchestrator.answer("Warm up.", remember=False)  # model and learner loaded
+            for index, query in enumerate(queries):
+                for name in ("spec", "plain") if index % 2 == 0 else ("plain", "spec"):
+                    orchestrator.limits.store.set(name)  # type: ignore[union-attr]
+                    done = await orchestrator.answer(query, remember=False)
+                    runs[name].append(done)
+                print(f"  {index + 1}/{len(queries)} {runs['spec'][-1].speculated}", flush=True)
+        finally:
+            await orchestrator.aclose()
+    return prefill_summary(runs)
+
+
+def prefill_summary(runs: dict[str, list[Any]]) -> dict[str, Any]:
+    ttft = {k: statistics.median(d.ttft for d in v if d.ttft) for k, v in runs.items()}
+    joules = {k: statistics.mean(d.energy_j or 0.0 for d in v) for k, v in runs.items()}
+    notes = [d.speculated or "" for d in runs["spec"]]
+    return {"answers": len(runs["spec"]),
+            "ttft_ms": {k: round(v * 1000, 1) for k, v in ttft.items()},
+            "ratio_ttft": round(ttft["spec"] / ttft["plain"], 3),
+            "joules_per_answer": {k: round(v, 2) for k, v in joules.items()},
+            "ratio_joules": round(joules["spec"] / max(joules["plain"], 1e-9), 3),
+            "guess_used": sum(n.endswith("and used") for n in notes),
+            "guess_wasted": sum("wasted" in n for n in notes),
+            "guess_cancelled": sum("cancelled" in n for n in notes),
+            "examples": notes[:3]}
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--part", choices=("decoding", "prefill"), default="decoding")
     parser.add_argument("--queries", type=int, default=8, help="per half")
     parser.add_argument("--tokens", type=int, default=96)
     args = parser.parse_args()
+    if args.part == "prefill":
+        await run_prefill(args.queries)
+        return
     tuning_q, held_q = split_queries(args.queries)
     with tempfile.TemporaryDirectory() as tmp:
         prepare_home(Path(tmp))
@@ -226,8 +284,10 @@ async def main() -> None:
               f"  draft: {spec.text[:160]!r}")
     load = os.getloadavg()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     RESULTS.write_text(json.dumps({
-        "model": "SmolLM2-135M-Instruct Q4_1", "threads": 1, "max_tokens": args.tokens,
+        "prefill": previous.get("prefill"), "model": "SmolLM2-135M-Instruct Q4_1",
+        "threads": 1, "max_tokens": args.tokens,
         "seed": SEED, "queries_per_half": len(held_q), "drafts_chosen_on_tuning": chosen,
         "tuning": {kind: {mode: summary(runs, modes["plain"]) for mode, runs in modes.items()}
                    for kind, modes in tuning.items()},
@@ -235,6 +295,18 @@ async def main() -> None:
         "examples": {kind: [asdict(r) for r in modes["plain"][:1]]
                      for kind, modes in held.items()}}, indent=2) + "\n")
     print(f"\nload average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; wrote {RESULTS}")
+
+
+async def run_prefill(limit: int) -> None:
+    lines = [json.loads(line)["query"] for line in WORKLOAD.read_text().splitlines()
+             if line.strip()]
+    report = await prefill_part(lines[:limit])
+    report["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    print(json.dumps(report, indent=2))
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(previous | {"prefill": report}, indent=2) + "\n")
+    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":
