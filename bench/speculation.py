@@ -229,12 +229,19 @@ async def prefill_part(queries: list[str]) -> dict[str, Any]:
             for index, query in enumerate(queries):
                 for name in ("spec", "plain") if index % 2 == 0 else ("plain", "spec"):
                     orchestrator.limits.store.set(name)  # type: ignore[union-attr]
+                    forget_prompts(orchestrator)  # else the second run finds the first's
                     done = await orchestrator.answer(query, remember=False)
                     runs[name].append(done)
                 print(f"  {index + 1}/{len(queries)} {runs['spec'][-1].speculated}", flush=True)
         finally:
             await orchestrator.aclose()
     return prefill_summary(runs)
+
+
+def forget_prompts(orchestrator: Any) -> None:
+    """Empty llama.cpp's prompt cache, as a query that follows another's answer finds it."""
+    for loaded in orchestrator.manager.backend("llamacpp")._models.values():
+        loaded.llm.reset()
 
 
 def prefill_summary(runs: dict[str, list[Any]]) -> dict[str, Any]:
