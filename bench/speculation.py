@@ -208,7 +208,7 @@ PREFILL_CONFIG = {
     "memory": {"enabled": False},
     "backends": {"llamacpp": {"n_threads": 1}},
     "energy": {"profiles": {
-        "spec": {"max_tokens": 8, "deeper_stages": False, "speculate": True},
+        "spec": {"max_tokens": 8, "deeper_stages": False, "speculate": True, "prefill": True},
         "plain": {"max_tokens": 8, "deeper_stages": False, "speculate": False}}}}
 
 

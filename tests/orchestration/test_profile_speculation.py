@@ -153,7 +153,7 @@ async def test_the_likely_first_prompt_is_read_while_the_chain_is_chosen(
     orchestrator.chooser = SlowPicks(chain)
     short = {"battery": Profile(max_tokens=8, deeper_stages=False, speculate=False,
                                 when=When(battery_below=30)),
-             "performance": Profile(max_tokens=8, when=When())}  # checked in this order
+             "performance": Profile(max_tokens=8, prefill=True, when=When())}  # in this order
     orchestrator.limits.config = EnergyConfig(profiles=short)  # type: ignore[union-attr]
     done = (await run(orchestrator, "How do I keep basil alive?"))[-1]
     assert isinstance(done, Done) and done.speculated is not None
@@ -162,3 +162,8 @@ async def test_the_likely_first_prompt_is_read_while_the_chain_is_chosen(
     power.set(10, plugged=False)  # battery: no speculation of any kind
     low = (await run(orchestrator, "How do I keep basil alive?"))[-1]
     assert isinstance(low, Done) and low.speculated is None
+    unset = {"performance": Profile(max_tokens=8, when=When())}  # prefill off by default
+    orchestrator.limits.config = EnergyConfig(profiles=unset)  # type: ignore[union-attr]
+    power.set(80, plugged=True)
+    plain = await run(orchestrator, "How do I keep basil alive?")
+    assert isinstance(plain[-1], Done) and plain[-1].speculated is None

@@ -50,5 +50,6 @@ def _limits(p: Profile) -> str:
              "preload" if p.preload else "no preload",
              f"{p.threads} threads" if p.threads else "configured threads",
              f"chains {', '.join(p.chains)}" if p.chains is not None else "any chain",
-             "speculative decoding" if p.speculate else "no speculative decoding"]
+             ("speculative decoding" + (" and prefill" if p.prefill else ""))
+             if p.speculate else "no speculation"]
     return ", ".join(parts)

@@ -94,8 +94,10 @@ class Profile(_Strict):
     chains: list[str] | None = Field(default=None, min_length=1, description="The only "
                                      "chains the learner and routing may pick ('auto' is "
                                      "the complexity routing); none: every chain.")
-    speculate: bool = Field(default=True, description="False: no persona's speculative "
-                            "decoding runs (it spends energy on guesses to buy time).")
+    speculate: bool = Field(default=True, description="False: no speculation (personas' "
+                            "speculative decoding, prefill): it spends energy to buy time.")
+    prefill: bool = Field(default=False, description="Read the likely first stage's prompt "
+                          "while the chain is chosen (off: it did not pay when measured).")
     when: When | None = Field(default=None, description="When `auto` picks this profile; "
                               "none: only when named.")
 

@@ -106,6 +106,7 @@ class Limits:
     threads: int | None = None  # CPU threads llama.cpp models run with (None: configured)
     chains: tuple[str, ...] | None = None  # the chains that may be picked (None: any)
     speculate: bool = True  # personas' speculative decoding may run
+    prefill: bool = False  # the likely first prompt is read while the chain is chosen
 
     def allows(self, chain: str) -> bool:
         """Whether the learner or routing may pick `chain` ('auto': complexity routing)."""

@@ -40,7 +40,8 @@ class ProfileLimits:
         p = choice.profile
         return Limits(choice.name, choice.reason, p.deeper_stages, p.max_tokens, p.preload,
                       p.energy_weight, p.energy_budget, p.threads,
-                      tuple(p.chains) if p.chains is not None else None, p.speculate)
+                      tuple(p.chains) if p.chains is not None else None, p.speculate,
+                      p.prefill)
 
     def joules(self) -> tuple[float, str]:
         return self.meter.read(), self.meter.method

@@ -10,8 +10,9 @@ runs the same prompt on the same model, it starts generating at once.
 A wrong guess costs the prompt's evaluation, which the answer's joules include (the meter
 is read before planning), and may delay the real first stage while it finishes; a guess
 still waiting for the model when the choice is made is cancelled. `Done.speculated` says
-which it was. Only under a profile with `speculate` on (not `battery`), and only for a
-backend that declares `prefills` (llama.cpp).
+which it was. Only under a profile with `prefill` and `speculate` on (no built-in has
+`prefill`: bench/speculation.py found it did not pay), and only for a backend that
+declares `prefills` (llama.cpp).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def may_prefill(stage: ModelStage, persona: ResolvedPersona, limits: Limits | No
     backend will not rewrite the prompt (tools, JSON) or reset its cache (a seed)."""
     seeded = persona.options.seed is not None or (wish.options is not None
                                                   and wish.options.seed is not None)
-    return (limits is not None and limits.speculate and not persona.tools
+    return (limits is not None and limits.speculate and limits.prefill and not persona.tools
             and stage.format is None and not seeded)
 
 
