@@ -60,7 +60,7 @@ def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedde
     from mirador.tools.registry import available_tools, check_manifest
     from mirador.tools.routing import DocsRouter, ToolRouter
 
-    orchestrator.limits = ProfileLimits(orchestrator.settings)
+    orchestrator.limits = ProfileLimits(orchestrator.settings, manifest=orchestrator.manifest)
     orchestrator.tools = available_tools(orchestrator.settings)
     check_manifest(orchestrator.manifest, orchestrator.tools)
     orchestrator.routes.append(ToolRouter(orchestrator.manifest))  # arithmetic: calculate

@@ -20,6 +20,7 @@ from mirador.backends import (
     token_counter_of,
     turns_of,
 )
+from mirador.backends.base import prefiller_of
 from mirador.backends.llamacpp import LlamaCppBackend
 from mirador.backends.ollama import OllamaBackend
 from mirador.backends.openai_compat import OpenAIBackend
@@ -44,12 +45,13 @@ def test_every_builtin_backend_keeps_what_it_declares(backend_class: Any,
     assert (embedder_of(backend) is not None) == ("embeds" in declared)
     assert (turns_of(backend) is not None) == ("takes_turns" in declared)
     assert (context_sizer_of(backend) is not None) == ("sizes_context" in declared)
+    assert (prefiller_of(backend) is not None) == ("prefills" in declared)
 
 
 def test_what_each_builtin_declares(settings: Settings) -> None:
     assert LlamaCppBackend(settings).capabilities.declared() == {
         "in_process", "estimates_memory", "counts_tokens", "adapters", "embeds",
-        "takes_turns", "sizes_context", "tools"}
+        "takes_turns", "sizes_context", "tools", "speculative", "threads", "prefills"}
     assert OllamaBackend(settings).capabilities.declared() == {"embeds", "tools"}
     assert OpenAIBackend(settings).capabilities.declared() == {"embeds", "tools"}
     assert ScriptedBackend().capabilities.declared() == set()

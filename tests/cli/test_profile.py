@@ -63,3 +63,25 @@ def test_an_answer_on_battery_runs_one_stage_and_keeps_its_joules(isolated_home:
     stats = json.loads(mirador("stats", "--json").stdout)
     joules = [c["mean_joules"] for t in stats["types"] for c in t["chains"]]
     assert joules == [done["energy_j"]]
+
+
+def test_threads_chains_and_speculation_are_shown_and_bad_ones_refused(
+        isolated_home: Path) -> None:
+    config = isolated_home / "config.yaml"
+    config.write_text("energy:\n  profiles:\n    lean: {threads: 1, chains: [rapid_decision, "
+                      "auto], speculate: false}\n")
+    shown = mirador("profile")
+    assert shown.returncode == 0, shown.stderr
+    rows = {line[2:].split()[0]: line for line in shown.stdout.splitlines()[1:]}
+    lean = rows["lean"]
+    assert "1 threads" in lean and "chains rapid_decision, auto" in lean
+    assert "no speculation" in lean
+    battery = rows["battery"]
+    assert "any chain" in battery and "no speculation" in battery
+    config.write_text("energy:\n  profiles:\n    lean: {chains: [rapid, auto]}\n")
+    unknown = mirador("profile")
+    assert unknown.returncode == 1 and "allows chain(s) rapid, not in the manifest" in \
+        unknown.stderr and "Traceback" not in unknown.stderr
+    config.write_text("energy:\n  profiles:\n    lean: {threads: 0}\n")
+    zero = mirador("profile")
+    assert zero.returncode == 1 and "threads" in zero.stderr and "Traceback" not in zero.stderr

@@ -82,3 +82,20 @@ def test_the_learner_weighs_its_choice_under_an_energy_budget(learner: Learner) 
     weighed = learner.choose(query)
     assert weighed is not None and weighed.chain != plain.chain, "over budget: left out"
     assert f"over the 30 J budget: {plain.chain}" in weighed.reason
+
+
+def test_the_learner_picks_only_among_the_profiles_chains(learner: Learner) -> None:
+    from mirador.orchestration.hooks import Query
+
+    query = Query("Should I refinance my mortgage now or wait a year?")
+    plain = learner.choose(query)
+    assert plain is not None
+    candidates = learner.candidates(plain.query_type).chains
+    others = [c for c in candidates if c != plain.chain]
+    for allowed in ([others[-1]], others):
+        learner.limits = FixedLimits(Limits("lean", chains=tuple(allowed)))
+        for _ in range(5):  # the bandit samples: every draw stays inside the allowed list
+            pick = learner.choose(query)
+            assert pick is not None and pick.chain in allowed
+    learner.limits = FixedLimits(Limits("lean", chains=("no_such_candidate",)))
+    assert learner.choose(query) is None, "none allowed: the orchestrator's fallback answers"

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal, Protocol, cast, runtime_checkable
 
-from mirador.catalog.manifest import LoraAdapter, ModelEntry, SamplingOptions
+from mirador.catalog.manifest import LoraAdapter, ModelEntry, SamplingOptions, Speculation
 from mirador.errors import BackendError
 from mirador.toolspec import Tool
 
@@ -68,6 +68,8 @@ class ChatRequest:
     loras: tuple[LoraAdapter, ...] = ()
     format: ResponseFormat | None = None
     tools: tuple[Tool, ...] = ()  # tools the model may ask for (see ToolCallRequest)
+    speculative: Speculation | None = None  # speculative decoding (Capabilities.speculative)
+    threads: int | None = None  # CPU threads to run with (Capabilities.threads)
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,16 @@ class SizesContext(Protocol):
         ...
 
 
+@runtime_checkable
+class Prefills(Protocol):
+    """A backend that can read a prompt into a loaded model's cache ahead of the request."""
+
+    async def prefill(self, request: ChatRequest) -> int:
+        """Evaluate `request`'s prompt without generating, so a request that starts with
+        the same prompt begins at once; the tokens evaluated (0: already cached)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Capabilities:
     """What a backend can do beyond the `Backend` protocol, declared by the backend.
@@ -178,6 +190,9 @@ class Capabilities:
     takes_turns: bool = False  # TakesTurns
     sizes_context: bool = False  # SizesContext
     tools: bool = False  # honours ChatRequest.tools: yields ToolCallRequest, reads "tool" turns
+    speculative: bool = False  # honours ChatRequest.speculative (speculative decoding)
+    threads: bool = False  # honours ChatRequest.threads (runs the request on that many threads)
+    prefills: bool = False  # Prefills: a prompt read into the cache ahead of its request
 
     def declared(self) -> set[str]:
         """The names of the capabilities declared."""
@@ -187,7 +202,7 @@ class Capabilities:
 PROMISES: dict[str, type] = {
     "estimates_memory": EstimatesMemory, "counts_tokens": Tokenizes,
     "adapters": HostsAdapters, "embeds": Embeds, "takes_turns": TakesTurns,
-    "sizes_context": SizesContext,
+    "sizes_context": SizesContext, "prefills": Prefills,
 }
 """Each capability flag and the protocol a backend that declares it implements."""
 
@@ -310,3 +325,8 @@ def turns_of(backend: Backend) -> TakesTurns | None:
 def context_sizer_of(backend: Backend) -> SizesContext | None:
     """The backend as a SizesContext if it declares `sizes_context`, else None."""
     return cast("SizesContext | None", _declared(backend, "sizes_context"))
+
+
+def prefiller_of(backend: Backend) -> Prefills | None:
+    """The backend as a Prefills if it declares `prefills`, else None."""
+    return cast("Prefills | None", _declared(backend, "prefills"))

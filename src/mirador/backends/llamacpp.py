@@ -50,6 +50,7 @@ from mirador.backends.base import (
     TextPiece,
 )
 from mirador.backends.chat_format import Formatter, formatter_for
+from mirador.backends.llamacpp_speculative import prefill_blocking, set_threads, speculating
 from mirador.catalog.adapters import adapter_problems
 from mirador.catalog.gguf_info import read_gguf_info
 from mirador.catalog.manifest import LoraAdapter, ModelEntry, SamplingOptions
@@ -80,6 +81,9 @@ class _Loaded:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     adapters: dict[str, Any] = field(default_factory=dict)  # path -> llama_adapter_lora_p
     active: tuple[tuple[str, float], ...] = ()  # the adapters set on the context now
+    threads: int = 0  # the context's thread count now
+    default_threads: int = 0  # the configured one, for requests that name none
+    spare: list[Any] = field(default_factory=list)  # speculation's full scores array, once made
 
     def close(self) -> None:
         """Free the adapters (before the model that owns them), then the model."""
@@ -99,7 +103,8 @@ class LlamaCppBackend:
     name = "llamacpp"
     capabilities = Capabilities(in_process=True, estimates_memory=True, counts_tokens=True,
                                 adapters=True, embeds=True, takes_turns=True,
-                                sizes_context=True, tools=True)
+                                sizes_context=True, tools=True, speculative=True,
+                                threads=True, prefills=True)
 
     def __init__(self, settings: Settings, progress: Progress | None = None) -> None:
         self._settings = settings
@@ -167,7 +172,8 @@ class LlamaCppBackend:
         bos = _token_text(llm, llm.token_bos())
         eos = _token_text(llm, llm.token_eos())
         formatter = formatter_for(llm.metadata, bos, eos)
-        return _Loaded(llm=llm, formatter=formatter, path=path, size_bytes=path.stat().st_size)
+        return _Loaded(llm=llm, formatter=formatter, path=path, size_bytes=path.stat().st_size,
+                       threads=threads, default_threads=threads)
 
     async def unload(self, model: ModelEntry) -> None:
         loaded = self._models.pop(model.id, None)
@@ -247,6 +253,20 @@ class LlamaCppBackend:
             async for event in events:
                 yield event
 
+    async def prefill(self, request: ChatRequest) -> int:
+        """Read `request`'s prompt into the model's cache (see `llamacpp_speculative`)."""
+        loaded = await self._get(request.model)
+        async with loaded.lock:
+            await asyncio.to_thread(_activate, loaded, request.model.id, request.loras)
+            prompt = loaded.formatter(request.messages)
+            work = asyncio.ensure_future(asyncio.to_thread(
+                prefill_blocking, loaded.llm, prompt.text, not prompt.has_bos))
+            try:
+                return await asyncio.shield(work)
+            except asyncio.CancelledError:  # the context is free only once the thread is done
+                await work
+                raise
+
     async def _stream_locked(self, loaded: _Loaded, request: ChatRequest
                              ) -> AsyncGenerator[BackendEvent, None]:
         await asyncio.to_thread(_activate, loaded, request.model.id, request.loras)
@@ -275,22 +295,33 @@ class LlamaCppBackend:
             loaded.llm.reset()
         if request.format is not None:
             kwargs["grammar"] = await asyncio.to_thread(_grammar, request.format)
-        worker = loop.run_in_executor(
-            None, _generate, loaded.llm, tokens, kwargs, cancel, emit)
-        chosen: list[str] = []  # a tool choice is read whole, then parsed
-        try:
-            while (item := await queue.get()) is not _DONE:
-                if isinstance(item, BaseException):
-                    raise ModelLoadError(f"llama.cpp failed while generating: {item}") from item
-                if choosing and isinstance(item, TextPiece):
-                    chosen.append(item.text)
-                    continue
-                if choosing and isinstance(item, Finished) and item.reason != "cancelled":
-                    yield tool_calls.parse_choice("".join(chosen))
-                yield item
-        finally:
-            cancel.set()
-            await _worker_done(worker)  # the model is free only once the worker is done
+        _use_threads(loaded, request.threads)
+        with speculating(loaded.llm, request.speculative, loaded.spare):
+            worker = loop.run_in_executor(
+                None, _generate, loaded.llm, tokens, kwargs, cancel, emit)
+            chosen: list[str] = []  # a tool choice is read whole, then parsed
+            try:
+                while (item := await queue.get()) is not _DONE:
+                    if isinstance(item, BaseException):
+                        raise ModelLoadError(f"llama.cpp failed while generating: {item}"
+                                             ) from item
+                    if choosing and isinstance(item, TextPiece):
+                        chosen.append(item.text)
+                        continue
+                    if choosing and isinstance(item, Finished) and item.reason != "cancelled":
+                        yield tool_calls.parse_choice("".join(chosen))
+                    yield item
+            finally:
+                cancel.set()
+                await _worker_done(worker)  # the model is free only once the worker is done
+
+
+def _use_threads(loaded: _Loaded, threads: int | None) -> None:
+    """Run the request on `threads` (the configured count when None); a C call, no reload."""
+    wanted = threads or loaded.default_threads
+    if wanted != loaded.threads:
+        set_threads(loaded.llm, wanted)
+        loaded.threads = wanted
 
 
 async def _worker_done(worker: asyncio.Future[None]) -> None:

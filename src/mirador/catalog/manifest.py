@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -93,6 +93,21 @@ class Example(Strict):
     assistant: str
 
 
+class Speculation(Strict):
+    """Speculative decoding for a persona's replies: the model checks several guessed
+    tokens in one pass and keeps those it would have chosen itself.
+
+    `prompt_lookup` guesses by finding the last `ngram` tokens earlier in the prompt and
+    proposing the `draft_tokens` that followed them there: it pays when the reply
+    repeats its input (a synthesis of earlier stages, a summary). llama.cpp only."""
+
+    method: Literal["prompt_lookup"] = Field(default="prompt_lookup", description="How "
+                                             "guesses are made: 'prompt_lookup'.")
+    draft_tokens: int = Field(default=10, ge=1, le=64, description="Tokens guessed at once.")
+    ngram: int = Field(default=2, ge=1, le=8, description="Longest run of recent tokens "
+                       "looked up in the prompt.")
+
+
 class PersonaEntry(Strict):
     """A base model (or another persona) plus a system prompt and sampling options."""
 
@@ -109,6 +124,8 @@ class PersonaEntry(Strict):
                                 "when it follows another stage in a chain (its job, in a line).")
     tools: list[str] = Field(default=[], description="Tools it may call ('mirador tools' lists "
                              "them); checked against the tool registry when Mirador starts.")
+    speculative: Speculation | None = Field(default=None, description="Speculative decoding "
+                                            "(llama.cpp models only; see Speculation).")
 
 
 class ChainEntry(Strict):
@@ -217,17 +234,19 @@ class Manifest(Strict):
         loras: list[LoraAdapter] = []
         request: str | None = None
         tools: list[str] = []
+        speculative: Speculation | None = None
         for persona in reversed(chain):  # the base-most persona first, the named one last
             system = persona.system if persona.system is not None else system
             request = persona.request if persona.request is not None else request
             tools = persona.tools or tools
             examples = persona.examples or examples
+            speculative = persona.speculative or speculative
             options = options.merged(persona.options)
             if persona.lora is not None:
                 loras.append(persona.lora)
         return ResolvedPersona(id=ref, model=base, system=system, options=options,
                                loras=tuple(loras), examples=tuple(examples), request=request,
-                               tools=tuple(tools))
+                               tools=tuple(tools), speculative=speculative)
 
     def check_references(self) -> list[str]:
         """Problems with ids that point nowhere or in circles; empty when all is well."""
@@ -278,6 +297,7 @@ class ResolvedPersona(BaseModel):
     examples: tuple[Example, ...] = ()
     request: str | None = None
     tools: tuple[str, ...] = ()
+    speculative: Speculation | None = None
 
 
 def builtin_manifest_data() -> dict:

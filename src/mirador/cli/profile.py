@@ -6,9 +6,11 @@ import json
 
 import click
 
+from mirador.catalog.manifest import manifest_for
 from mirador.energy.power import PsutilPower
 from mirador.energy.profiles import AUTO, OverrideStore, Profile, choose
 from mirador.errors import ConfigError
+from mirador.orchestration.profiles import check_chains
 from mirador.settings import load_settings
 
 
@@ -25,6 +27,7 @@ def profile(name: str | None, as_json: bool) -> None:
                               f"{', '.join(config.all_profiles())}); or 'auto' to follow "
                               "the power state")
         store.set(name)
+    check_chains(config, manifest_for(settings))
     choice = choose(config, PsutilPower().read(), store.get())
     if as_json:
         click.echo(json.dumps({"profile": choice.name, "reason": choice.reason,
@@ -44,5 +47,9 @@ def profile(name: str | None, as_json: bool) -> None:
 def _limits(p: Profile) -> str:
     parts = ["all stages" if p.deeper_stages else "first stage only",
              f"max {p.max_tokens} tokens a stage" if p.max_tokens else "no token cap",
-             "preload" if p.preload else "no preload"]
+             "preload" if p.preload else "no preload",
+             f"{p.threads} threads" if p.threads else "configured threads",
+             f"chains {', '.join(p.chains)}" if p.chains is not None else "any chain",
+             ("speculative decoding" + (" and prefill" if p.prefill else ""))
+             if p.speculate else "no speculation"]
     return ", ".join(parts)

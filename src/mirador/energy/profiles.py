@@ -3,7 +3,8 @@
 Built in, checked in this order after the person's own (config.yaml `energy.profiles`,
 which may also redefine a built-in by name):
 
-    battery      on battery below 30%: the first stage only, short answers, no preload
+    battery      on battery below 30%: the first stage only, short answers, no preload,
+                 no speculative decoding
     balanced     on battery: every stage, answers bounded, preload on
     performance  plugged in, or no battery at all: everything
 
@@ -87,6 +88,16 @@ class Profile(_Strict):
     energy_budget: float | None = Field(default=None, gt=0, description="Only chains whose "
                                         "answers cost at most this many joules on average "
                                         "(unmeasured chains may still run).")
+    threads: int | None = Field(default=None, ge=1, le=256, description="CPU threads "
+                                "llama.cpp models run with (none: "
+                                "backends.llamacpp.n_threads); set per request, no reload.")
+    chains: list[str] | None = Field(default=None, min_length=1, description="The only "
+                                     "chains the learner and routing may pick ('auto' is "
+                                     "the complexity routing); none: every chain.")
+    speculate: bool = Field(default=True, description="False: no speculation (personas' "
+                            "speculative decoding, prefill): it spends energy to buy time.")
+    prefill: bool = Field(default=False, description="Read the likely first stage's prompt "
+                          "while the chain is chosen (off: it did not pay when measured).")
     when: When | None = Field(default=None, description="When `auto` picks this profile; "
                               "none: only when named.")
 
@@ -94,7 +105,7 @@ class Profile(_Strict):
 BUILTIN: dict[str, Profile] = {
     "battery": Profile(description="low battery: the quick answer only",
                        deeper_stages=False, max_tokens=160, preload=False,
-                       energy_budget=30.0, when=When(battery_below=30)),
+                       energy_budget=30.0, speculate=False, when=When(battery_below=30)),
     "balanced": Profile(description="on battery: every stage, bounded, quality per watt",
                         max_tokens=320, energy_weight=0.3, when=When(on_battery=True)),
     "performance": Profile(description="plugged in: everything", when=When()),

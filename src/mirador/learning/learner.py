@@ -40,7 +40,7 @@ from mirador.learning.dna import describe, in_force_at, learned
 from mirador.learning.explain import describe_decision, explanation
 from mirador.learning.querytypes import QueryClassifier, QueryType, load_seeds, seed_examples
 from mirador.learning.store import AnswerLog, LearningStore, Rating, StageTiming, check_rating
-from mirador.orchestration.hooks import AnswerRecord, ChainChoice, LimitsSource, Query
+from mirador.orchestration.hooks import AnswerRecord, ChainChoice, Limits, LimitsSource, Query
 
 if TYPE_CHECKING:
     from mirador.embeddings import Embedder
@@ -59,6 +59,15 @@ class Candidates:
     chains: tuple[str, ...]
     priors: dict[str, float]
     source: str  # the manifest's `candidates` key used, or 'capabilities'
+
+
+def _allowed(candidates: Candidates, limits: Limits | None) -> Candidates:
+    """Only the candidates the energy profile allows (`Limits.chains`)."""
+    if limits is None or limits.chains is None:
+        return candidates
+    chains = tuple(c for c in candidates.chains if limits.allows(c))
+    return replace(candidates, chains=chains,
+                   priors={c: p for c, p in candidates.priors.items() if c in chains})
 
 
 @dataclass(frozen=True)
@@ -194,9 +203,11 @@ class Learner:
             return None
         vector = classifier.embed(query.text)
         query_type = classifier.classify(query.text, vector)
-        candidates = self.candidates(query_type.name)
-        decision = self.decide(query_type.name, candidates)
         limits = self.limits.limits() if self.limits is not None else None
+        candidates = _allowed(self.candidates(query_type.name), limits)
+        if not candidates.chains:  # the profile allows none of them: its own fallback runs
+            return None
+        decision = self.decide(query_type.name, candidates)
         if limits is not None and limits.weighs_energy:  # the profile's quality per watt
             decision = energy.weigh(decision, limits,
                                     self.store.mean_joules(c.chain for c in decision.arms))

@@ -148,6 +148,7 @@ class Done(_Event):
     profile: str | None = None  # the energy profile the answer ran under
     energy_j: float | None = None  # joules the answer cost (see energy_method)
     energy_method: str | None = None  # "rapl" or "cpu-time estimate"
+    speculated: str | None = None  # what speculative prefill did (orchestration/speculation.py)
 
 
 Event = Ack | StageStart | Token | ToolCall | ToolResult | ErrorEvent | StageEnd | Done

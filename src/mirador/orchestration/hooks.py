@@ -117,7 +117,8 @@ class Limits:
 
     `deeper_stages=False` runs only the first stage of a plan the person did not
     spell out (`--stages` and `--chain` are theirs to choose); `max_tokens` caps
-    every stage. `joules()` is the energy meter's running total, `method` how it
+    every stage; `chains` bounds what the learner and routing pick (the person's
+    `--chain` still runs). `joules()` is the energy meter's running total, `method` how it
     measures."""
 
     profile: str
@@ -127,6 +128,14 @@ class Limits:
     preload: bool = True
     energy_weight: float = 0.0  # quality per watt: see mirador.energy.profiles.Profile
     energy_budget: float | None = None  # joules per answer a chosen chain may cost
+    threads: int | None = None  # CPU threads llama.cpp models run with (None: configured)
+    chains: tuple[str, ...] | None = None  # the chains that may be picked (None: any)
+    speculate: bool = True  # personas' speculative decoding may run
+    prefill: bool = False  # the likely first prompt is read while the chain is chosen
+
+    def allows(self, chain: str) -> bool:
+        """Whether the learner or routing may pick `chain` ('auto': complexity routing)."""
+        return self.chains is None or chain in self.chains
 
     @property
     def weighs_energy(self) -> bool:

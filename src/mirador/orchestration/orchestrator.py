@@ -70,6 +70,7 @@ from mirador.orchestration.hooks import (
     RequestShaper,
 )
 from mirador.orchestration.routing import classify, speaks_of_me
+from mirador.orchestration.speculation import Prefill, first_messages, may_prefill, start_prefill
 from mirador.orchestration.stages import ModelStage, Overrides, select_stages
 from mirador.orchestration.tool_loop import run_with_tools
 from mirador.settings import Settings
@@ -210,17 +211,25 @@ class Orchestrator:
         return self.chooser.choose(query) if self.chooser else None
 
     async def _plan_without_blocking(self, query: Query, stages: Sequence[str | ModelStage] | None,
-                                     chain: str | None, model: str | None) -> Plan:
+                                     chain: str | None, model: str | None,
+                                     limits: Limits | None = None, wish: Overrides | None = None
+                                     ) -> tuple[Plan, Prefill | None]:
         """`plan`, with the chooser (which may embed the query) off the event loop.
 
         While the routes and the chooser think (a route may search the documents), the
         first configured stage's model starts loading:
-        with the default manifest every persona shares it, so the wait overlaps.
+        with the default manifest every persona shares it, so the wait overlaps; and,
+        when the profile lets answers speculate, its prompt is read (`speculation.py`).
         """
         if stages or chain or (self.chooser is None and not self.routes):
-            return self.plan(query, stages, chain)
-        self.manager.warm(self.resolve(self.stages[0], model).model)
-        return await asyncio.to_thread(self.plan, query, stages, chain)
+            return self.plan(query, stages, chain), None
+        first = self.resolve(self.stages[0], model)
+        self.manager.warm(first.model)
+        guess = None
+        if may_prefill(self.stages[0], first, limits, wish or Overrides()):
+            guess = start_prefill(self.manager, first, first_messages(
+                query, self.stages[0], first, wish or Overrides()))
+        return await asyncio.to_thread(self.plan, query, stages, chain), guess
 
     def chain_stages(self, chain_id: str) -> list[ModelStage]:
         """A chain's steps as stages, confidence rising from the first stage's to the last's."""
@@ -259,9 +268,12 @@ class Orchestrator:
         wish = overrides or Overrides()
         q = query if isinstance(query, Query) else Query(text=query)
         limits, spent_before = self._limits()
-        plan = _within(await self._plan_without_blocking(q, stages, chain, model), limits,
-                       chosen=bool(stages or chain))
+        chosen = bool(stages or chain)
+        planned, guess = await self._plan_without_blocking(q, stages, chain, model, limits, wish)
+        plan = _within(self._allowed(planned, q, limits, chosen), limits, chosen)
         personas = [self.resolve(s, model) for s in plan.stages]
+        if guess is not None:  # the choice is made: was the prefilled prompt the right one?
+            guess.settle(personas[0], first_messages(q, plan.stages[0], personas[0], wish))
         answer_id = uuid.uuid4().hex[:12]
         for persona in personas:  # first stage's model first; the rest load behind it
             self.manager.warm(persona.model)
@@ -293,7 +305,7 @@ class Orchestrator:
                 yield StageStart(stage=stage.name, model=persona.model.id, persona=persona.id,
                                  confidence=stage.confidence, index=index)
                 async with aclosing(self._run_stage(stage, persona, messages, options,
-                                                    run)) as tokens:
+                                                    run, limits)) as tokens:
                     async for event in tokens:
                         fresh = first_token is None and isinstance(event, Token)
                         if fresh:
@@ -313,6 +325,8 @@ class Orchestrator:
                 judge.stage_ended(stage.name, run.answer_text, run.loop)
             done = await _judged(_done(answer_id, answers, started, first_token), judge)
             done = self._measured(done, limits, spent_before)
+            if guess is not None:
+                done = replace(done, speculated=await guess.describe(personas[0].id))
         finally:
             judge.cancel()
             if recall is not None:
@@ -343,7 +357,8 @@ class Orchestrator:
 
     async def _run_stage(self, stage: ModelStage, persona: ResolvedPersona,
                          messages: tuple[Message, ...], options: SamplingOptions,
-                         run: _StageRun) -> AsyncGenerator[Token | ToolCall | ToolResult, None]:
+                         run: _StageRun, limits: Limits | None = None
+                         ) -> AsyncGenerator[Token | ToolCall | ToolResult, None]:
         if stage.format is not None:  # a stop string (a newline) would cut JSON short
             options = options.model_copy(update={"stop": None})
         missing = [name for name in persona.tools if name not in self.tools]
@@ -354,7 +369,10 @@ class Orchestrator:
             return
         request = ChatRequest(model=persona.model, messages=messages, options=options,
                               loras=persona.loras, format=stage.format,
-                              tools=tuple(self.tools[name] for name in persona.tools))
+                              tools=tuple(self.tools[name] for name in persona.tools),
+                              speculative=persona.speculative if limits is None
+                              or limits.speculate else None,
+                              threads=limits.threads if limits is not None else None)
         for shaper in self.shapers:
             request = shaper.shape(stage.name, persona, request)
         loading = time.perf_counter()
@@ -367,6 +385,10 @@ class Orchestrator:
             return
         except MiradorError as exc:
             run.status, run.message = "error", str(exc)
+            return
+        refused = self._refused(request)
+        if refused:
+            run.status, run.message = "error", refused
             return
         begun = time.perf_counter()
         run.message = ""
@@ -419,6 +441,31 @@ class Orchestrator:
         finally:
             run.seconds = time.perf_counter() - begun
             await stream.aclose()  # type: ignore[union-attr]
+
+    def _refused(self, request: ChatRequest) -> str | None:
+        """Why the model's backend cannot honour `request`'s speculative decoding, if so."""
+        backend = self.manager.backend(request.model.backend)
+        if request.speculative is None or backend.capabilities.speculative:
+            return None
+        return (f"model '{request.model.id}' runs on the {backend.name} backend, which cannot "
+                f"do speculative decoding ({request.speculative.method}); remove 'speculative' "
+                "from the persona in ~/.mirador/manifest.yaml or give it a llama.cpp model")
+
+    def _allowed(self, plan: Plan, query: Query, limits: Limits | None, chosen: bool) -> Plan:
+        """The plan, or the energy profile's first allowed chain when the learner or routing
+        picked one the profile does not allow (the person's own choice stands)."""
+        picked = plan.chain or AUTO_CHAIN
+        if limits is None or limits.chains is None or chosen or limits.allows(picked):
+            return plan
+        fallback = limits.chains[0]
+        log.info("profile %s does not allow chain %s; %s answers", limits.profile, picked,
+                 fallback)
+        if fallback != AUTO_CHAIN:
+            return Plan("chain", tuple(self.chain_stages(fallback)), chain=fallback)
+        route = classify(query.text)
+        names = self.settings.config.routing.stages_for(route.complexity)
+        return Plan(route.complexity, tuple(select_stages(self.stages, names)), route,
+                    chain=AUTO_CHAIN)
 
     @staticmethod
     def _stage_end(stage: ModelStage, persona: ResolvedPersona, run: _StageRun) -> StageEnd:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 
+from mirador.catalog.manifest import AUTO_CHAIN, Manifest
 from mirador.energy.meter import EnergyMeter
 from mirador.energy.power import PowerSource, PowerState, PowerWatcher, PsutilPower
-from mirador.energy.profiles import Choice, OverrideStore, choose
+from mirador.energy.profiles import Choice, EnergyConfig, OverrideStore, choose
+from mirador.errors import ConfigError
 from mirador.orchestration.hooks import Limits
 from mirador.settings import Settings
 
@@ -22,8 +24,10 @@ class ProfileLimits:
     """Limits from the profile that applies to the power state now (or the pinned one)."""
 
     def __init__(self, settings: Settings, power: PowerSource | None = None,
-                 meter: EnergyMeter | None = None) -> None:
+                 meter: EnergyMeter | None = None, manifest: Manifest | None = None) -> None:
         self.config = settings.config.energy
+        if manifest is not None:
+            check_chains(self.config, manifest)
         self.store = OverrideStore(settings.profile_path)
         self.power = power or PsutilPower()
         self.meter = meter or EnergyMeter(self.config.watts_per_core)
@@ -35,7 +39,9 @@ class ProfileLimits:
         choice = self.choice()
         p = choice.profile
         return Limits(choice.name, choice.reason, p.deeper_stages, p.max_tokens, p.preload,
-                      p.energy_weight, p.energy_budget)
+                      p.energy_weight, p.energy_budget, p.threads,
+                      tuple(p.chains) if p.chains is not None else None, p.speculate,
+                      p.prefill)
 
     def joules(self) -> tuple[float, str]:
         return self.meter.read(), self.meter.method
@@ -51,3 +57,15 @@ class ProfileLimits:
                 current[0] = choice.name
 
         return PowerWatcher(self.power, changed, self.config.poll_seconds)
+
+
+def check_chains(config: EnergyConfig, manifest: Manifest) -> None:
+    """ConfigError naming every profile whose `chains` names a chain the manifest lacks."""
+    known = [AUTO_CHAIN, *(c.id for c in manifest.chains)]
+    problems = [f"profile '{name}' allows chain(s) {', '.join(unknown)}"
+                for name, profile in config.all_profiles().items()
+                if (unknown := [c for c in profile.chains or () if c not in known])]
+    if problems:
+        raise ConfigError(f"{'; '.join(problems)}, not in the manifest (known: "
+                          f"{', '.join(known)}); fix energy.profiles.<name>.chains in "
+                          "config.yaml")
