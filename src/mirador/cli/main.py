@@ -38,6 +38,13 @@ _COMMANDS = {
     "tools": ("mirador.cli.tools:tools", "List the tools models may call."),
     "docs": ("mirador.cli.docs:docs", "Index document folders for the search_docs tool."),
     "agents": ("mirador.cli.agents:agents", "Agents that watch: list, enable, notifications."),
+    "keys": ("mirador.cli.market:keys", "Make and export keys for signing packages."),
+    "publish": ("mirador.cli.market:publish", "Sign a package of personas, chains, adapters."),
+    "trust": ("mirador.cli.market:trust", "Trust a publisher's public key."),
+    "install": ("mirador.cli.market:install", "Verify, check and install a signed package."),
+    "uninstall": ("mirador.cli.market:uninstall", "Remove an installed package."),
+    "packages": ("mirador.cli.market:packages", "List the installed packages."),
+    "search-market": ("mirador.cli.market:search_market", "Search a package index."),
 }
 
 
