@@ -104,3 +104,19 @@ def test_trust_refuses_what_is_not_a_public_key(tmp_path: Path, installer: Setti
         trust(installer, private)
     with pytest.raises(MarketError, match="exists already"):
         new_key(publisher, "ada")
+
+
+def test_a_link_in_the_package_is_refused(signed: Path, installer: Settings,
+                                          tmp_path: Path) -> None:
+    (tmp_path / "secret").write_text("host file")
+    (signed / "personas" / "extra.yaml").symlink_to(tmp_path / "secret")
+    assert "'personas/extra.yaml', which is a link" in refused(installer, signed)
+
+
+def test_a_malformed_signature_is_refused(signed: Path, installer: Settings) -> None:
+    bundle = json.loads((signed / "mirador.sig").read_text())
+    del bundle["dsseEnvelope"]
+    (signed / "mirador.sig").write_text(json.dumps(bundle))
+    assert "not a well-formed model-signing bundle" in refused(installer, signed)
+    (signed / "mirador.sig").write_text("not json")
+    assert "unreadable bundle" in refused(installer, signed)

@@ -75,11 +75,21 @@ def stage(source: str, tmp: Path) -> Path:
         return _root(archive.unpack(downloaded, target))
     path = Path(source).expanduser()
     if path.is_dir():
-        shutil.copytree(path, target, symlinks=True)
+        _regular_files_only(path)
+        shutil.copytree(path, target)
         return target
     if path.is_file():
         return _root(archive.unpack(path, target))
     raise MarketError(f"{source} is neither a package directory, a .tar.gz nor an http(s) URL")
+
+
+def _regular_files_only(directory: Path) -> None:
+    """Refuse links and special files: a package holds directories and regular files."""
+    for path in directory.rglob("*"):
+        if path.is_symlink() or not (path.is_file() or path.is_dir()):
+            raise PackageRefusedError(f"the package holds '{path.relative_to(directory)}', "
+                                      "which is a link or a special file, not a regular file; "
+                                      "nothing installed")
 
 
 def _root(unpacked: Path) -> Path:

@@ -55,6 +55,7 @@ def verify(directory: Path, trusted: list[PublicKey]) -> PublicKey:
     """The trusted key whose signature covers exactly the files in `directory`."""
     from cryptography.exceptions import InvalidSignature
     from model_signing import verifying
+    from pydantic import ValidationError
 
     claimed = signer_id(directory)
     key = next((k for k in trusted if k.key_id == claimed), None)
@@ -66,6 +67,9 @@ def verify(directory: Path, trusted: list[PublicKey]) -> PublicKey:
     try:
         (verifying.Config().use_elliptic_key_verifier(public_key=key.path)
          .set_hashing_config(_hashing()).verify(directory, directory / SIGNATURE_NAME))
+    except ValidationError as exc:
+        raise PackageRefusedError(f"{SIGNATURE_NAME} is not a well-formed model-signing bundle "
+                                  f"({exc.errors()[0]['msg']}); nothing installed") from None
     except InvalidSignature:
         raise PackageRefusedError(f"the signature does not verify with key {key.short} (it "
                                   "was forged or altered); nothing installed") from None
