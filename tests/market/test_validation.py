@@ -151,3 +151,19 @@ def test_a_persona_on_another_model_is_refused(tmp_path: Path, publisher: Settin
     package = write_package(tmp_path / "pkg", base_sha,
                             personas=[{**CALM, "model": persona_model}])
     assert "rides on 'qwen-7b'" in refused(installer, signed(publisher, package))
+
+
+@pytest.mark.parametrize(("personas", "reason"), [
+    ([CALM, {**CALM, "system": "Another."}], "declares persona calm_coach more than once"),
+    ([{**CALM, "id": "quick"}], "persona 'quick' is already in this home's manifest"),
+])
+def test_persona_ids_must_be_new(tmp_path: Path, publisher: Settings, installer: Settings,
+                                 base_sha: str, personas: list[dict], reason: str) -> None:
+    package = tmp_path / "pkg"
+    write_package(package, base_sha, personas=[], chains=[])
+    for i, persona in enumerate(personas):  # one file each, under distinct names
+        (package / f"p{i}.yaml").write_text(yaml.safe_dump(persona))
+    data = yaml.safe_load((package / "mirador-package.yaml").read_text())
+    data["contents"] = [{"kind": "persona", "path": f"p{i}.yaml"} for i in range(len(personas))]
+    (package / "mirador-package.yaml").write_text(yaml.safe_dump(data))
+    assert reason in refused(installer, signed(publisher, package))

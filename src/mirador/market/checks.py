@@ -121,19 +121,16 @@ def check_persona_text(personas: list[PersonaEntry]) -> None:
 
 def check_references(package: PackageManifest, personas: list[PersonaEntry],
                      chains: list[ChainEntry], home: Manifest) -> None:
-    """Ids that clash with this home's, personas on another base, unresolved steps."""
+    """Ids declared twice or clashing with this home's, personas on another base,
+    adapters the manifest does not list, chain steps that resolve nowhere."""
+    for kind, ids in (("persona", [p.id for p in personas]), ("chain", [c.id for c in chains])):
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise PackageRefusedError(f"the package declares {kind} {', '.join(twice)} more "
+                                      "than once")
     own = {p.id for p in personas}
     for persona in personas:
-        if home.has_persona(persona.id) or home.has_model(persona.id):
-            raise PackageRefusedError(f"persona '{persona.id}' is already in this home's "
-                                      "manifest; uninstall the package that holds it or rename")
-        if persona.model not in own and persona.model != package.base_model.id:
-            raise PackageRefusedError(f"persona '{persona.id}' rides on '{persona.model}', "
-                                      "which is neither the package's base model "
-                                      f"'{package.base_model.id}' nor one of its personas")
-        if persona.lora and persona.lora.path not in package.paths("adapter"):
-            raise PackageRefusedError(f"persona '{persona.id}' uses adapter "
-                                      f"'{persona.lora.path}', which the manifest does not list")
+        _check_persona(persona, package, own, home)
     known = {c.id for c in home.chains}
     for chain in chains:
         if chain.id in known:
@@ -143,3 +140,17 @@ def check_references(package: PackageManifest, personas: list[PersonaEntry],
         if missing:
             raise PackageRefusedError(f"chain '{chain.id}' names {', '.join(missing)}, which "
                                       "are neither in the package nor in this home")
+
+
+def _check_persona(persona: PersonaEntry, package: PackageManifest, own: set[str],
+                   home: Manifest) -> None:
+    if home.has_persona(persona.id) or home.has_model(persona.id):
+        raise PackageRefusedError(f"persona '{persona.id}' is already in this home's "
+                                  "manifest; uninstall the package that holds it or rename")
+    if persona.model not in own and persona.model != package.base_model.id:
+        raise PackageRefusedError(f"persona '{persona.id}' rides on '{persona.model}', "
+                                  "which is neither the package's base model "
+                                  f"'{package.base_model.id}' nor one of its personas")
+    if persona.lora and persona.lora.path not in package.paths("adapter"):
+        raise PackageRefusedError(f"persona '{persona.id}' uses adapter "
+                                  f"'{persona.lora.path}', which the manifest does not list")

@@ -96,7 +96,7 @@ def _root(unpacked: Path) -> Path:
     """The package directory in an unpacked archive: its top, or its one folder."""
     if (unpacked / MANIFEST_NAME).exists():
         return unpacked
-    inner = [p for p in unpacked.iterdir()]
+    inner = list(unpacked.iterdir())
     return inner[0] if len(inner) == 1 and inner[0].is_dir() else unpacked
 
 
