@@ -21,6 +21,8 @@ these into exit codes; the server turns them into JSON bodies.
     │   ├── LearningStoreError the ratings database is unreadable or from a newer Mirador
     │   ├── RatingError        a rating out of range, or for an answer that is not known
     │   └── TrainingError      an adapter cannot be trained, deployed or rolled back
+    ├── MarketError            a marketplace key, package or index cannot be used
+    │   └── PackageRefusedError  a package failed verification or validation: nothing installed
     ├── MemoryStoreError       the memory store cannot be opened, read or written
     │   ├── MemoryImportError  an import file has a bad line (named in the message)
     │   └── EmbedderError      the embedding model cannot be loaded or run
@@ -103,6 +105,14 @@ class TrainingError(LearningError):
 
 class RatingError(LearningError):
     """A rating is out of range or names an answer that is not known."""
+
+
+class MarketError(MiradorError):
+    """A marketplace key, package, download or index cannot be used."""
+
+
+class PackageRefusedError(MarketError):
+    """A package failed its signature check or validation; nothing was installed."""
 
 
 class MemoryStoreError(MiradorError):

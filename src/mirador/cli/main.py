@@ -42,6 +42,13 @@ _COMMANDS = {
     "adapters": ("mirador.cli.adapters:adapters", "List, use and roll back trained adapters."),
     "create": ("mirador.cli.create:create", "Create a persona from a sentence (and train it)."),
     "dna": ("mirador.cli.dna:dna", "Model DNA: how you like answers (verbosity, depth, ...)."),
+    "keys": ("mirador.cli.market:keys", "Make and export keys for signing packages."),
+    "publish": ("mirador.cli.market:publish", "Sign a package of personas, chains, adapters."),
+    "trust": ("mirador.cli.market:trust", "Trust a publisher's public key."),
+    "install": ("mirador.cli.market:install", "Verify, check and install a signed package."),
+    "uninstall": ("mirador.cli.market:uninstall", "Remove an installed package."),
+    "packages": ("mirador.cli.market:packages", "List the installed packages."),
+    "search-market": ("mirador.cli.market:search_market", "Search a package index."),
 }
 
 

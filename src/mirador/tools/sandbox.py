@@ -35,8 +35,9 @@ import stat
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from mirador.settings import SandboxConfig, Settings
@@ -162,13 +163,28 @@ def _install_mount(install: Path) -> list[str]:
     return [*dirs, "--ro-bind", str(install), str(install)]
 
 
-def _bubblewrap(helpers: _Helpers, workdir: Path, install: Path) -> list[str]:
+Bind = tuple[Path, str]
+"""A host file or directory and the path it is mounted at, read-only, inside bubblewrap."""
+
+
+def _binds(binds: Sequence[Bind]) -> list[str]:
+    args: list[str] = []
+    for source, target in binds:
+        parents = [p for p in reversed(PurePosixPath(target).parents) if str(p) != "/"]
+        args += [arg for p in parents for arg in ("--perms", "0755", "--dir", str(p))]
+        args += ["--ro-bind", str(source), target]
+    return args
+
+
+def _bubblewrap(helpers: _Helpers, workdir: Path, install: Path,
+                binds: Sequence[Bind] = ()) -> list[str]:
     assert helpers.bwrap is not None
     namespaces = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
                   "--unshare-cgroup-try"]
     if os.geteuid() != 0:
         namespaces.append("--unshare-user")  # an ordinary user needs it for the others
-    return [helpers.bwrap, *_root_mounts(), *_install_mount(install), "--proc", "/proc",
+    return [helpers.bwrap, *_root_mounts(), *_install_mount(install), *_binds(binds),
+            "--proc", "/proc",
             "--dev", "/dev",
             "--bind", str(workdir), WORKDIR, "--chdir", WORKDIR, *namespaces,
             "--hostname", "sandbox", "--die-with-parent", "--new-session", "--"]
@@ -181,13 +197,18 @@ def _namespaces(helpers: _Helpers) -> list[str]:
 
 
 def sandbox_command(config: SandboxConfig, isolation: Isolation, workdir: Path,
-                    uid: int, helpers: _Helpers | None = None) -> list[str]:
-    """The argv that runs `python -I -` (the code comes on stdin) inside the sandbox."""
+                    uid: int, helpers: _Helpers | None = None,
+                    binds: Sequence[Bind] = ()) -> list[str]:
+    """The argv that runs `python -I -` (the code comes on stdin) inside the sandbox;
+    `binds` are mounted read-only (bubblewrap only: under `namespaces` they are refused)."""
     helpers = helpers or _find_helpers()
     python, install = _python(config)
     if isolation == "namespaces":
         _check_reachable(install)
-    outer = (_bubblewrap(helpers, workdir, install) if isolation == "bubblewrap"
+        if binds:
+            raise ToolError("read-only mounts need bubblewrap (apt install bubblewrap); "
+                            "tools.sandbox.isolation 'namespaces' cannot give them")
+    outer = (_bubblewrap(helpers, workdir, install, binds) if isolation == "bubblewrap"
              else _namespaces(helpers))
     return [*outer, *_limits(config, helpers), *_drop_privileges(uid, helpers),
             python, "-I", "-"]
@@ -259,8 +280,10 @@ async def _reap(readers: asyncio.Future[Any]) -> None:
     readers.result()
 
 
-async def run_code(code: str, config: SandboxConfig | None = None) -> SandboxRun:
-    """Run `code` with `python -I` in the sandbox and return what it did."""
+async def run_code(code: str, config: SandboxConfig | None = None,
+                   binds: Sequence[Bind] = ()) -> SandboxRun:
+    """Run `code` with `python -I` in the sandbox and return what it did; `binds` are
+    host paths mounted read-only inside it (bubblewrap only)."""
     config = config or SandboxConfig()
     helpers = _find_helpers()
     isolation = choose_isolation(config, helpers)
@@ -268,7 +291,7 @@ async def run_code(code: str, config: SandboxConfig | None = None) -> SandboxRun
     workdir = _make_workdir(uid)
     started = time.perf_counter()
     try:
-        argv = sandbox_command(config, isolation, workdir, uid, helpers)
+        argv = sandbox_command(config, isolation, workdir, uid, helpers, binds)
         process = await asyncio.create_subprocess_exec(
             *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, env={}, cwd=workdir, start_new_session=True)
