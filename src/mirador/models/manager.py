@@ -186,17 +186,16 @@ class ModelManager:
         await self.warmups.settled()
 
     def _ready_now(self, model_id: str) -> Slot | None:
-        """The model's slot if it is ready now: the warm path, without awaiting."""
+        """The model's slot if it is ready now: the warm path, without awaiting (the
+        keep-alive reaper was started when it loaded, in `_ready`)."""
         slot = self._slots.get(model_id)
-        if slot is not None and slot.state == READY:
-            self.keepalive.ensure_running()
-            return slot
-        return None
+        return slot if slot is not None and slot.state == READY else None
 
     async def _ready(self, model: ModelEntry, priority: int, guess: bool = False) -> Slot:
         """The model's slot once it is loaded, sharing any load already under way."""
         while True:
             if (ready := self._ready_now(model.id)) is not None:
+                self.keepalive.ensure_running()  # reaps while anything is loaded
                 return ready
             slot = self._slots.get(model.id)
             if slot is not None and slot.state == LOADING and slot.task is not None:
