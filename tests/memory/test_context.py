@@ -131,5 +131,8 @@ async def test_told_facts_are_those_kept_oldest_first() -> None:
     hits = [asked, new, old]
     compiled = await ContextCompiler(600, words).compile(items_for(hits, [], []))
     assert told_facts(hits, compiled) == (old.record.query, new.record.query)
+    asked_to_keep = hit("m4", "My locker code is 4471. Please remember it.", score=0.9)
+    kept = await ContextCompiler(600, words).compile(items_for([asked_to_keep], [], []))
+    assert told_facts([asked_to_keep], kept) == ("My locker code is 4471.",)
     cramped = await ContextCompiler(12, words).compile(items_for(hits, [], []))
     assert told_facts(hits, cramped) == ()  # only what went into the context

@@ -84,7 +84,7 @@ async def test_a_question_about_the_person_that_memory_may_answer_waits_for_reca
     backend.enqueue(Script(pieces=["Tuesday at 3pm."]))
     await orchestrator.answer("When is my dentist appointment?", stages=TWO[:1])
     first = [m.content for m in backend.requests[0].messages]
-    assert first[-3:] == [TOLD, "Noted, I'll remember that.", "When is my dentist appointment?"]
+    assert first[-3:] == [TOLD, f"Noted: {TOLD}", "When is my dentist appointment?"]
 
 
 @pytest.mark.parametrize("query,knows", [("When is my dentist appointment?", False),

@@ -102,12 +102,18 @@ TOLD_TURNS = 3  # at most this many told memories become earlier turns of a firs
 
 
 def told_facts(hits: Sequence[Recalled], compiled: Compiled) -> tuple[str, ...]:
-    """What the person told among the memories that made it into `compiled`: the most
-    relevant TOLD_TURNS, then oldest first, so that a later correction is said last."""
+    """What the person told among the memories that made it into `compiled`, as
+    statements (requests dropped): the most relevant TOLD_TURNS, then oldest first, so
+    that a later correction is said last."""
     kept = {item.memory_id for item in compiled.kept if item.section == "memory"}
     told = [h.record for h in hits if h.record.id in kept and is_told(h.record.query)]
     chosen = sorted(told[:TOLD_TURNS], key=lambda r: r.timestamp)
-    return tuple(cut(r.query.strip(), LINE_CHARS) for r in chosen)
+    return tuple(cut(_statements(r.query), LINE_CHARS) for r in chosen)
+
+
+def _statements(text: str) -> str:
+    """What was told, without the requests around it ("Please remember it.")."""
+    return " ".join(s for s in sentences(text) if is_told(s)) or text.strip()
 
 
 class ContextCompiler:

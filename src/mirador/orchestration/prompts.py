@@ -50,7 +50,11 @@ AS_NOTES: frozenset[str] = frozenset({"synthesis"})
 """Stages shown the earlier answers as notes in the system prompt (`NOTES_HEADING`), then
 asked the question itself: on the tuning half, synthesis shown deep_analysis's points as
 the assistant's turn copied them; given them as notes it answered the question."""
-NOTED = "Noted, I'll remember that."  # the reply shown after what the person told
+NOTED = "Noted: "  # the reply shown after what the person told, followed by it
+"""A first stage is shown what the person told as their turn and this reply repeating it:
+on 6 hand-written facts x 4 personas (24 cases, no held-out half), SmolLM2 answered 16
+from turns with this reply, 11 with "Noted, I'll remember that." (which it copied) and
+13 from the facts put before the question in one turn."""
 NOTES_HEADING = "Points to keep in mind (from an analysis of the question):"
 
 DEFAULT_REQUEST = "Answer my question again, in your own role, building on the answer above."
@@ -74,7 +78,7 @@ def stage_messages(query: Query, persona: ResolvedPersona, stage: ModelStage,
     for example in persona.examples if stage.format is None else ():
         messages += [Message("user", example.user), Message("assistant", example.assistant)]
     for told in recalled.told if first else ():
-        messages += [Message("user", told), Message("assistant", NOTED)]
+        messages += [Message("user", told), Message("assistant", f"{NOTED}{told}")]
     messages.extend(query.history)
     spoken = [] if notes else shown_answers(stage.name, earlier)
     question = Message("user", query.text, images=query.images)  # the images go with it
