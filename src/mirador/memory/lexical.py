@@ -54,14 +54,18 @@ def query_terms(text: str) -> list[str]:
     return list(seen)
 
 
+def match_any(text: str) -> str:
+    """An FTS5 query matching any of `text`'s words worth matching ("" when none is)."""
+    return " OR ".join(f'"{term}"' for term in query_terms(text))
+
+
 def shares_a_word(path: Path, namespace: str, text: str) -> bool:
     """Whether any memory of `namespace` in the index file at `path` shares a word worth
     matching with `text`: a read-only look that takes milliseconds and needs no model
     (False when there is no index yet, or it cannot be read)."""
-    terms = query_terms(text)
-    if not terms or not path.is_file():
+    match = match_any(text)
+    if not match or not path.is_file():
         return False
-    match = " OR ".join(f'"{term}"' for term in terms)
     try:
         db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2.0)
         try:
@@ -171,10 +175,9 @@ class LexicalIndex:
 
     def search(self, namespace: str, text: str, limit: int) -> list[tuple[str, float]]:
         """The best `limit` memories of the namespace for `text`: (id, BM25 score), best first."""
-        terms = query_terms(text)
-        if not terms:
+        match = match_any(text)
+        if not match:
             return []
-        match = " OR ".join(f'"{term}"' for term in terms)
         with self._lock:
             rows = self._db.execute(
                 "SELECT docs.id, bm25(terms) FROM terms JOIN docs ON docs.rowid = terms.rowid "
