@@ -69,25 +69,22 @@ class Engine:
                 f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n")
         return list(self.model.tokenize(text.encode(), add_bos=False, special=True))
 
-    def _put(self, items: list[tuple[int, int, int]]) -> None:
-        """One batch: (token, position, sequence) each, logits for every item."""
+    def _put(self, items: list[tuple[int, int, int]], every_logit: bool = True) -> None:
+        """One batch: (token, position, sequence) each; logits for every item, or else
+        for the last one only."""
         b = self.batch.batch
         b.n_tokens = len(items)
         for i, (token, pos, seq) in enumerate(items):
-            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = token, pos, 1, True
+            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = token, pos, 1, every_logit
             b.seq_id[i][0] = seq
+        b.logits[len(items) - 1] = True
 
     def _argmax(self, index: int) -> int:
         logits = np.ctypeslib.as_array(self.ctx.get_logits_ith(index), shape=(self.n_vocab,))
         return int(logits.argmax())
 
     def prefill(self, prompt: list[int], seq: int) -> int:
-        b = self.batch.batch
-        b.n_tokens = len(prompt)
-        for i, token in enumerate(prompt):
-            b.token[i], b.pos[i], b.n_seq_id[i], b.logits[i] = token, i, 1, False
-            b.seq_id[i][0] = seq
-        b.logits[len(prompt) - 1] = True
+        self._put([(token, i, seq) for i, token in enumerate(prompt)], every_logit=False)
         self.ctx.decode(self.batch)
         return self._argmax(len(prompt) - 1)
 
