@@ -174,7 +174,7 @@ def test_a_model_that_cannot_call_tools_is_a_clear_400(server: ServerThread,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """The embedded model's backend swapped for one without tool calls (a scripted one)."""
     manager = server.runtime.orchestrator.manager
-    monkeypatch.setitem(manager._backends, "llamacpp", ScriptedBackend())
+    monkeypatch.setitem(manager.backends._backends, "llamacpp", ScriptedBackend())
     reply = httpx.post(f"{server.url}/api/chat", timeout=60, json={
         "model": "mirador:quick", "messages": ASK, "stream": False, "tools": [WEATHER]})
     assert reply.status_code == 400, reply.text

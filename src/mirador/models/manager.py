@@ -13,7 +13,9 @@ real requests, and only ever evict idle models nobody just asked for.
 The pieces: `policy.EvictionPolicy` decides (pure, on an injected clock),
 `slots.SlotTable` holds, `loader.Loader` loads, unloads and makes room, and
 `keepalive.KeepAlive` unloads idle models, `warmups.Warmups` runs warm-ups and
-guesses in the background, and this module schedules: sharing loads, and streams.
+guesses in the background, `sharing.SharedLoads` lets concurrent requests share one
+load, `pool.BackendPool` holds the backends, and this module leases loaded models
+to streams.
 
     manager = ModelManager(settings, manifest)
     async for event in manager.stream_chat(request):  # loads, evicting if needed
@@ -24,9 +26,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
-from functools import partial
 from pathlib import Path
 
 from mirador.backends import (
@@ -35,7 +36,6 @@ from mirador.backends import (
     ChatRequest,
     LoadedModel,
     adapters_of,
-    check_capabilities,
     create_backend,
     token_counter_of,
 )
@@ -48,8 +48,9 @@ from mirador.models.keepalive import KeepAlive
 from mirador.models.loader import Loader, adapter_path
 from mirador.models.pins import PinStore
 from mirador.models.policy import EvictionPolicy
+from mirador.models.pool import BackendFactory, BackendPool
+from mirador.models.sharing import SharedLoads
 from mirador.models.slots import (
-    LOADING,
     READY,
     Admitted,
     Ledger,
@@ -64,7 +65,7 @@ from mirador.settings import Settings
 from mirador.text_tokens import estimate_tokens
 
 log = logging.getLogger("mirador.models")
-BackendFactory = Callable[[str, Settings], Backend]
+__all__ = ["BackendFactory", "ModelManager"]
 
 
 class ModelManager:
@@ -93,25 +94,21 @@ class ModelManager:
             keep_alive=lambda model: self.keepalive.seconds(model))
         self.keepalive = KeepAlive(self.config, self._slots, self.policy, self.loader,
                                    self._changes)
-        self._factory = backend_factory
-        self._backends: dict[str, Backend] = {}
-        self._borrowed: set[str] = set()  # given to us by use_backend: the giver closes them
-        self._queued: dict[tuple[str, int], asyncio.Task[None]] = {}
-        self.warmups = Warmups(self._ready, self._slots, self.clock, self.ledger)
+        self.backends = BackendPool(settings, backend_factory)
+        self._loads = SharedLoads(self._slots, self.loader, self.keepalive, self.backends,
+                                  self._changes)
+        self.warmups = Warmups(self._loads.ready, self._slots, self.clock, self.ledger)
 
     # -- backends ------------------------------------------------------------------
 
     def backend(self, name: str) -> Backend:
         """The backend named `name`, created on first use; BackendError if it does not keep
         the capabilities it declares."""
-        if name not in self._backends:
-            self._backends[name] = check_capabilities(self._factory(name, self.settings))
-        return self._backends[name]
+        return self.backends.get(name)
 
     def use_backend(self, name: str, backend: Backend) -> None:
         """Serve `name` with this instance (a plugin's, or a test's); its owner closes it."""
-        self._backends[name] = check_capabilities(backend)
-        self._borrowed.add(name)
+        self.backends.use(name, backend)
 
     # -- what is held ----------------------------------------------------------------
 
@@ -153,7 +150,7 @@ class ModelManager:
     async def ps(self) -> list[LoadedModel]:
         """The models held now: the manager's, then any a server holds that it did not load."""
         listings = {}
-        for backend in list(self._backends.values()):
+        for backend in self.backends:
             listings[id(backend)] = await self.loader.listing(backend)
             if not backend.capabilities.in_process:
                 self.loader.sync(backend, listings[id(backend)])
@@ -168,7 +165,7 @@ class ModelManager:
 
     async def ensure_loaded(self, model: ModelEntry) -> None:
         """Load `model` now (evicting, or waiting for room) unless it is loaded already."""
-        slot = self._ready_now(model.id) or await self._ready(model, REAL)
+        slot = self._ready_now(model.id) or await self._loads.ready(model, REAL)
         self._touch(slot, real=True)
 
     def warm(self, model: ModelEntry) -> asyncio.Task[None]:
@@ -187,37 +184,9 @@ class ModelManager:
 
     def _ready_now(self, model_id: str) -> Slot | None:
         """The model's slot if it is ready now: the warm path, without awaiting (the
-        keep-alive reaper was started when it loaded, in `_ready`)."""
+        keep-alive reaper was started when it loaded, in `SharedLoads.ready`)."""
         slot = self._slots.get(model_id)
         return slot if slot is not None and slot.state == READY else None
-
-    async def _ready(self, model: ModelEntry, priority: int, guess: bool = False) -> Slot:
-        """The model's slot once it is loaded, sharing any load already under way."""
-        while True:
-            if (ready := self._ready_now(model.id)) is not None:
-                self.keepalive.ensure_running()  # reaps while anything is loaded
-                return ready
-            slot = self._slots.get(model.id)
-            if slot is not None and slot.state == LOADING and slot.task is not None:
-                await asyncio.shield(slot.task)
-                continue
-            if slot is not None:  # unloading: wait until it is gone, then load again
-                await self.changed()
-                continue
-            key = (model.id, priority)
-            task = self._queued.get(key)
-            if task is None:
-                task = asyncio.ensure_future(
-                    self.loader.load(model, self.backend(model.backend), priority, guess))
-                self._queued[key] = task
-                task.add_done_callback(partial(self._forget_queued, key))
-            await asyncio.shield(task)
-
-    def _forget_queued(self, key: tuple[str, int], task: asyncio.Task[None]) -> None:
-        if self._queued.get(key) is task:
-            del self._queued[key]
-        if not task.cancelled():
-            task.exception()  # retrieved here; every waiter got it through the shield
 
     async def estimate(self, model: ModelEntry) -> int:
         """The bytes `model` would be reserved if it loaded now (estimate, corrected)."""
@@ -286,7 +255,7 @@ class ModelManager:
     async def _lease(self, model: ModelEntry, loras: Iterable[LoraAdapter]) -> Slot:
         loras = tuple(loras)
         while True:
-            slot = self._ready_now(model.id) or await self._ready(model, REAL)
+            slot = self._ready_now(model.id) or await self._loads.ready(model, REAL)
             missing = [lora for lora in loras if adapter_path(lora) not in slot.adapters]
             if missing:
                 await self.loader.load_adapters(slot, missing)
@@ -310,13 +279,10 @@ class ModelManager:
         await self._changes.wait(seconds)
 
     async def aclose(self) -> None:
-        tasks = [*self.warmups.stop(), *self._queued.values(), *self.keepalive.stop()]
+        tasks = [*self.warmups.stop(), *self._loads.stop(), *self.keepalive.stop()]
         self._changes.notify()
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for name, backend in self._backends.items():
-            if name not in self._borrowed:
-                await backend.aclose()
-        self._backends.clear()
+        await self.backends.aclose()
         self._slots.clear()

@@ -1,0 +1,46 @@
+"""How an answer ends: the `Done` event from every stage's answer, with the best
+stage's text as the answer (`quality.Judge` says which, and why)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from typing import Literal
+
+from mirador.orchestration import quality
+from mirador.orchestration.events import Done, StageAnswer
+
+
+def done_event(answer_id: str, answers: dict[str, StageAnswer], started: float,
+               first_token: float | None) -> Done:
+    """The answer's `Done`: the last usable stage's text, or an error when none has any."""
+    seconds = round(time.perf_counter() - started, 4)
+    ttft = None if first_token is None else round(first_token, 4)
+    ok = [name for name, a in answers.items() if a.status == "ok" and a.text]
+    usable = ok or [name for name, a in answers.items() if a.text]
+    if not usable:
+        reasons = "; ".join(f"{n}: {a.error or a.status}" for n, a in answers.items())
+        return Done(answer_id=answer_id, status="error", answer="", final_stage=None,
+                    answers=answers, seconds=seconds, ttft=ttft,
+                    error=f"every stage failed ({reasons or 'no stages ran'}); check that the "
+                          "models load ('mirador models') and that any server they need is running")
+    final = usable[-1]
+    status: Literal["ok", "partial"] = "ok" if len(ok) == len(answers) else "partial"
+    return Done(answer_id=answer_id, status=status, answer=answers[final].text,
+                final_stage=final, answers=answers, seconds=seconds, ttft=ttft,
+                tokens=sum(a.tokens for a in answers.values()))
+
+
+async def judged(done: Done, judge: quality.Judge) -> Done:
+    """`done` with the best stage's text as the answer, and every stage's scores."""
+    if done.status == "error":
+        return done
+    ok = [name for name, a in done.answers.items() if a.status == "ok" and a.text]
+    choice, scores = await judge.verdict(ok or [n for n, a in done.answers.items() if a.text])
+    report = {name: {"relevance": s.relevance, "repetition": s.repetition,
+                     "flags": list(s.flags)} for name, s in scores.items()}
+    if choice is None:
+        return replace(done, quality=report)
+    return replace(done, answer=done.answers[choice.stage].text, final_stage=choice.stage,
+                   chosen_because=choice.reason, set_aside=list(choice.set_aside),
+                   quality=report)
