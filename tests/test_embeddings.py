@@ -6,6 +6,7 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -66,6 +67,18 @@ def test_minilm_equals_sentence_transformers(minilm: MiniLMEmbedder) -> None:
     assert reference.dimension == minilm.dimension
     cosines = (minilm.embed(SENTENCES) * reference.embed(SENTENCES)).sum(axis=1)
     assert cosines.min() >= 0.999, cosines
+
+
+def test_minilm_runs_numpy_blas_on_one_thread(minilm: MiniLMEmbedder) -> None:
+    """Two OpenBLAS threads beside llama.cpp's made a query's embedding 10x slower."""
+    from threadpoolctl import threadpool_info
+
+    import numpy
+
+    numpy_dir = str(Path(numpy.__file__).parent.parent)  # numpy.libs sits beside numpy
+    blas = [info for info in threadpool_info() if info["user_api"] == "blas"
+            and info["filepath"].startswith(numpy_dir) and "numpy" in info["filepath"]]
+    assert blas and all(info["num_threads"] == 1 for info in blas), blas
 
 
 def test_missing_model_folder_is_a_clear_error(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -360,3 +360,9 @@ def load_settings(home: Path | None = None, env: Mapping[str, str] | None = None
     if overrides:
         config = config.model_copy(update=overrides)
     return Settings(home=home, config=config, env=env)
+
+
+def without_memory(settings: Settings) -> Settings:
+    """The same settings with memory off: nothing recalled, nothing written."""
+    memory = settings.config.memory.model_copy(update={"enabled": False})
+    return replace(settings, config=settings.config.model_copy(update={"memory": memory}))

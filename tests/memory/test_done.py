@@ -11,12 +11,11 @@ from mirador.backends import ChatRequest
 from mirador.backends.llamacpp import LlamaCppBackend
 from mirador.compose import create_orchestrator
 from mirador.memory import Memory, build_store, session_log
-from mirador.memory.sessions import without_memory
 from mirador.orchestration.events import Done
 from mirador.orchestration.hooks import Query
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.orchestration.stages import ModelStage
-from mirador.settings import Settings
+from mirador.settings import Settings, without_memory
 from tests.memory.conftest import rec
 from tests.support.spy import SpyBackend as Spy
 

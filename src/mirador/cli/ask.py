@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib
 import sys
+import threading
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import click
 
 from mirador.cli.render import JsonRenderer, TerminalRenderer, private_copy, use_color
 from mirador.cli.text import query_text
+from mirador.errors import ConfigError
 from mirador.orchestration.events import Done, Event, final
 from mirador.orchestration.hooks import Query
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.server.client import ServerClient, find_server
 from mirador.server.client import stream_answer as stream_from_server
-from mirador.settings import Settings, load_settings
+from mirador.settings import Settings, load_settings, without_memory
 
 Renderer = JsonRenderer | TerminalRenderer
 
@@ -47,6 +52,7 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
         quiet: bool, as_json: bool, no_color: bool, local: bool, no_memory: bool,
         continue_last: bool, session_id: str | None, namespace: str) -> None:
     """Answer QUERY: a fast first answer, then deeper stages. Use - to read it from stdin."""
+    _import_llama_cpp_early()
     text = query_text(sys.stdin.read() if query == ("-",) else " ".join(query))
     settings = load_settings()
     out, err = private_copy(sys.stdout), private_copy(sys.stderr)  # see private_copy
@@ -54,17 +60,14 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
         color=use_color(settings.config.color, no_color, sys.stdout), quiet=quiet,
         out=out, err=err)
     options = {"stages": split_stages(stages), "model": model, "chain": chain}
-    from mirador.memory.memory import session_log
-    from mirador.memory.sessions import session_for, without_memory
-
-    session, history = session_for(session_log(settings), continue_last, session_id)
     if no_memory:
         settings = without_memory(settings)
     server = None if local or no_memory else find_server(settings)
+    if session_id and continue_last:  # said before any model loads
+        raise ConfigError("give either --continue or --session ID, not both")
+    wanted = _Wanted(text.strip(), namespace, continue_last, session_id)
     try:
-        done = asyncio.run(_ask(settings, Query(text=text.strip(), session_id=session,
-                                                namespace=namespace, history=history),
-                                renderer, options, server))
+        done = asyncio.run(_ask(settings, wanted, renderer, options, server))
     finally:
         for stream in {out, err} - {sys.stdout, sys.stderr}:
             stream.close()
@@ -74,15 +77,50 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
         sys.exit(1)
 
 
-async def _ask(settings: Settings, query: Query, renderer: Renderer, options: dict[str, Any],
-               server: ServerClient | None = None) -> Done:
+def _import_llama_cpp_early() -> None:
+    """Import llama.cpp's binding in a daemon thread from the first moment: its shared
+    libraries load while this process reads its settings, so the first stage's model
+    load, which needs it, starts with it done. A running server answers instead? Then
+    the import was a fraction of a second of one core, in the background."""
+
+    def load() -> None:
+        with contextlib.suppress(ImportError):  # the backend says so if it is used
+            importlib.import_module("llama_cpp")
+
+    threading.Thread(target=load, name="mirador-llama-import", daemon=True).start()
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """The query as asked, before its session's turns are read."""
+
+    text: str
+    namespace: str
+    continue_last: bool
+    session_id: str | None
+
+    def query(self, settings: Settings) -> Query:
+        from mirador.memory.memory import session_log
+        from mirador.memory.sessions import session_for
+
+        session, history = session_for(session_log(settings), self.continue_last,
+                                       self.session_id)
+        return Query(text=self.text, session_id=session, namespace=self.namespace,
+                     history=history)
+
+
+async def _ask(settings: Settings, wanted: _Wanted, renderer: Renderer,
+               options: dict[str, Any], server: ServerClient | None = None) -> Done:
     from mirador.compose import open_for_one_answer
 
     if server is not None:  # a running `mirador serve` answers, with its models already warm
-        return await show_events(stream_from_server(server, query, **options), renderer)
+        return await show_events(stream_from_server(server, wanted.query(settings), **options),
+                                 renderer)
 
     warm = not (options.get("stages") or options.get("chain"))  # else another stage is first
+    # the first stage's model starts loading before anything else is read (the session)
     async with await open_for_one_answer(settings, warm, options.get("model")) as orchestrator:
+        query = await asyncio.to_thread(wanted.query, settings)
         return await stream_answer(orchestrator, query, renderer, **options)
 
 

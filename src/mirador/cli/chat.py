@@ -37,7 +37,8 @@ def chat(stages: str | None, model: str | None, no_color: bool, no_memory: bool,
          continue_last: bool, session_id: str | None, namespace: str) -> None:
     """Talk with Mirador; each message is answered progressively. The chat is one session."""
     from mirador.memory.memory import session_log
-    from mirador.memory.sessions import session_for, without_memory
+    from mirador.memory.sessions import session_for
+    from mirador.settings import without_memory
 
     settings = load_settings()
     settings.ensure_home()

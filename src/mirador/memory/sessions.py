@@ -13,7 +13,7 @@ import os
 import re
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -21,7 +21,7 @@ from mirador.backends import Message
 from mirador.errors import ConfigError
 
 if TYPE_CHECKING:
-    from mirador.settings import Settings
+    pass
 
 _VALID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
@@ -157,9 +157,3 @@ def session_for(log: SessionLog, continue_last: bool, session_id: str | None
     if chosen is None:
         return new_session_id(), ()
     return check_session_id(chosen), log.history(chosen, HISTORY_TURNS)
-
-
-def without_memory(settings: Settings) -> Settings:
-    """The same settings with memory off: nothing recalled, nothing written."""
-    memory = settings.config.memory.model_copy(update={"enabled": False})
-    return replace(settings, config=settings.config.model_copy(update={"memory": memory}))

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from mirador.errors import BackendUnavailableError, MiradorError
 from mirador.orchestration.events import (
@@ -32,6 +31,9 @@ from mirador.orchestration.events import (
 )
 from mirador.orchestration.hooks import Query
 from mirador.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 PROBE_TIMEOUT = 0.3
 _EVENTS: dict[str, type[Any]] = {cls.type: cls
@@ -51,6 +53,10 @@ class ServerClient:
 
 def find_server(settings: Settings, timeout: float = PROBE_TIMEOUT) -> ServerClient | None:
     """The Mirador server on this machine serving this home, if one is running."""
+    if not _listening(settings.config.server.port, timeout):
+        return None  # nothing listens: no need to load an HTTP client to ask
+    import httpx
+
     from mirador.server.limits import api_token
 
     client = ServerClient(f"http://127.0.0.1:{settings.config.server.port}", api_token(settings))
@@ -63,6 +69,15 @@ def find_server(settings: Settings, timeout: float = PROBE_TIMEOUT) -> ServerCli
     if not isinstance(health, dict) or health.get("home_id") != home_id(settings.home):
         return None
     return client
+
+
+def _listening(port: int, timeout: float) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port`."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def home_id(home: Path) -> str:
@@ -95,6 +110,8 @@ async def stream_answer(client: ServerClient, query: Query,
             "history": [{"role": m.role, "content": m.content} for m in query.history],
             **{k: v for k, v in options.items() if v is not None}}
     url = f"{client.base_url}/mirador/ask"
+    import httpx
+
     timeout = httpx.Timeout(10.0, read=None)
     try:
         async with httpx.AsyncClient(timeout=timeout) as http, \
