@@ -71,9 +71,8 @@ def test_minilm_equals_sentence_transformers(minilm: MiniLMEmbedder) -> None:
 
 def test_minilm_runs_numpy_blas_on_one_thread(minilm: MiniLMEmbedder) -> None:
     """Two OpenBLAS threads beside llama.cpp's made a query's embedding 10x slower."""
-    from threadpoolctl import threadpool_info
-
     import numpy
+    from threadpoolctl import threadpool_info
 
     numpy_dir = str(Path(numpy.__file__).parent.parent)  # numpy.libs sits beside numpy
     blas = [info for info in threadpool_info() if info["user_api"] == "blas"

@@ -96,3 +96,11 @@ def test_serve_refuses_a_port_out_of_range(isolated_home: Path) -> None:
 def test_a_config_with_no_stages_is_refused(isolated_home: Path) -> None:
     (isolated_home / "config.yaml").write_text("stages: []\n")
     _clear_error(mirador("ask", "--local", "hi"), "config.yaml", "stages", "at least 1")
+
+
+def test_serve_with_a_bad_agent_stops_before_saying_it_serves(isolated_home: Path) -> None:
+    (isolated_home / "config.yaml").write_text(
+        "agents:\n  - {name: morning, prompt: Plan my day, trigger: 'hourly-ish'}\n")
+    result = mirador("serve", "--port", "11599")
+    _clear_error(result, "trigger")
+    assert "serving on" not in result.stderr

@@ -34,10 +34,11 @@ def serve(host: str | None, port: int | None, token: str | None, cors: tuple[str
     cfg = settings.config.server
     check_bind(cfg.host, api_token(settings))
     _check_port_free(cfg.host, cfg.port)
+    app = create_app(settings)  # a bad agent declaration stops here, before "serving on"
     shown = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
     click.echo(f"Mirador serving on http://{shown}:{cfg.port}  (web page /, Ollama API /api, "
                f"OpenAI API /v1, Mirador API /mirador, API description /openapi.json)", err=True)
-    uvicorn.run(create_app(settings), host=cfg.host, port=cfg.port, log_level=log_level,
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=log_level,
                 ws="none", lifespan="on", timeout_graceful_shutdown=5)
 
 
