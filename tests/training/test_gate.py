@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from mirador.catalog.manifest import load_manifest
-
 from mirador.training import gate
 from mirador.training.trainer import verdict
 from tests.support.tiny_gguf import write_lora_for

@@ -66,15 +66,15 @@ class Lengths:
     `full_above` it is asked for in full (`full`, `full_ask`).
     """
 
-    base: float = 0.25
-    slope: float = 1.5
+    base: float = 0.1
+    slope: float = 1.7
     floor: int = 16
     brief_below: float = 0.35
     full_above: float = 0.65
     brief: str = "Answer very briefly: one or two short sentences."
-    brief_ask: str = ""
-    brief_stop: tuple[str, ...] = ()
-    full: str = "Answer thoroughly, with details and examples."
+    brief_ask: str = "Answer in one or two sentences."
+    brief_stop: tuple[str, ...] = ("\n\n",)  # the first paragraph: it ends a sentence
+    full: str = "Answer thoroughly: give specifics, the steps to take and an example."
     full_ask: str = ""
 
     def factor(self, verbosity: float) -> float:
