@@ -27,6 +27,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import shutil
 import statistics
 import sys
 import tempfile
@@ -50,11 +51,23 @@ PROFILES: dict[str, DNA | None] = {"never set": None, "verbosity 0.2": DNA(verbo
 SENTENCE_END = (".", "!", "?", ":", ")", '"', "*")
 
 
+STAMPS = Path(tempfile.mkdtemp(prefix="mirador-dna-stamps-"))  # the model verified once
+
+
 def write_home(home: Path) -> None:
-    """bench/quality.py's throw-away home (no memory, no learning, the default stages)."""
+    """bench/quality.py's throw-away home (no memory, no learning, the default stages),
+    with the default model's verified stamp once a first profile has made it."""
     args = argparse.Namespace(tokens="160,200,220", temperature=None, repeat_penalty=None,
                               top_p=None)
     quality.write_home(home, args)
+    (home / "models").mkdir(exist_ok=True)
+    for stamp in STAMPS.glob("*.verified"):
+        shutil.copy2(stamp, home / "models")
+
+
+def keep_stamps(home: Path) -> None:
+    for stamp in (home / "models").glob("*.verified"):
+        shutil.copy2(stamp, STAMPS)
 
 
 def set_dna(home: Path, profile: DNA | None) -> None:
@@ -100,6 +113,7 @@ async def run_profile(profile: DNA | None, questions: list[str]) -> list[quality
                       f"words ({rows[-1].chosen})", file=sys.stderr)
         finally:
             await orchestrator.aclose()
+            keep_stamps(home)
     return rows
 
 
