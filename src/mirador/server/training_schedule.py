@@ -30,6 +30,8 @@ from mirador.training.schedule import ScheduleState, decide, read_state, write_s
 
 log = logging.getLogger("mirador.training")
 
+INTERRUPT_GRACE = 20.0  # seconds a Ctrl-C'd run has to clean up before it is killed
+
 
 @dataclass(frozen=True)
 class RunResult:
@@ -61,12 +63,22 @@ async def run_training(settings: Settings) -> RunResult:
     try:
         out, err = await process.communicate()
     except asyncio.CancelledError:  # the server stops: so does the run (Ctrl-C: untouched)
-        with suppress(ProcessLookupError):
-            process.send_signal(signal.SIGINT)
-        await process.wait()
+        await _interrupt(process)
         raise
     code = process.returncode if process.returncode is not None else -1
     return RunResult(code, _last_line(out if code == 0 else err), time.monotonic() - started)
+
+
+async def _interrupt(process: asyncio.subprocess.Process) -> None:
+    """Ctrl-C the run (it discards its unfinished version); killed if it lingers."""
+    with suppress(ProcessLookupError):
+        process.send_signal(signal.SIGINT)
+    try:
+        await asyncio.wait_for(process.wait(), INTERRUPT_GRACE)
+    finally:
+        if process.returncode is None:  # never leave a training process behind
+            with suppress(ProcessLookupError):
+                process.kill()
 
 
 def _last_line(data: bytes) -> str:
