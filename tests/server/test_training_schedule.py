@@ -53,7 +53,7 @@ def test_serve_trains_when_due_and_keeps_answering(make_server: Callable[..., Se
     wait_for(training_child, 60)
     # the server answers while it trains (the run is another process)
     assert httpx.get(f"{server.url}/mirador/health", timeout=120).json()["status"] == "ok"
-    state = wait_for(lambda: read_state(home).last_run_at and read_state(home), 600)
+    state = wait_for(lambda: read_state(home).last_run_at and read_state(home), 1500)
     assert state.outcome["exit_code"] == 0, state.outcome
     assert state.outcome["message"].split()[0] in ("deployed", "rejected"), state.outcome
     assert state.rated_at_last_run == 8 and state.outcome["because"] == ("8 new rating(s) "
