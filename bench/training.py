@@ -15,6 +15,7 @@ Over bench/data/quality_questions.jsonl (split once by seed 9: tuning, held-out)
 2. Model DNA verbosity 0.2 against 0.9 (and never set): the held-out questions
    through the model manager with the `quick` persona's request shaped by
    `PersonalShaper`, as every stage's request is: median words and relevance.
+   (bench/dna.py measures the same through the whole orchestrator's final answer.)
 
     python bench/training.py [--train-questions N] [--samples K] [--eval N] [--threads T]
 

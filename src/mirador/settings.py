@@ -206,6 +206,30 @@ class LearningConfig(Strict):
                                     "least this teach the query-type classifier.")
 
 
+class TrainingConfig(Strict):
+    """`training:` in config.yaml: when `mirador serve` trains a personal adapter by itself
+    (as `mirador train` does), and the deploy gate's general-set check."""
+
+    schedule: bool = Field(default=True, description="False: adapters are trained only by "
+                           "`mirador train`.")
+    after_ratings: int = Field(default=20, ge=1, le=100_000, description="Train once this "
+                               "many more answers were rated since the last run.")
+    every_hours: float = Field(default=6.0, ge=0.5, le=24 * 365, description="At most one "
+                               "scheduled run in this many hours.")
+    check_every: float = Field(default=300.0, ge=1.0, le=86_400.0, description="Seconds "
+                               "between looks at the ratings and the power state.")
+    persona: str = Field(default="quick", min_length=1, description="The persona trained.")
+    max_steps: int | None = Field(default=None, ge=1, description="Training steps of a "
+                                  "scheduled run (None: the epochs decide).")
+    threads: int = Field(default=1, ge=1, le=256, description="CPU threads a scheduled run "
+                         "trains with (1 leaves the others to answers).")
+    quality_questions: int = Field(default=6, ge=0, le=200, description="General questions "
+                                   "the gate answers with and without a new adapter "
+                                   "(relevance and degeneracy must not get worse); 0: off.")
+    quality_tokens: int = Field(default=64, ge=8, le=1024, description="Greedy tokens per "
+                                "answer in that check.")
+
+
 class SandboxConfig(Strict):
     """Limits of `run_python`, the sandbox for model-written code (mirador.tools.sandbox)."""
 
@@ -300,6 +324,7 @@ class Config(Strict):
     server: ServerConfig = ServerConfig()
     models: ModelsConfig = ModelsConfig()
     learning: LearningConfig = LearningConfig()
+    training: TrainingConfig = TrainingConfig()
     tools: ToolsConfig = ToolsConfig()
     energy: EnergyConfig = EnergyConfig()
     agents: list[AgentConfig] = Field(default_factory=list, description="Agents that watch "

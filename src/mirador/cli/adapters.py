@@ -21,15 +21,20 @@ def adapters() -> None:
 @adapters.command("ls")
 @_PERSONA
 def ls(persona: str) -> None:
-    """Every adapter version, its verdict and held-out loss; * marks the one in use."""
-    store = AdapterStore(load_settings().home, persona)
+    """Every adapter version, its verdict and held-out loss; * marks the one in use.
+    Then what `mirador serve`'s training schedule last did and is waiting for."""
+    from mirador.training.schedule import describe, read_state
+
+    home = load_settings().home
+    store = AdapterStore(home, persona)
     versions = store.versions()
     if not versions:
         click.echo(f"no adapters for '{persona}' yet; rate answers, then run: mirador train")
-        return
-    deployed = store.state()["deployed"]
+    deployed = store.state()["deployed"] if versions else None
     for version in versions:
         click.echo(_line(version, version.version == deployed))
+    for line in describe(read_state(home)):
+        click.echo(line)
 
 
 def _line(version: AdapterVersion, in_use: bool) -> str:

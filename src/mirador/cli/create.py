@@ -12,6 +12,8 @@ from mirador.catalog.manifest import BUILTIN_DEFAULT_MODEL
 from mirador.settings import Settings, load_settings
 from mirador.training.examples import Exchange
 
+MIN_TRAIN_EXAMPLES = 2  # one to train on and one held out to judge by
+
 
 @click.command()
 @click.argument("description")
@@ -20,9 +22,12 @@ from mirador.training.examples import Exchange
 @click.option("--base", help="The model (or persona) it runs on (default: the default model).")
 @click.option("--id", "name", help="Its id (default: from the description's words).")
 @click.option("--train", is_flag=True, help="Also train an adapter on the examples.")
+@click.option("--max-steps", type=click.IntRange(1), help="With --train: stop after this many "
+              "training steps.")
+@click.option("--threads", type=click.IntRange(1), help="With --train: CPU threads.")
 @click.option("--yes", is_flag=True, help="Write it without asking.")
 def create(description: str, folder: Path | None, base: str | None, name: str | None,
-           train: bool, yes: bool) -> None:
+           train: bool, max_steps: int | None, threads: int | None, yes: bool) -> None:
     """Create a persona from DESCRIPTION, e.g. "Legal document analyzer for contracts".
 
     Writes a persona and a one-step chain into ~/.mirador/manifest.yaml once the
@@ -39,8 +44,14 @@ def create(description: str, folder: Path | None, base: str | None, name: str | 
 
     if train and folder is None:
         raise click.UsageError("--train needs --examples DIR: the exchanges to train on")
+    if not train and (max_steps or threads):
+        raise click.UsageError("--max-steps and --threads are for --train")
     settings = load_settings()
     examples = read_examples(folder) if folder is not None else []
+    if train and len(examples) < MIN_TRAIN_EXAMPLES:
+        raise click.ClickException(f"--train needs at least {MIN_TRAIN_EXAMPLES} examples in "
+                                   f"{folder}; it holds {len(examples)}: add exchanges, one "
+                                   "JSON line each")
     entries = persona_entries(description, base or BUILTIN_DEFAULT_MODEL, examples, name)
     data = with_entries(settings.manifest_path, entries)
     with tempfile.TemporaryDirectory() as scratch:
@@ -58,14 +69,18 @@ def create(description: str, folder: Path | None, base: str | None, name: str | 
     ident = entries["personas"][0]["id"]
     click.echo(f"added persona and chain '{ident}'; try: mirador ask --chain {ident} \"...\"")
     if train:
-        _train(settings, ident, examples)
+        _train(settings, ident, examples, max_steps, threads)
 
 
-def _train(settings: Settings, ident: str, examples: list[Exchange]) -> None:
-    from mirador.cli.train import BarReporter
+def _train(settings: Settings, ident: str, examples: list[Exchange], max_steps: int | None,
+           threads: int | None) -> None:
+    from mirador.cli.train import BarReporter, gated
+    from mirador.training.lora import TrainConfig
     from mirador.training.trainer import TrainOptions, train_adapter
 
-    outcome = train_adapter(settings, TrainOptions(persona=ident, min_examples=2),
-                            BarReporter(), exchanges=examples)
+    options = gated(TrainOptions(persona=ident, min_examples=MIN_TRAIN_EXAMPLES,
+                                 threads=threads, config=TrainConfig(max_steps=max_steps)),
+                    settings)
+    outcome = train_adapter(settings, options, BarReporter(), exchanges=examples)
     verdict = "deployed" if outcome.deployed else "rejected"
     click.echo(f"\nadapter {outcome.version.version} {verdict}: {outcome.reason}")

@@ -56,9 +56,7 @@ def render(version: Version) -> str:
     if version.number == 0:
         lines.append("  (never set: answers are not shaped; try: mirador dna set verbosity 0.2)")
     else:
-        shaped = shaping(version.dna)
-        lines.append(f"  effect: max tokens x{shaped.token_factor:g}; system prompt + "
-                     f"{shaped.instruction or '(nothing)'!r}")
+        lines.append(f"  effect: {shaping(version.dna).effect()}")
     return "\n".join(lines)
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
 
-from mirador.settings import load_settings
+from mirador.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from mirador.training.trainer import TrainOptions
 
 
 class BarReporter:
@@ -33,6 +38,15 @@ class BarReporter:
                    f"loss {loss:.3f}  ETA {eta:4.0f}s", nl=False, err=True)
 
 
+def gated(options: TrainOptions, settings: Settings, questions: int | None = None
+          ) -> TrainOptions:
+    """`options` with the general-question check sized from config.yaml (unless given)."""
+    config = settings.config.training
+    return dataclasses.replace(
+        options, quality_tokens=config.quality_tokens,
+        quality_questions=config.quality_questions if questions is None else questions)
+
+
 @click.command()
 @click.option("--persona", default="quick", show_default=True,
               help="The persona whose adapter is trained (its base must be a GGUF model).")
@@ -43,9 +57,13 @@ class BarReporter:
               min_open=True))
 @click.option("--min-examples", default=4, show_default=True, type=click.IntRange(2))
 @click.option("--threads", type=click.IntRange(1), help="CPU threads (default: torch's).")
+@click.option("--quality-questions", type=click.IntRange(0, 200),
+              help="General questions the gate answers with and without the new adapter "
+                   "(default: training.quality_questions in config.yaml; 0: off).")
 @click.option("--no-deploy", is_flag=True, help="Train and judge, but keep the adapter in use.")
 def train(persona: str, epochs: int, max_steps: int | None, rank: int, learning_rate: float,
-          min_examples: int, threads: int | None, no_deploy: bool) -> None:
+          min_examples: int, threads: int | None, quality_questions: int | None,
+          no_deploy: bool) -> None:
     """Train an adapter on the exchanges you rated 4-5 (and 'better: ...' notes).
 
     The new adapter is deployed only if it beats the one in use on held-out
@@ -59,8 +77,9 @@ def train(persona: str, epochs: int, max_steps: int | None, rank: int, learning_
     settings = load_settings()
     config = TrainConfig(rank=rank, alpha=2 * rank, learning_rate=learning_rate,
                          epochs=epochs, max_steps=max_steps)
-    options = TrainOptions(persona=persona, min_examples=min_examples, deploy=not no_deploy,
-                           threads=threads, config=config)
+    options = gated(TrainOptions(persona=persona, min_examples=min_examples,
+                                 deploy=not no_deploy, threads=threads, config=config),
+                    settings, quality_questions)
     try:
         outcome = train_adapter(settings, options, BarReporter())
     except KeyboardInterrupt:

@@ -6,7 +6,10 @@ force), so it is versioned and travels with the ratings. It changes three ways:
 neutral profile), and rating notes such as "too long" or "more detail" (source
 "learned", one small step per note). A profile that was never set shapes
 nothing. `shaping()` says what a profile does to a request: a line for the
-system prompt and a factor on the persona's max tokens (verbosity -> length).
+system prompt, a factor on the persona's max tokens, and at the ends of the
+verbosity scale a request added to the question and (brief) a stop at the first
+blank line, so a short answer ends at a paragraph's end, not mid-sentence.
+The constants (`LENGTHS`) were chosen on the tuning half of `bench/dna.py`.
 """
 
 from __future__ import annotations
@@ -54,14 +57,57 @@ class Version:
 
 
 @dataclass(frozen=True)
+class Lengths:
+    """How verbosity becomes length (chosen on the tuning half of `bench/dna.py`).
+
+    max tokens x (`base` + `slope` x verbosity), at least `floor` tokens; below
+    `brief_below` the answer is asked for briefly (`brief`, in the system prompt,
+    and `brief_ask` after the question) and stops at `brief_stop`; above
+    `full_above` it is asked for in full (`full`, `full_ask`).
+    """
+
+    base: float = 0.1
+    slope: float = 1.7
+    floor: int = 16
+    brief_below: float = 0.35
+    full_above: float = 0.65
+    brief: str = "Answer very briefly: one or two short sentences."
+    brief_ask: str = "Answer in one or two sentences."
+    brief_stop: tuple[str, ...] = ("\n\n",)  # the first paragraph: it ends a sentence
+    full: str = "Answer thoroughly: give specifics, the steps to take and an example."
+    full_ask: str = ""
+
+    def factor(self, verbosity: float) -> float:
+        return round(self.base + self.slope * verbosity, 3)
+
+
+LENGTHS = Lengths()
+
+
+@dataclass(frozen=True)
 class Shaping:
-    """What a profile does to a request: a system prompt line and a max-tokens factor."""
+    """What a profile does to a request: a system prompt line, a max-tokens factor, a
+    request added after the question and stop strings."""
 
     instruction: str
     token_factor: float
+    ask: str = ""
+    stop: tuple[str, ...] = ()
+    floor: int = 16
 
     def tokens(self, max_tokens: int | None) -> int | None:
-        return None if max_tokens is None else max(16, round(max_tokens * self.token_factor))
+        return (None if max_tokens is None
+                else max(self.floor, round(max_tokens * self.token_factor)))
+
+    def effect(self) -> str:
+        """What it does, in one line (for `mirador why` and `mirador dna show`)."""
+        text = (f"max tokens x{self.token_factor:g}; system prompt + "
+                f"{self.instruction or '(nothing)'!r}")
+        if self.ask:
+            text += f"; after the question {self.ask!r}"
+        if self.stop:
+            text += f"; stops at {', '.join(repr(s) for s in self.stop)}"
+        return text
 
 
 def parse_value(key: str, text: str) -> Any:
@@ -105,26 +151,21 @@ def learned(dna: DNA, note: str) -> DNA | None:
     return DNA.model_validate(data) if moved else None
 
 
-def shaping(dna: DNA) -> Shaping:
-    """The system prompt line and length budget a profile asks for."""
-    parts = [_length(dna.verbosity), _depth(dna.technical_depth), _STYLE[dna.reasoning_style],
+def shaping(dna: DNA, lengths: Lengths | None = None) -> Shaping:
+    """The system prompt line, length budget, added request and stops a profile asks for."""
+    lengths = lengths or LENGTHS
+    brief, full = dna.verbosity < lengths.brief_below, dna.verbosity > lengths.full_above
+    parts = [lengths.brief if brief else lengths.full if full else "",
+             _depth(dna.technical_depth), _STYLE[dna.reasoning_style],
              _EVIDENCE[dna.evidence], _PACE[dna.pace]]
     if dna.frameworks:
         parts.append(f"Reason with {', '.join(dna.frameworks)} where it helps.")
     if dna.domains:
         parts.append(f"The person knows {', '.join(dna.domains)} well; do not over-explain "
                      "those.")
-    # 0.2 -> 0.55x the persona's max tokens, 0.5 -> 1.0x, 0.9 -> 1.6x
-    factor = round(0.25 + 1.5 * dna.verbosity, 3)
-    return Shaping(" ".join(p for p in parts if p), factor)
-
-
-def _length(verbosity: float) -> str:
-    if verbosity < 0.35:
-        return "Answer very briefly: one or two short sentences."
-    if verbosity > 0.65:
-        return "Answer thoroughly, with details and examples."
-    return ""
+    ask = lengths.brief_ask if brief else lengths.full_ask if full else ""
+    return Shaping(" ".join(p for p in parts if p), lengths.factor(dna.verbosity), ask,
+                   lengths.brief_stop if brief else (), lengths.floor)
 
 
 def _depth(depth: float) -> str:
@@ -180,5 +221,4 @@ def describe(version: Version) -> dict[str, Any]:
     shaped = shaping(version.dna)
     return {"version": version.number, "source": version.source,
             "dna": version.dna.model_dump(mode="json"),
-            "effect": f"max tokens x{shaped.token_factor:g}; system prompt + "
-                      f"{shaped.instruction or '(nothing)'!r}"}
+            "effect": shaped.effect()}

@@ -60,16 +60,26 @@ class PersonalShaper:
 
 
 def apply_dna(version: Version, request: ChatRequest) -> ChatRequest:
-    """The DNA's instruction after the system prompt, and its length budget on max tokens."""
+    """The DNA's instruction after the system prompt, its request after the question, its
+    length budget on max tokens and its stops beside the persona's."""
     shaped = shaping(version.dna)
-    messages = list(request.messages)
-    if shaped.instruction:
-        if messages and messages[0].role == "system":
-            first = messages[0]
-            messages[0] = dataclasses.replace(first, content=f"{first.content}\n"
-                                              f"{shaped.instruction}")
-        else:
-            messages.insert(0, Message("system", shaped.instruction))
-    options = request.options.model_copy(
-        update={"max_tokens": shaped.tokens(request.options.max_tokens)})
+    messages = _with_instruction(list(request.messages), shaped.instruction)
+    if shaped.ask and messages and messages[-1].role == "user":
+        last = messages[-1]
+        messages[-1] = dataclasses.replace(last, content=f"{last.content}\n\n{shaped.ask}")
+    update: dict[str, object] = {"max_tokens": shaped.tokens(request.options.max_tokens)}
+    if shaped.stop and request.format is None:  # a stop would cut JSON short
+        update["stop"] = [*(request.options.stop or []), *shaped.stop]
+    options = request.options.model_copy(update=update)
     return dataclasses.replace(request, messages=tuple(messages), options=options)
+
+
+def _with_instruction(messages: list[Message], instruction: str) -> list[Message]:
+    if not instruction:
+        return messages
+    if messages and messages[0].role == "system":
+        first = messages[0]
+        messages[0] = dataclasses.replace(first, content=f"{first.content}\n{instruction}")
+    else:
+        messages.insert(0, Message("system", instruction))
+    return messages

@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mirador.agents.clock import Clock
 from mirador.agents.spec import declared_agents
 from mirador.compose import create_orchestrator
-from mirador.energy.power import PowerWatcher
+from mirador.energy.power import PowerSource, PowerWatcher
 from mirador.errors import MiradorError, report_unexpected
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.orchestration.profiles import ProfileLimits
@@ -37,6 +37,7 @@ from mirador.server import agents_api, embed_api, native, ollama_api, openai_api
 from mirador.server.errors import HttpError, error_body, message_of, status_of
 from mirador.server.limits import Guard, GuardPolicy, StreamGate, api_token
 from mirador.server.runtime import ServerRuntime
+from mirador.server.training_schedule import TrainingSchedule
 from mirador.settings import Settings
 from mirador.toolspec import Tool
 
@@ -67,12 +68,15 @@ def create_app(settings: Settings, orchestrator_factory: OrchestratorFactory = c
             _warm(orchestrator)
         await _ready_chooser(orchestrator)
         watching = power = None
+        training = TrainingSchedule(settings, clock, _power_source(orchestrator))
         try:
             tools = agent_tools if agent_tools is not None else orchestrator.tools
             watching = agents_api.start_agents(rt, agents, clock, tools)
             power = _watch_power(orchestrator)
+            training.start()  # `mirador train` when due (training: in config.yaml)
             yield
         finally:
+            await training.aclose()
             await _stop(watching)
             if power is not None:
                 await power.aclose()
@@ -114,6 +118,11 @@ def _warm(orchestrator: Orchestrator) -> None:
         if entry.id not in seen:
             seen.add(entry.id)
             orchestrator.manager.warm(entry)
+
+
+def _power_source(orchestrator: Orchestrator) -> PowerSource | None:
+    """The energy profiles' power source, so scheduled training reads the same state."""
+    return orchestrator.limits.power if isinstance(orchestrator.limits, ProfileLimits) else None
 
 
 def _watch_power(orchestrator: Orchestrator) -> PowerWatcher | None:

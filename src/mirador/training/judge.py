@@ -58,18 +58,22 @@ def _example_loss(llm: Any, example: Encoded) -> float:
 
 
 def generate(base: Path, adapter: Path | None, prompts: Sequence[str], system: str | None,
-             max_tokens: int = 96, threads: int = 1) -> list[str]:
+             max_tokens: int = 96, threads: int = 1,
+             repeat_penalty: float | None = None) -> list[str]:
     """Greedy answers to `prompts`, to see what an adapter does to the output."""
     import llama_cpp
 
     options: dict[str, Any] = {"lora_path": str(adapter)} if adapter else {}
     llm = llama_cpp.Llama(str(base), n_ctx=1024, n_threads=threads, verbose=False, **options)
     with closing(llm):
-        return [_answer(llm, system, prompt, max_tokens) for prompt in prompts]
+        return [_answer(llm, system, prompt, max_tokens, repeat_penalty) for prompt in prompts]
 
 
-def _answer(llm: Any, system: str | None, prompt: str, max_tokens: int) -> str:
+def _answer(llm: Any, system: str | None, prompt: str, max_tokens: int,
+            repeat_penalty: float | None) -> str:
     messages = ([{"role": "system", "content": system}] if system else []) + [
         {"role": "user", "content": prompt}]
-    out = llm.create_chat_completion(messages, max_tokens=max_tokens, temperature=0.0)
+    penalty = {} if repeat_penalty is None else {"repeat_penalty": repeat_penalty}
+    out = llm.create_chat_completion(messages, max_tokens=max_tokens, temperature=0.0,
+                                     **penalty)
     return str(out["choices"][0]["message"]["content"] or "")

@@ -48,7 +48,11 @@ def persona_id(description: str) -> str:
 
 def read_examples(folder: Path) -> list[Exchange]:
     """Every {"user": ..., "assistant": ...} line of the folder's *.jsonl files."""
-    files = sorted(folder.glob("*.jsonl")) if folder.is_dir() else []
+    if not folder.is_dir():
+        raise ConfigError(f"--examples {folder}: no such folder; give a folder of .jsonl "
+                          "files, one example per line: {\"user\": \"...\", "
+                          "\"assistant\": \"...\"}")
+    files = sorted(folder.glob("*.jsonl"))
     if not files:
         raise ConfigError(f"{folder} holds no .jsonl files; put example exchanges there, one "
                           "per line: {\"user\": \"...\", \"assistant\": \"...\"}")

@@ -26,7 +26,7 @@ from mirador.catalog.packaged import packaged_gguf
 from mirador.errors import TrainingError
 from mirador.learning.adapters import ADAPTER_FILE, AdapterStore, AdapterVersion
 from mirador.settings import Settings
-from mirador.training import judge
+from mirador.training import gate, judge
 from mirador.training.examples import Exchange, gather, split
 from mirador.training.gguf_lora import write_adapter
 from mirador.training.lora import Encoded, TorchBase, TrainConfig, encode, load_base, train
@@ -62,6 +62,10 @@ class TrainOptions:
     # style raises the loss of plainly phrased answers however good it is, so this guards
     # against damage (an adapter that breaks the model), not against a change of style.
     general_tolerance: float = 1.0
+    # General questions answered greedily with and without the new adapter (gate.py):
+    # relevance and degeneracy must not get worse. 0: the check is off.
+    quality_questions: int = 0
+    quality_tokens: int = 64
     deploy: bool = True
     threads: int | None = None
     config: TrainConfig = field(default_factory=TrainConfig)
@@ -132,12 +136,13 @@ def _run(settings: Settings, options: TrainOptions, setup: _Setup, base: TorchBa
     reporter.phase("measuring the adapter in use" if current else "measuring the base model")
     before = (judge.answer_loss(setup.gguf, current, held_ids, threads),
               judge.answer_loss(setup.gguf, current, general_ids, threads))
+    quality_before = _general_quality(setup, current, options, "before")
     version = setup.store.next_version()
     staging = setup.store.staging(version)
     try:
         made = _train_and_judge(setup, base, options, (train_ids, held_ids, general_ids),
                                 staging, reporter)
-        metrics = _metrics(before, made)
+        metrics = {**_metrics(before, made), **quality_before}
         accepted, reason = verdict(metrics, options.general_tolerance, current is not None)
         meta = _meta(setup, options, sets, metrics, accepted, reason)
         finished = setup.store.finish(staging, meta)
@@ -164,8 +169,21 @@ def _train_and_judge(setup: _Setup, base: TorchBase, options: TrainOptions,
     threads = options.threads or 1
     return {"held_out_loss_after": judge.answer_loss(setup.gguf, adapter, held_ids, threads),
             "general_loss_after": judge.answer_loss(setup.gguf, adapter, general_ids, threads),
+            **_general_quality(setup, adapter, options, "after"),
             "train_seconds": round(seconds, 2), "adapter_bytes": adapter.stat().st_size,
             "peak_rss_mb": round(_peak_rss_mb(), 1)}
+
+
+def _general_quality(setup: _Setup, adapter: Path | None, options: TrainOptions,
+                     when: str) -> dict[str, float]:
+    """The general questions' matched@1 and degenerate counts with `adapter` (gate.py)."""
+    if not options.quality_questions:
+        return {}
+    found = gate.measure(setup.gguf, adapter, setup.persona.system, options.quality_questions,
+                         options.quality_tokens, options.threads or 1,
+                         repeat_penalty=setup.persona.options.repeat_penalty)
+    return {"general_questions": found.questions, f"general_matched_{when}": found.matched,
+            f"general_degenerate_{when}": found.degenerate}
 
 
 def _metrics(before: tuple[float, float], made: dict[str, float]) -> dict[str, float]:
@@ -185,8 +203,30 @@ def verdict(metrics: dict[str, float], tolerance: float, has_current: bool) -> t
     if general_after > general * (1 + tolerance):
         return False, (f"the general set got worse: loss {general_after:.3f} against "
                        f"{general:.3f} with {against} (more than {tolerance:.0%} worse)")
+    quality = _quality_problem(metrics, against)
+    if quality is not None:
+        return False, quality
     return True, (f"held-out loss {before:.3f} -> {after:.3f}; general set "
-                  f"{general:.3f} -> {general_after:.3f}")
+                  f"{general:.3f} -> {general_after:.3f}{_quality_note(metrics)}")
+
+
+def _quality_problem(metrics: dict[str, float], against: str) -> str | None:
+    if "general_matched_after" not in metrics:
+        return None
+    count = int(metrics["general_questions"])
+    before, after = (gate.GeneralQuality(int(metrics[f"general_matched_{w}"]),
+                                         int(metrics[f"general_degenerate_{w}"]), count)
+                     for w in ("before", "after"))
+    return gate.worse(before, after, against)
+
+
+def _quality_note(metrics: dict[str, float]) -> str:
+    if "general_matched_after" not in metrics:
+        return ""
+    return (f"; general questions matched {metrics['general_matched_before']:g} -> "
+            f"{metrics['general_matched_after']:g} of {metrics['general_questions']:g}, "
+            f"degenerate {metrics['general_degenerate_before']:g} -> "
+            f"{metrics['general_degenerate_after']:g}")
 
 
 def _meta(setup: _Setup, options: TrainOptions, sets: tuple[list[Exchange], list[Exchange]],
