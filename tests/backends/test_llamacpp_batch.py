@@ -171,3 +171,33 @@ async def test_memory_estimate_counts_every_sequences_cache(
     assert extra == 4 * one_window
     embedder = smollm_entry.model_copy(update={"embedding": True})
     assert quad_backend.sequences(embedder) == 1
+
+
+async def test_a_request_that_fails_in_the_engine_gets_its_error_and_the_others_go_on(
+        quad_backend: LlamaCppBackend, tiny_entry: ModelEntry) -> None:
+    import queue
+    import threading
+
+    from mirador.backends.llamacpp_batch import DONE, Job
+
+    loaded = await quad_backend._get(tiny_entry)
+    assert loaded.engine is not None
+    tokens = loaded.llm.tokenize(b"hello there", add_bos=False, special=True)
+    broken: queue.Queue[object] = queue.Queue()
+    fine: queue.Queue[object] = queue.Queue()
+    # a fault injected where the engine builds the sampler: a grammar that is not one
+    loaded.engine.submit(Job(tokens, {"stop": [], "max_tokens": 4, "grammar": object()},
+                             threading.Event(), broken.put))
+    loaded.engine.submit(Job(tokens, {"stop": [], "max_tokens": 4, "temperature": 0.0},
+                             threading.Event(), fine.put))
+
+    def drained(q: queue.Queue[object]) -> list[object]:
+        items = []
+        while (item := q.get(timeout=60)) is not DONE:
+            items.append(item)
+        return items
+
+    failed, ended = await asyncio.to_thread(drained, broken), await asyncio.to_thread(drained, fine)
+    assert len(failed) == 1 and isinstance(failed[0], AttributeError)
+    assert isinstance(ended[-1], Finished) and ended[-1].completion_tokens == 4
+    assert sorted(loaded.engine._free) == [0, 1, 2, 3]

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mirador.backends.base import Finished, TextPiece
+from mirador.errors import ModelLoadError
 
 log = logging.getLogger("mirador.llamacpp")
 DONE = object()
@@ -99,7 +100,8 @@ class BatchEngine:
         """Queue `job`; it joins the batch at the next step with a free sequence."""
         with self._wake:
             if self._closed:
-                raise RuntimeError("the model was unloaded")
+                raise ModelLoadError("the model was unloaded while this request started; "
+                                     "send it again")
             self._pending.append(job)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, daemon=True,
@@ -145,14 +147,19 @@ class BatchEngine:
         if job.cancel.is_set():
             _end(job, Finished(reason="cancelled", prompt_tokens=len(job.tokens)))
             return
-        state = _Sequence(job=job, seq=self._free.pop(), sampler=self._sampler(job.kwargs),
+        try:
+            sampler = self._sampler(job.kwargs)
+        except Exception as exc:  # handed to the request's stream, which raises it there
+            _end(job, exc)
+            return
+        state = _Sequence(job=job, seq=self._free.pop(), sampler=sampler,
                           max_tokens=self._max_tokens(job), started=time.perf_counter(),
                           stops=tuple(s.encode("utf-8") for s in job.kwargs["stop"] if s))
         self._active[state.seq] = state
         try:
             last = self._prefill(job.tokens, state.seq)
             self._take(state, state.sampler.sample(self._ctx, last))
-        except Exception as exc:  # handed to the request's stream, which raises it there
+        except Exception as exc:
             self._fail(state, exc)
 
     def _prefill(self, tokens: list[int], seq: int) -> int:
@@ -179,7 +186,10 @@ class BatchEngine:
                 self._fail(state, exc)
             return
         for index, state in enumerate(states):
-            self._take(state, state.sampler.sample(self._ctx, index))
+            try:
+                self._take(state, state.sampler.sample(self._ctx, index))
+            except Exception as exc:  # this sequence ends; the others go on
+                self._fail(state, exc)
 
     def _decode(self, items: list[tuple[int, int, int]], every_logit: bool) -> None:
         batch = self._batch.batch
@@ -235,7 +245,8 @@ class BatchEngine:
                      "eval_seconds": now - first}))
 
     def _fail(self, state: _Sequence, exc: BaseException) -> None:
-        self._release(state)
+        if state.seq in self._active:
+            self._release(state)
         _end(state.job, exc)
 
     def _release(self, state: _Sequence) -> None:
