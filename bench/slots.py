@@ -1,20 +1,21 @@
-"""Would several sequences on one loaded model (llama.cpp "slots") pay on this machine?
+"""Do several sequences on one loaded model (llama.cpp "slots") pay on this machine?
 
-`mirador serve` answers on one llama.cpp context one request at a time:
-llama-cpp-python's high-level `Llama` decodes one sequence per context. llama.cpp itself
+llama-cpp-python's high-level `Llama` decodes one sequence per context; llama.cpp itself
 can decode several sequences in one batch (what llama-server's slots do). This bench
-measures what that would buy, on the default model (SmolLM2-135M-Instruct Q4_1), with
-llama-cpp-python's low-level API, before any serving code is written for it:
+measured what that buys, on the default model (SmolLM2-135M-Instruct Q4_1), with
+llama-cpp-python's low-level API, before the serving side was written; it now exists
+(`backends.llamacpp.sequences`, `src/mirador/backends/llamacpp_batch.py`), and
+bench/load.py measures it through `mirador serve`. Here, the raw decoding only:
 
 - one at a time: N prompts, each prefilled and then decoded alone (greedy), one after
-  another: what Mirador does today;
+  another: `sequences: 1`;
 - batched: the same N prompts prefilled, then decoded together, one token of every
   sequence per `llama_decode` call, in one context with `n_seq_max` = N.
 
 Both produce the same tokens (greedy; checked). Printed: total tokens/s, time until
 every client has its first token, and the batched/one-at-a-time ratio, for N = 1, 2, 4, 8.
 
-    python bench/slots.py [--tokens 48] [--threads 2] [--repeats 3]
+    python bench/slots.py [--tokens 48] [--threads 2] [--repeats 3] [--quick]
 
 Writes bench/results/slots.json.
 """
@@ -169,7 +170,10 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sequences", default="1,2,4,8")
+    parser.add_argument("--quick", action="store_true", help="1 and 4 sequences, one repeat")
     args = parser.parse_args()
+    if args.quick:
+        args.sequences, args.repeats = "1,4", 1
     rows = [measure(int(n), args) for n in args.sequences.split(",")]
     head = ("sequences", "tokens", "same_tokens", "one_tokens_per_s", "batched_tokens_per_s",
             "throughput_ratio", "one_last_first_token_s", "batched_last_first_token_s")

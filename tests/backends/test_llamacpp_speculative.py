@@ -1,4 +1,5 @@
-"""Prompt-lookup speculative decoding and per-request threads on the real default model."""
+"""Prompt-lookup speculative decoding, per-request threads and prefill on the real default
+model, on the `Llama` context (`sequences: 1`; the batch engine runs none of these)."""
 
 from __future__ import annotations
 
@@ -49,18 +50,18 @@ async def generated(backend: LlamaCppBackend, request: ChatRequest
 
 
 async def test_prompt_lookup_checks_guesses_in_batches_and_keeps_the_greedy_text(
-        llama_backend: LlamaCppBackend, smollm_entry: ModelEntry) -> None:
-    plain_text, plain_ids, plain_calls = await generated(llama_backend, greedy(smollm_entry))
+        serial_backend: LlamaCppBackend, smollm_entry: ModelEntry) -> None:
+    plain_text, plain_ids, plain_calls = await generated(serial_backend, greedy(smollm_entry))
     spec_text, spec_ids, spec_calls = await generated(
-        llama_backend, greedy(smollm_entry, Speculation(draft_tokens=8)))
+        serial_backend, greedy(smollm_entry, Speculation(draft_tokens=8)))
     assert spec_calls < plain_calls, "guessed tokens must be checked several to a pass"
-    llm = llama_backend._models[smollm_entry.id].llm
+    llm = serial_backend._models[smollm_entry.id].llm
     assert llm.draft_model is None and not llm._logits_all, "other personas run plainly"
     if spec_text == plain_text:
         return
     split = next(i for i, (a, b) in enumerate(zip(plain_ids, spec_ids, strict=False)) if a != b)
     assert split > len(plain_ids) - 48, "the prompt itself must read the same"
-    margin = await _logit_gap(llama_backend, smollm_entry, plain_ids[:split],
+    margin = await _logit_gap(serial_backend, smollm_entry, plain_ids[:split],
                               plain_ids[split], spec_ids[split])
     assert margin < NEAR_TIE, f"the texts part at a clear choice (gap {margin:.3f}): " \
         f"{plain_text!r} vs {spec_text!r}"
@@ -84,26 +85,26 @@ async def _logit_gap(backend: LlamaCppBackend, model: ModelEntry, prefix: list[i
 
 
 async def test_a_request_runs_on_its_threads_and_the_next_on_the_configured_ones(
-        llama_backend: LlamaCppBackend, smollm_entry: ModelEntry) -> None:
+        serial_backend: LlamaCppBackend, smollm_entry: ModelEntry) -> None:
     import llama_cpp
 
-    await collect(llama_backend, greedy(smollm_entry, threads=1))
-    loaded = llama_backend._models[smollm_entry.id]
+    await collect(serial_backend, greedy(smollm_entry, threads=1))
+    loaded = serial_backend._models[smollm_entry.id]
     assert llama_cpp.llama_n_threads(loaded.llm.ctx) == 1 == loaded.threads
-    await collect(llama_backend, greedy(smollm_entry, threads=3))
+    await collect(serial_backend, greedy(smollm_entry, threads=3))
     assert llama_cpp.llama_n_threads(loaded.llm.ctx) == 3
-    await collect(llama_backend, greedy(smollm_entry))
+    await collect(serial_backend, greedy(smollm_entry))
     assert llama_cpp.llama_n_threads(loaded.llm.ctx) == loaded.default_threads
 
 
 async def test_a_prefilled_prompt_is_not_read_again_and_the_text_is_the_same(
-        llama_backend: LlamaCppBackend, smollm_entry: ModelEntry) -> None:
-    cold_text, _, _ = await generated(llama_backend, greedy(smollm_entry))
-    llm = llama_backend._models[smollm_entry.id].llm
+        serial_backend: LlamaCppBackend, smollm_entry: ModelEntry) -> None:
+    cold_text, _, _ = await generated(serial_backend, greedy(smollm_entry))
+    llm = serial_backend._models[smollm_entry.id].llm
     llm.reset()
-    read = await llama_backend.prefill(greedy(smollm_entry))
+    read = await serial_backend.prefill(greedy(smollm_entry))
     assert read > 20, "the whole prompt is read ahead"
-    assert await llama_backend.prefill(greedy(smollm_entry)) == 0, "already cached"
+    assert await serial_backend.prefill(greedy(smollm_entry)) == 0, "already cached"
     sizes: list[int] = []
     plain_eval = llm.eval
 
@@ -113,7 +114,7 @@ async def test_a_prefilled_prompt_is_not_read_again_and_the_text_is_the_same(
 
     llm.eval = sized
     try:
-        warm_text, _ = await collect(llama_backend, greedy(smollm_entry))
+        warm_text, _ = await collect(serial_backend, greedy(smollm_entry))
     finally:
         del llm.eval
     assert sizes and max(sizes) == 1, f"only generated tokens are evaluated: {sizes[:5]}"

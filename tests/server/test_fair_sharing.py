@@ -79,8 +79,9 @@ def test_twenty_ollama_streaming_clients_on_quick_get_no_errors(
 
 def test_the_queue_wait_has_its_own_bound_and_error(
         make_server: Callable[..., ServerThread]) -> None:
-    server = make_server({"max_active": 4}, config={**stages(30.0, 400),
-                                                     "models": {"queue_wait": 0.5}})
+    server = make_server({"max_active": 4}, config={  # one answer at a time: two must queue
+        **stages(30.0, 400), "models": {"queue_wait": 0.5},
+        "backends": {"llamacpp": {"sequences": 1}}})
     body = {"query": COUNT, "stream": False, "stages": ["quick_response"]}
     replies: list[httpx.Response] = []
 

@@ -6,10 +6,15 @@ worker checks after every token, so generation stops within a token and the
 model is free again. One lock per loaded model keeps two streams from
 sharing a context at once.
 
-llama-cpp-python's high-level API (0.3.x) decodes one sequence per context, so
-a loaded model serves one stream at a time: the backend says so (`sequences`)
-and the model manager queues requests first in, first out. Tokenizing runs in
-worker threads too: a long prompt takes a while and must not stall the server.
+llama-cpp-python's high-level API (0.3.x) decodes one sequence per context. With
+`backends.llamacpp.sequences` S > 1 a loaded chat model also gets a `BatchEngine`
+(`llamacpp_batch.py`): a second context on the same weights that decodes up to S
+streams together, one token of each per step. The backend says how many streams a
+model serves at once (`sequences`) and the model manager queues the rest first in,
+first out. A request the engine cannot run as asked (LoRA adapters, which are set
+per context; speculative decoding; a thread count other than the configured one)
+runs on the `Llama` context instead, one such request at a time, beside the engine.
+Tokenizing runs in worker threads too: a long prompt must not stall the server.
 
 LoRA adapters ride on the loaded base model: each is read once (llama.cpp's
 `llama_adapter_lora_init`) and switched per request on the model's one
@@ -50,8 +55,15 @@ from mirador.backends.base import (
     TextPiece,
 )
 from mirador.backends.chat_format import Formatter, formatter_for
+from mirador.backends.llamacpp_adapters import (
+    activate,
+    adapter_path,
+    free_adapter,
+    init_adapter,
+    set_adapters,
+)
+from mirador.backends.llamacpp_batch import DONE, BatchEngine, Job
 from mirador.backends.llamacpp_speculative import prefill_blocking, set_threads, speculating
-from mirador.catalog.adapters import adapter_problems
 from mirador.catalog.gguf_info import read_gguf_info
 from mirador.catalog.manifest import LoraAdapter, ModelEntry, SamplingOptions
 from mirador.catalog.packaged import Progress, packaged_gguf, stderr_progress
@@ -68,7 +80,7 @@ from mirador.host import release_freed_memory
 from mirador.settings import Settings
 
 _GGUF_MAGIC = b"GGUF"
-_DONE = object()
+_DONE = DONE
 log = logging.getLogger("mirador.llamacpp")
 
 
@@ -84,11 +96,14 @@ class _Loaded:
     threads: int = 0  # the context's thread count now
     default_threads: int = 0  # the configured one, for requests that name none
     spare: list[Any] = field(default_factory=list)  # speculation's full scores array, once made
+    engine: BatchEngine | None = None  # several streams at once (sequences > 1)
 
     def close(self) -> None:
-        """Free the adapters (before the model that owns them), then the model."""
+        """Free the engine and adapters (before the model that owns them), then the model."""
+        if self.engine is not None:
+            self.engine.close()
         if self.adapters:
-            _set_adapters(self, ())
+            set_adapters(self, ())
             import llama_cpp
 
             for adapter in self.adapters.values():
@@ -126,14 +141,18 @@ class LlamaCppBackend:
         return min(model.context_length, self._settings.config.backends.llamacpp.n_ctx)
 
     def sequences(self, model: ModelEntry) -> int:
-        """Streams one loaded model serves at once: one (see the module docstring)."""
-        return 1
+        """Streams one loaded model serves at once: `backends.llamacpp.sequences` for a chat
+        model, one for an embedding model (see the module docstring)."""
+        return 1 if model.embedding else self._settings.config.backends.llamacpp.sequences
 
     def estimate_bytes(self, model: ModelEntry) -> int:
-        """Weights + KV cache + buffers, from the GGUF header (blocking: it may assemble)."""
+        """Weights + KV cache + buffers, from the GGUF header (blocking: it may assemble).
+        With S > 1 sequences the engine's context adds S windows of n_ctx: (1 + S) KV caches."""
         info = read_gguf_info(self.model_path(model))
         n_batch = self._settings.config.backends.llamacpp.n_batch
-        return estimate_gguf(info, self.context_size(model), n_batch).total
+        estimate = estimate_gguf(info, self.context_size(model), n_batch)
+        sequences = self.sequences(model)
+        return estimate.total + (estimate.kv_cache * sequences if sequences > 1 else 0)
 
     async def load(self, model: ModelEntry) -> None:
         await self._get(model)
@@ -172,8 +191,11 @@ class LlamaCppBackend:
         bos = _token_text(llm, llm.token_bos())
         eos = _token_text(llm, llm.token_eos())
         formatter = formatter_for(llm.metadata, bos, eos)
+        sequences = self.sequences(model)
+        engine = BatchEngine(llm, sequences, threads, self.context_size(model)
+                             ) if sequences > 1 else None
         return _Loaded(llm=llm, formatter=formatter, path=path, size_bytes=path.stat().st_size,
-                       threads=threads, default_threads=threads)
+                       threads=threads, default_threads=threads, engine=engine)
 
     async def unload(self, model: ModelEntry) -> None:
         loaded = self._models.pop(model.id, None)
@@ -186,26 +208,26 @@ class LlamaCppBackend:
     async def load_adapter(self, model: ModelEntry, lora: LoraAdapter) -> None:
         """Read `lora` for `model` (loading the model first) so requests can switch to it."""
         loaded = await self._get(model)
-        path = _adapter_path(lora)
+        path = adapter_path(lora)
         if path in loaded.adapters:
             return
         async with loaded.lock:
             if path not in loaded.adapters:
-                await asyncio.to_thread(_init_adapter, loaded, model.id, path)
+                await asyncio.to_thread(init_adapter, loaded, model.id, path)
 
     async def unload_adapter(self, model: ModelEntry, lora: LoraAdapter) -> None:
         loaded = self._models.get(model.id)
-        path = _adapter_path(lora)
+        path = adapter_path(lora)
         if loaded is None or path not in loaded.adapters:
             return
         async with loaded.lock:
-            await asyncio.to_thread(_free_adapter, loaded, path)
+            await asyncio.to_thread(free_adapter, loaded, path)
 
     async def use_adapters(self, model: ModelEntry, loras: tuple[LoraAdapter, ...]) -> None:
         """Set exactly `loras` on the model's context now (a request does this first)."""
         loaded = await self._get(model)
         async with loaded.lock:
-            await asyncio.to_thread(_activate, loaded, model.id, loras)
+            await asyncio.to_thread(activate, loaded, model.id, loras)
 
     def adapters(self, model: ModelEntry) -> list[str]:
         """Paths of the adapters read for `model`."""
@@ -249,6 +271,11 @@ class LlamaCppBackend:
                               "show it images; send images to a vision model on Ollama or an "
                               "OpenAI-compatible server")
         loaded = await self._get(request.model)
+        if _batchable(loaded, request):
+            async with contextlib.aclosing(self._stream_batched(loaded, request)) as events:
+                async for event in events:
+                    yield event
+            return
         async with loaded.lock, contextlib.aclosing(self._stream_locked(loaded, request)) as events:
             async for event in events:
                 yield event
@@ -257,7 +284,7 @@ class LlamaCppBackend:
         """Read `request`'s prompt into the model's cache (see `llamacpp_speculative`)."""
         loaded = await self._get(request.model)
         async with loaded.lock:
-            await asyncio.to_thread(_activate, loaded, request.model.id, request.loras)
+            await asyncio.to_thread(activate, loaded, request.model.id, request.loras)
             prompt = loaded.formatter(request.messages)
             work = asyncio.ensure_future(asyncio.to_thread(
                 prefill_blocking, loaded.llm, prompt.text, not prompt.has_bos))
@@ -269,18 +296,8 @@ class LlamaCppBackend:
 
     async def _stream_locked(self, loaded: _Loaded, request: ChatRequest
                              ) -> AsyncGenerator[BackendEvent, None]:
-        await asyncio.to_thread(_activate, loaded, request.model.id, request.loras)
-        choosing = tool_calls.wants_choice(request.messages, request.tools)
-        if request.tools:  # no native tool calls: described in the prompt, chosen by grammar
-            fmt = tool_calls.choice_format(request.tools) if choosing else request.format
-            options = request.options.model_copy(update={"stop": None}) if choosing else None
-            request = replace(request, messages=tool_calls.prompted(
-                request.messages, request.tools, choosing), format=fmt,
-                options=options or request.options)
-        prompt = loaded.formatter(request.messages)
-        tokens = await asyncio.to_thread(loaded.llm.tokenize, prompt.text.encode("utf-8"),
-                                         add_bos=not prompt.has_bos, special=True)
-        _check_fits(tokens, loaded.llm.n_ctx(), request.model.id)
+        await asyncio.to_thread(activate, loaded, request.model.id, request.loras)
+        request, tokens, stops, choosing = await _prepared(loaded, request)
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
         cancel = threading.Event()
@@ -288,32 +305,100 @@ class LlamaCppBackend:
         def emit(item: Any) -> None:
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-        kwargs = _completion_kwargs(request.options, prompt.stop)
+        kwargs = await _kwargs(request, stops)
         if request.options.seed is not None:
             # A prompt evaluated partly from the cache gives logits a rounding apart from one
             # evaluated whole, enough to change a sampled token: with a seed, evaluate it whole.
             loaded.llm.reset()
-        if request.format is not None:
-            kwargs["grammar"] = await asyncio.to_thread(_grammar, request.format)
         _use_threads(loaded, request.threads)
         with speculating(loaded.llm, request.speculative, loaded.spare):
             worker = loop.run_in_executor(
                 None, _generate, loaded.llm, tokens, kwargs, cancel, emit)
-            chosen: list[str] = []  # a tool choice is read whole, then parsed
             try:
-                while (item := await queue.get()) is not _DONE:
-                    if isinstance(item, BaseException):
-                        raise ModelLoadError(f"llama.cpp failed while generating: {item}"
-                                             ) from item
-                    if choosing and isinstance(item, TextPiece):
-                        chosen.append(item.text)
-                        continue
-                    if choosing and isinstance(item, Finished) and item.reason != "cancelled":
-                        yield tool_calls.parse_choice("".join(chosen))
-                    yield item
+                async for event in _relayed(queue, choosing):
+                    yield event
             finally:
                 cancel.set()
                 await _worker_done(worker)  # the model is free only once the worker is done
+
+    async def _stream_batched(self, loaded: _Loaded, request: ChatRequest
+                              ) -> AsyncGenerator[BackendEvent, None]:
+        """`request` as one sequence of the model's batch engine (every prompt is read
+        whole there, so a seed gives what it gives one at a time from a fresh cache)."""
+        assert loaded.engine is not None
+        request, tokens, stops, choosing = await _prepared(loaded, request)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        cancel = threading.Event()
+        ended = False
+
+        def emit(item: Any) -> None:
+            loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        loaded.engine.submit(Job(tokens, await _kwargs(request, stops), cancel, emit))
+        try:
+            async for event in _relayed(queue, choosing):
+                yield event
+            ended = True
+        finally:
+            cancel.set()
+            if not ended:  # the turn ends once the engine has freed the sequence
+                await _drained(queue)
+
+
+def _batchable(loaded: _Loaded, request: ChatRequest) -> bool:
+    """Whether the batch engine runs `request` as asked (else the `Llama` context does)."""
+    return (loaded.engine is not None and not request.loras and request.speculative is None
+            and request.threads in (None, loaded.default_threads))
+
+
+async def _prepared(loaded: _Loaded, request: ChatRequest
+                    ) -> tuple[ChatRequest, list[int], tuple[str, ...], bool]:
+    """The request as the model sees it (tools described in the prompt and chosen by
+    grammar), its prompt's tokens, the template's stop strings, and whether a tool choice
+    is being read."""
+    choosing = tool_calls.wants_choice(request.messages, request.tools)
+    if request.tools:  # no native tool calls: described in the prompt, chosen by grammar
+        fmt = tool_calls.choice_format(request.tools) if choosing else request.format
+        options = request.options.model_copy(update={"stop": None}) if choosing else None
+        request = replace(request, messages=tool_calls.prompted(
+            request.messages, request.tools, choosing), format=fmt,
+            options=options or request.options)
+    prompt = loaded.formatter(request.messages)
+    tokens = await asyncio.to_thread(loaded.llm.tokenize, prompt.text.encode("utf-8"),
+                                     add_bos=not prompt.has_bos, special=True)
+    _check_fits(tokens, loaded.llm.n_ctx(), request.model.id)
+    return request, tokens, prompt.stop, choosing
+
+
+async def _kwargs(request: ChatRequest, stops: tuple[str, ...]) -> dict[str, Any]:
+    """`create_completion`'s sampling arguments for `request`, its grammar included."""
+    kwargs = _completion_kwargs(request.options, stops)
+    if request.format is not None:
+        kwargs["grammar"] = await asyncio.to_thread(_grammar, request.format)
+    return kwargs
+
+
+async def _relayed(queue: asyncio.Queue[Any], choosing: bool
+                   ) -> AsyncGenerator[BackendEvent, None]:
+    """The events a generation thread queues, until it is done; a tool choice is read
+    whole, then parsed."""
+    chosen: list[str] = []
+    while (item := await queue.get()) is not _DONE:
+        if isinstance(item, BaseException):
+            raise ModelLoadError(f"llama.cpp failed while generating: {item}") from item
+        if choosing and isinstance(item, TextPiece):
+            chosen.append(item.text)
+            continue
+        if choosing and isinstance(item, Finished) and item.reason != "cancelled":
+            yield tool_calls.parse_choice("".join(chosen))
+        yield item
+
+
+async def _drained(queue: asyncio.Queue[Any]) -> None:
+    """Wait for a cancelled job's last item (the engine frees its sequence within a step)."""
+    while await queue.get() is not _DONE:
+        pass
 
 
 def _use_threads(loaded: _Loaded, threads: int | None) -> None:
@@ -440,55 +525,6 @@ def _close(loaded: _Loaded) -> None:
     release_freed_memory()
 
 
-def _adapter_path(lora: LoraAdapter) -> str:
-    return str(Path(lora.path).expanduser())
-
-
-def _init_adapter(loaded: _Loaded, model_id: str, path: str) -> None:
-    """Worker thread: check the adapter against the model's header, then read it."""
-    import llama_cpp
-
-    problems = adapter_problems(read_gguf_info(Path(path)), read_gguf_info(loaded.path))
-    if problems:
-        raise ModelFileError(f"LoRA {path} does not fit model '{model_id}': {problems[0]}")
-    adapter = llama_cpp.llama_adapter_lora_init(loaded.llm.model, path.encode("utf-8"))
-    if not adapter:
-        raise ModelLoadError(f"llama.cpp could not read the LoRA adapter {path} for model "
-                             f"'{model_id}'; check that it was made for this base model")
-    loaded.adapters[path] = adapter
-
-
-def _free_adapter(loaded: _Loaded, path: str) -> None:
-    import llama_cpp
-
-    if any(p == path for p, _ in loaded.active):
-        _set_adapters(loaded, ())
-    llama_cpp.llama_adapter_lora_free(loaded.adapters.pop(path))
-
-
-def _activate(loaded: _Loaded, model_id: str, loras: tuple[LoraAdapter, ...]) -> None:
-    """Worker thread: make the context run with exactly `loras` (reading any new one)."""
-    wanted = tuple((_adapter_path(lora), lora.scale) for lora in loras)
-    for path, _ in wanted:
-        if path not in loaded.adapters:
-            _init_adapter(loaded, model_id, path)
-    if wanted != loaded.active:
-        _set_adapters(loaded, wanted)
-
-
-def _set_adapters(loaded: _Loaded, wanted: tuple[tuple[str, float], ...]) -> None:
-    import llama_cpp
-
-    count = len(wanted)
-    adapters = (llama_cpp.llama_adapter_lora_p_ctypes * count)(
-        *(loaded.adapters[path] for path, _ in wanted)) if count else None
-    scales = (ctypes.c_float * count)(*(scale for _, scale in wanted)) if count else None
-    if llama_cpp.llama_set_adapters_lora(loaded.llm.ctx, adapters, count, scales):
-        raise ModelLoadError(f"llama.cpp could not switch LoRA adapters on {loaded.path}")
-    loaded.llm.reset()  # cached keys and values were computed with the old adapters
-    loaded.active = wanted
-
-
 def _completion_kwargs(options: SamplingOptions, stops: tuple[str, ...]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {"stop": list(stops) + list(options.stop or [])}
     for key in ("temperature", "top_p", "top_k", "repeat_penalty", "max_tokens", "seed"):
@@ -560,7 +596,6 @@ def _quiet_llama_logs() -> None:
     global _log_sink
     if _log_sink is not None:
         return
-    import ctypes
     import logging
 
     import llama_cpp
