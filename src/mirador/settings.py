@@ -32,9 +32,10 @@ class LlamaCppConfig(Strict):
                                   "cores; 1 does better on a machine busy with other work.")
     n_ctx: int = Field(default=4096, ge=256)
     n_batch: int = Field(default=512, ge=8)
-    sequences: int = Field(default=4, ge=1, le=64, description="Requests one loaded chat "
+    sequences: int = Field(default=1, ge=1, le=64, description="Requests one loaded chat "
                            "model serves at once, decoded together in one batch; each adds "
-                           "n_ctx of KV cache. 1: one at a time (bench/load.py).")
+                           "n_ctx of KV cache. 1: one at a time; 4 pays only for a server "
+                           "shared by several clients (bench/load.py).")
 
 
 class OllamaConfig(Strict):
