@@ -206,6 +206,28 @@ class LearningConfig(Strict):
                                     "least this teach the query-type classifier.")
 
 
+class SpeculationConfig(Strict):
+    """Speculative execution: when the learner is unsure between chains, the first stages
+    of the closest candidates run at once and one is committed to (see
+    mirador.orchestration.speculative_chains)."""
+
+    enabled: bool = Field(default=True, description="False: the chooser's pick always runs "
+                          "alone. Even when true, speculation runs only under a profile "
+                          "with `speculate`, with the cores free and a free sequence on "
+                          "each candidate's model.")
+    margin: float = Field(default=0.05, ge=0.0, le=1.0, description="Candidates whose score "
+                          "is within this of the pick's are run too (the learner's scores "
+                          "are chances of a good rating, 0-1).")
+    max_candidates: int = Field(default=2, ge=2, le=4, description="At most this many "
+                                "first stages run at once, the pick's included.")
+    commit_tokens: int = Field(default=16, ge=1, le=4096, description="The choice is made "
+                               "when each candidate's first stage has this many tokens (or "
+                               "has ended); until then nothing is shown.")
+    max_load: float | None = Field(default=0.75, gt=0.0, description="The cores count as "
+                                   "free when the 1-minute load average per core is below "
+                                   "this; None: not checked.")
+
+
 class SandboxConfig(Strict):
     """Limits of `run_python`, the sandbox for model-written code (mirador.tools.sandbox)."""
 
@@ -302,6 +324,7 @@ class Config(Strict):
     learning: LearningConfig = LearningConfig()
     tools: ToolsConfig = ToolsConfig()
     energy: EnergyConfig = EnergyConfig()
+    speculation: SpeculationConfig = SpeculationConfig()
     agents: list[AgentConfig] = Field(default_factory=list, description="Agents that watch "
                                       "(disabled until `mirador agents enable NAME`).")
 

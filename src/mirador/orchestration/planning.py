@@ -54,10 +54,16 @@ class Planner:
             picked = chosen or select_stages(self.stages, names)
             return Plan(complexity="custom", stages=tuple(picked))
         choice = self._routed(q)
-        if choice is not None and choice.chain != AUTO_CHAIN:
+        if choice is None:
+            return self._by_complexity(q, chain=None)
+        return self.chosen(q, choice)
+
+    def chosen(self, query: Query, choice: ChainChoice) -> Plan:
+        """The plan for a route's or the chooser's `choice`."""
+        if choice.chain != AUTO_CHAIN:
             return Plan("chain", tuple(self.chain_stages(choice.chain)), chain=choice.chain,
                         choice=choice)
-        return self._by_complexity(q, chain=AUTO_CHAIN if choice else None, choice=choice)
+        return self._by_complexity(query, chain=AUTO_CHAIN, choice=choice)
 
     def _by_complexity(self, query: Query, chain: str | None,
                        choice: ChainChoice | None = None) -> Plan:
