@@ -55,6 +55,8 @@ from mirador.orchestration.stages import Overrides
 from mirador.settings import SpeculationConfig
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from mirador.embeddings import Embedder
 
 Inputs = tuple[tuple[Message, ...], SamplingOptions]
@@ -171,6 +173,7 @@ class Race:
         self.started = time.perf_counter()
         self.seconds: float | None = None
         self._progress = asyncio.Event()
+        self._question: asyncio.Future[np.ndarray] | None = None
 
     def start(self, runner: StageRunner, inputs: list[Inputs], limits: Limits | None) -> None:
         """Start every entrant's first stage."""
@@ -198,23 +201,50 @@ class Race:
         while not all(e.ready(self.commit_tokens) for e in self.entrants):
             self._progress.clear()
             await self._progress.wait()
-        await asyncio.to_thread(self._score)
+        await asyncio.to_thread(self._score, await self._question_vector())
         self.winner, self.reason = self._pick()
         self.seconds = round(time.perf_counter() - self.started, 4)
         await self._cancel([e for e in self.entrants if e is not self.winner])
         return self.winner
 
-    def _score(self) -> None:
-        for entrant in self.entrants:
-            text = "".join(entrant.run.text)
-            try:
-                entrant.quality = quality.score_stage(self.question, text, {}, self.embedder,
-                                                      entrant.run.loop)
-            except MiradorError as exc:  # no embedder: judged by the text alone
-                log.warning("speculative candidates are judged without relevance: %s", exc)
-                self.embedder = None
-                entrant.quality = quality.score_stage(self.question, text, {}, None,
-                                                      entrant.run.loop)
+    def _score(self, question: np.ndarray | None) -> None:
+        """Score each text so far: flags and repetition from the text, relevance from one
+        batch of embeddings (the question's was embedded while the stages began)."""
+        texts = ["".join(e.run.text) for e in self.entrants]
+        relevance = self._relevance(question, texts)
+        for entrant, text, similar in zip(self.entrants, texts, relevance, strict=True):
+            plain = quality.score_stage(self.question, text, {}, None, entrant.run.loop)
+            flags = plain.flags
+            if similar is not None and text.strip() and similar < quality.MIN_RELEVANCE:
+                flags = (*flags, "off-topic")
+            entrant.quality = replace(plain, relevance=similar, flags=flags)
+
+    def _relevance(self, question: np.ndarray | None, texts: list[str]) -> list[float | None]:
+        if self.embedder is None or question is None:
+            return [None] * len(texts)
+        try:
+            vectors = self.embedder.embed(texts)
+        except MiradorError as exc:
+            log.warning("speculative candidates are judged without relevance: %s", exc)
+            return [None] * len(texts)
+        return [round(float(question @ v), 3) for v in vectors]
+
+    def embed_question(self) -> None:
+        """Embed the question in a worker thread while the first stages begin."""
+        embedder = self.embedder
+        if embedder is not None:
+            self._question = asyncio.ensure_future(asyncio.to_thread(
+                lambda: embedder.embed([self.question])[0]))
+            self._question.add_done_callback(_unused)
+
+    async def _question_vector(self) -> np.ndarray | None:
+        if self._question is None:
+            return None
+        try:
+            return await self._question
+        except MiradorError as exc:  # no embedder: judged by the text alone
+            log.warning("speculative candidates are judged without relevance: %s", exc)
+            return None
 
     def _pick(self) -> tuple[Entrant, str]:
         def score(e: Entrant) -> float:
@@ -251,6 +281,13 @@ class Race:
                            predicted=predicted, committed=self.winner.candidate.name,
                            ran=True, reason=self.reason, wasted_tokens=self.wasted,
                            commit_seconds=self.seconds)
+
+
+def _unused(future: asyncio.Future[np.ndarray]) -> None:
+    """A question embedding nobody awaited (the race was closed first) is let go quietly;
+    awaited, its failure is reported where it is read."""
+    if not future.cancelled():
+        future.exception()
 
 
 @dataclass
@@ -321,6 +358,7 @@ class Speculator:
                     self.config.commit_tokens, self._embedder())
         race.start(self.runner, [first_inputs(query, c, background, wish, limits)
                                  for c in found], limits)
+        race.embed_question()
         try:
             committed = (await race.commit()).candidate
         except BaseException:  # the caller stopped waiting: no first stage runs on
