@@ -218,6 +218,9 @@ class SpeculationConfig(Strict):
     margin: float = Field(default=0.05, ge=0.0, le=1.0, description="Candidates whose score "
                           "is within this of the pick's are run too (the learner's scores "
                           "are chances of a good rating, 0-1).")
+    route_margin: float = Field(default=0.25, ge=0.0, description="Without a learner: the "
+                                "routing is unsure when its complexity score is within this "
+                                "of a threshold (simple/medium at 1, medium/complex at 3).")
     max_candidates: int = Field(default=2, ge=2, le=4, description="At most this many "
                                 "first stages run at once, the pick's included.")
     commit_tokens: int = Field(default=16, ge=1, le=4096, description="The choice is made "

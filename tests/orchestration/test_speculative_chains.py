@@ -20,7 +20,8 @@ from mirador.catalog.manifest import ModelEntry
 from mirador.orchestration.events import Ack, Done, Event, Token
 from mirador.orchestration.hooks import ChainChoice, Limits, Query, Ranked
 from mirador.orchestration.orchestrator import Orchestrator
-from mirador.settings import Settings, load_settings
+from mirador.orchestration.routing import classify
+from mirador.settings import RoutingConfig, Settings, StageConfig, load_settings
 
 QUESTION = "how do I plan a weekly budget for my groceries"
 ANSWER = "Write down what you spend each week, then set a fixed limit and plan meals."
@@ -222,3 +223,30 @@ async def test_real_models_race_on_two_models_and_one_is_committed(
     committed_stage = "alpha" if spec.committed == "chain_a" else "beta"
     assert {e.stage for e in events if isinstance(e, Token)} == {committed_stage}
     assert spec.wasted_tokens > 0 and spec.commit_seconds is not None
+
+
+def test_the_routing_says_how_near_a_threshold_it_is() -> None:
+    assert classify("How do I plan a budget?").runner_up == ("simple", 0.05)
+    assert classify("What is a Roth IRA?").runner_up == ("medium", 3.1)
+
+
+async def test_without_a_learner_an_unsure_routing_races_its_two_complexities(
+        home: Path) -> None:
+    settings = configured()
+    settings.config.stages = [StageConfig(name="first_a", persona="alpha", confidence=0.5),
+                              StageConfig(name="first_b", persona="beta", confidence=0.9)]
+    settings.config.routing = RoutingConfig(simple=["first_a"], medium=["first_b"],
+                                            complex=["first_b"])
+    backend = ByPersona(by_system={"ALPHA": Script(pieces=GOOD), "BETA": Script(pieces=GOOD)})
+    built = Orchestrator(settings)
+    built.manager.use_backend("llamacpp", backend)
+    done = done_of(await events_of_query(built, "How do I plan a budget?"))
+    spec = done.speculation
+    assert spec is not None and spec.ran
+    assert spec.candidates == ["auto:medium", "auto:simple"] and spec.predicted == "auto:medium"
+    assert backend.sent.keys() == {"ALPHA", "BETA"}
+
+
+async def events_of_query(built: Orchestrator, query: str) -> list[Event]:
+    async with built:
+        return [e async for e in built.process(query, remember=False)]

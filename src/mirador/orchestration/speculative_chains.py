@@ -3,9 +3,12 @@ run at once, and one is committed to.
 
 The learner ranks its candidate chains (`ChainChoice.ranked`). When another chain scores
 within `speculation.margin` of the pick, the first stage of each close candidate (at most
-`speculation.max_candidates`, the pick's included) starts at the same time. Candidates
-whose first stage is the same persona on the same model would say the same thing, so
-only one of them runs.
+`speculation.max_candidates`, the pick's included) starts at the same time. Without a
+learner, the complexity routing is unsure when its score lies within
+`speculation.route_margin` of a threshold (`Route.runner_up`): the other complexity's
+stages are the rival. Candidates whose first stage is the same persona on the same model
+would say the same thing, so only one of them runs (with the default routing every
+complexity starts with `quick_response`, so the routing never races).
 
 The commit: once every candidate's first stage has `speculation.commit_tokens` tokens (or
 has ended), each text so far is scored as `quality.score_stage` scores a stage (relevance
@@ -73,7 +76,8 @@ class Candidate:
 
     @property
     def name(self) -> str:
-        return self.plan.chain or AUTO_CHAIN
+        """The chain, or `auto:COMPLEXITY` for the routing's stages."""
+        return self.plan.chain or f"{AUTO_CHAIN}:{self.plan.complexity}"
 
     @property
     def first(self) -> ResolvedPersona:
@@ -82,21 +86,34 @@ class Candidate:
 
 def candidates(planner: Planner, query: Query, plan: Plan, limits: Limits | None,
                model: str | None, config: SpeculationConfig) -> list[Candidate]:
-    """The pick and the chains scored within the margin of it, each with a first stage
-    of its own; empty when the chooser was sure (or no close chain starts differently)."""
-    choice = plan.choice
-    if choice is None:
-        return []
+    """The pick and the close rivals (`rivals`), each with a first stage of its own; empty
+    when the choice was sure (or no close rival starts differently)."""
     found = [Candidate(plan, tuple(planner.resolve(s, model) for s in plan.stages))]
-    for chain in choice.rivals(config.margin, config.max_candidates):
-        if limits is not None and not limits.allows(chain):
-            continue
-        rival = planner.allowed(planner.chosen(query, replace(choice, chain=chain)), query,
-                                limits, chosen=False)
+    for rival in rivals(planner, query, plan, limits, config):
         personas = tuple(planner.resolve(s, model) for s in rival.stages)
         if personas and not any(_same_start(personas[0], c.first) for c in found):
             found.append(Candidate(rival, personas))
     return found if len(found) > 1 else []
+
+
+def rivals(planner: Planner, query: Query, plan: Plan, limits: Limits | None,
+           config: SpeculationConfig) -> list[Plan]:
+    """The plans nearly chosen instead of `plan`: the chooser's chains scored within
+    `speculation.margin` of its pick; else, for a plan the complexity routing made, the
+    complexity across the nearest threshold when the score is within `route_margin` of it."""
+    choice = plan.choice
+    if choice is not None:
+        return [planner.allowed(planner.chosen(query, replace(choice, chain=chain)), query,
+                                limits, chosen=False)
+                for chain in choice.rivals(config.margin, config.max_candidates)
+                if limits is None or limits.allows(chain)]
+    if plan.route is None or plan.chain is not None:
+        return []
+    other, gap = plan.route.runner_up
+    if gap > config.route_margin:
+        return []
+    return [planner.allowed(planner.for_complexity(other, plan.route), query, limits,
+                            chosen=False)]
 
 
 def _same_start(a: ResolvedPersona, b: ResolvedPersona) -> bool:
