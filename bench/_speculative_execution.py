@@ -47,7 +47,7 @@ SECOND = "smollm2-135m-b"
 
 def config(tokens: int) -> dict[str, Any]:
     return {"memory": {"enabled": False}, "backends": {"llamacpp": {"n_threads": 1}},
-            "speculation": {"max_load": None},
+            "speculation": {"enabled": True, "max_load": None},
             "energy": {"profile": "bench", "profiles": {"bench": {
                 "max_tokens": tokens, "deeper_stages": False, "speculate": True}}}}
 

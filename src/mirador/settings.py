@@ -211,10 +211,10 @@ class SpeculationConfig(Strict):
     of the closest candidates run at once and one is committed to (see
     mirador.orchestration.speculative_chains)."""
 
-    enabled: bool = Field(default=True, description="False: the chooser's pick always runs "
-                          "alone. Even when true, speculation runs only under a profile "
-                          "with `speculate`, with the cores free and a free sequence on "
-                          "each candidate's model.")
+    enabled: bool = Field(default=False, description="True: race the close candidates' "
+                          "first stages (off by default: bench/speculation.py found it did "
+                          "not pay). Even then only under a profile with `speculate`, with "
+                          "the cores free and a free sequence on each candidate's model.")
     margin: float = Field(default=0.05, ge=0.0, le=1.0, description="Candidates whose score "
                           "is within this of the pick's are run too (the learner's scores "
                           "are chances of a good rating, 0-1).")

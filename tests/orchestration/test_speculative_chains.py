@@ -96,7 +96,7 @@ class Meter:
 
 def configured(**speculation: object) -> Settings:
     settings = load_settings()
-    values = {"max_load": None, "commit_tokens": 8, **speculation}
+    values = {"enabled": True, "max_load": None, "commit_tokens": 8, **speculation}
     settings.config.speculation = settings.config.speculation.model_copy(update=values)
     return settings
 
