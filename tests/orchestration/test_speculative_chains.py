@@ -158,7 +158,6 @@ async def test_a_tie_goes_to_the_pick_whose_later_stages_run(home: Path) -> None
 
 
 @pytest.mark.parametrize(("settings_change", "meter", "n", "why"), [
-    ({"enabled": False}, None, 2, "speculation.enabled is false"),
     ({}, Meter(speculate=False), 2, "the test profile does not speculate"),
     ({}, None, 1, "would only take turns"),
     ({"max_load": 1e-9}, None, 2, "the cores are busy"),
@@ -181,9 +180,11 @@ async def test_two_free_sequences_on_one_model_let_the_candidates_race(home: Pat
     assert done.speculation is not None and done.speculation.ran
 
 
-async def test_a_sure_choice_runs_alone(home: Path) -> None:
+@pytest.mark.parametrize(("gap", "enabled"), [(0.3, True), (0.01, False)])
+async def test_a_sure_choice_or_speculation_off_runs_the_pick_alone(
+        home: Path, gap: float, enabled: bool) -> None:
     backend = ByPersona(by_system={"ALPHA": Script(pieces=GOOD), "BETA": Script(pieces=GOOD)})
-    done = done_of(await events_of(orchestrator(configured(), backend, gap=0.3)))
+    done = done_of(await events_of(orchestrator(configured(enabled=enabled), backend, gap=gap)))
     assert done.speculation is None and "BETA" not in backend.sent
 
 

@@ -23,7 +23,8 @@ the pick live and discarding the others would show the person a discarded answer
 whenever the commit goes another way; holding `commit_tokens` tokens bounds the delay.
 The `Ack` is sent at the commit, so it names the chain that answers.
 
-It runs only when it can run at once, not in turns: the profile allows speculation
+It runs only when `speculation.enabled` (off by default: bench/speculation.py found it did
+not pay), and only when it can run at once, not in turns: the profile allows speculation
 (`Limits.speculate`; `battery` does not), the cores are free (the 1-minute load average
 per core is below `speculation.max_load`), no first stage calls tools (a tool may act on
 the world), and each candidate's model has a free sequence for it
@@ -138,8 +139,6 @@ def refusal(manager: ModelManager, found: list[Candidate], limits: Limits | None
             config: SpeculationConfig, load: Callable[[], float] = load_per_core
             ) -> str | None:
     """Why the candidates may not run at once, or None when they may."""
-    if not config.enabled:
-        return "speculation.enabled is false in config.yaml"
     if limits is not None and not limits.speculate:
         return f"the {limits.profile} profile does not speculate"
     if any(c.first.tools for c in found):
@@ -361,6 +360,8 @@ class Speculator:
                    limits: Limits | None, model: str | None, wish: Overrides) -> Speculative:
         """Race the close candidates' first stages when allowed, and commit to one; else
         `plan` as it is (with why it did not race, when the chooser was unsure)."""
+        if not self.config.enabled:  # off: nothing to weigh, nothing to report
+            return Speculative(plan, personas)
         found = candidates(self.planner, query, plan, limits, model, self.config)
         if not found:
             return Speculative(plan, personas)
