@@ -20,7 +20,13 @@ the first token of the chosen chain's first stage, with the likely first prompt 
 the chain is chosen against without, alternating, on every workload query (nothing is tuned);
 how often the guess was used, and the joules, wasted guesses included.
 
-    python bench/speculation.py [--part decoding|prefill] [--queries N] [--tokens N]
+A third part, `--part execution`, measures speculative execution
+(orchestration/speculative_chains.py): time to the committed chain's first token with the
+close candidates' first stages raced against the pick alone, on queries where the learner is
+unsure, and the wasted tokens and joules (see bench/_speculative_execution.py).
+
+    python bench/speculation.py [--part decoding|prefill|execution] [--queries N]
+                                [--tokens N] [--quick]
 
 Prints a table and writes bench/results/speculation.json. On a shared machine the
 absolute figures move; the ratios, measured in alternation, are what to read.
@@ -261,12 +267,19 @@ def prefill_summary(runs: dict[str, list[Any]]) -> dict[str, Any]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=("decoding", "prefill"), default="decoding")
+    parser.add_argument("--part", choices=("decoding", "prefill", "execution"),
+                        default="decoding")
     parser.add_argument("--queries", type=int, default=8, help="per half")
     parser.add_argument("--tokens", type=int, default=96)
+    parser.add_argument("--quick", action="store_true", help="2 queries per half, 32 tokens")
     args = parser.parse_args()
+    if args.quick:
+        args.queries, args.tokens = 2, 32
     if args.part == "prefill":
         await run_prefill(args.queries)
+        return
+    if args.part == "execution":
+        await run_execution(args.queries, args.tokens)
         return
     tuning_q, held_q = split_queries(args.queries)
     with tempfile.TemporaryDirectory() as tmp:
@@ -293,7 +306,8 @@ async def main() -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     RESULTS.write_text(json.dumps({
-        "prefill": previous.get("prefill"), "model": "SmolLM2-135M-Instruct Q4_1",
+        "prefill": previous.get("prefill"), "execution": previous.get("execution"),
+        "model": "SmolLM2-135M-Instruct Q4_1",
         "threads": 1, "max_tokens": args.tokens,
         "seed": SEED, "queries_per_half": len(held_q), "drafts_chosen_on_tuning": chosen,
         "tuning": {kind: {mode: summary(runs, modes["plain"]) for mode, runs in modes.items()}
@@ -314,6 +328,18 @@ async def run_prefill(limit: int) -> None:
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(previous | {"prefill": report}, indent=2) + "\n")
     print(f"wrote {RESULTS}")
+
+
+async def run_execution(limit: int, tokens: int) -> None:
+    from _speculative_execution import execution_part
+
+    report = await execution_part(WORKLOAD, limit, tokens)
+    load = os.getloadavg()
+    report["load_average"] = [round(x, 2) for x in load]
+    previous = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(previous | {"execution": report}, indent=2) + "\n")
+    print(f"\nload average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; wrote {RESULTS}")
 
 
 if __name__ == "__main__":

@@ -234,6 +234,31 @@ class TrainingConfig(Strict):
                                 "answer in that check.")
 
 
+class SpeculationConfig(Strict):
+    """Speculative execution: when the learner is unsure between chains, the first stages
+    of the closest candidates run at once and one is committed to (see
+    mirador.orchestration.speculative_chains)."""
+
+    enabled: bool = Field(default=False, description="True: race the close candidates' "
+                          "first stages (off by default: bench/speculation.py found it did "
+                          "not pay). Even then only under a profile with `speculate`, with "
+                          "the cores free and a free sequence on each candidate's model.")
+    margin: float = Field(default=0.05, ge=0.0, le=1.0, description="Candidates whose score "
+                          "is within this of the pick's are run too (the learner's scores "
+                          "are chances of a good rating, 0-1).")
+    route_margin: float = Field(default=0.25, ge=0.0, description="Without a learner: the "
+                                "routing is unsure when its complexity score is within this "
+                                "of a threshold (simple/medium at 1, medium/complex at 3).")
+    max_candidates: int = Field(default=2, ge=2, le=4, description="At most this many "
+                                "first stages run at once, the pick's included.")
+    commit_tokens: int = Field(default=16, ge=1, le=4096, description="The choice is made "
+                               "when each candidate's first stage has this many tokens (or "
+                               "has ended); until then nothing is shown.")
+    max_load: float | None = Field(default=0.75, gt=0.0, description="The cores count as "
+                                   "free when the 1-minute load average per core is below "
+                                   "this; None: not checked.")
+
+
 class SandboxConfig(Strict):
     """Limits of `run_python`, the sandbox for model-written code (mirador.tools.sandbox)."""
 
@@ -331,6 +356,7 @@ class Config(Strict):
     training: TrainingConfig = TrainingConfig()
     tools: ToolsConfig = ToolsConfig()
     energy: EnergyConfig = EnergyConfig()
+    speculation: SpeculationConfig = SpeculationConfig()
     agents: list[AgentConfig] = Field(default_factory=list, description="Agents that watch "
                                       "(disabled until `mirador agents enable NAME`).")
 

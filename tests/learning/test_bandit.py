@@ -40,6 +40,18 @@ def test_cold_start_takes_the_priors_best_without_sampling() -> None:
     assert decision.cold_start and decision.draws == ()
 
 
+def test_a_decision_ranks_its_candidates_by_belief_the_pick_first() -> None:
+    bandit = DiscountedThompson(seed=1)
+    ranked = bandit.choose(TYPE, PRIORS).ranked()
+    assert ranked == (("business_acceleration", 0.65), ("strategic_synthesis", 0.65),
+                      ("auto", 0.55), ("rapid_decision", 0.45))
+    for _ in range(5):
+        bandit.update(TYPE, "rapid_decision", 5)
+    explored = Decision(TYPE, "auto", bandit.evidence(TYPE, PRIORS), draws=(0.1, 0.1, 0.1, 0.9))
+    chains = [c for c, _ in explored.ranked()]
+    assert chains[0] == "auto" and chains[1] == "rapid_decision"  # by mean, not by draw
+
+
 def test_it_learns_the_chain_that_earns_good_ratings() -> None:
     bandit = DiscountedThompson(seed=2)
     for _ in range(30):

@@ -45,6 +45,9 @@ def test_cold_start_picks_the_first_declared_candidate(learner: Learner) -> None
     assert choice.query_type.startswith("career/")
     assert choice.chain == "strategic_synthesis"  # first of the career chains that declare it
     assert "cold start" in choice.reason
+    assert choice.ranked[0].chain == "strategic_synthesis"
+    assert choice.margin == 0.0  # business_acceleration declares career too: a tie
+    assert choice.rivals(0.05, 2) == ("business_acceleration",)
 
 
 def test_candidates_fall_back_from_type_to_domain_to_capabilities(

@@ -124,6 +124,18 @@ class Decision:
         """The pick was not the arm with the best mean: the sampling explored."""
         return not self.cold_start and self.best_mean.chain != self.chain
 
+    def ranked(self) -> tuple[tuple[str, float], ...]:
+        """Each candidate and its score, the pick first, then the others best first.
+
+        The score is the believed mean (the prior's on a cold start), or, where the
+        profile weighed energy, the quality-per-watt score: how sure the choice is, not
+        the random draw that made it (two draws may differ a lot on equal beliefs)."""
+        scores = (dict(self.energy.scores) if self.energy is not None
+                  else {a.chain: round(a.mean, 4) for a in self.arms})
+        others = sorted((c for c in scores if c != self.chain), key=lambda c: -scores[c])
+        first = [self.chain] if self.chain in scores else []
+        return tuple((c, scores[c]) for c in [*first, *others])
+
     def to_dict(self) -> dict[str, Any]:
         return {"query_type": self.query_type, "chain": self.chain,
                 "cold_start": self.cold_start, "draws": list(self.draws),

@@ -40,7 +40,14 @@ from mirador.learning.dna import describe, in_force_at, learned
 from mirador.learning.explain import describe_decision, explanation
 from mirador.learning.querytypes import QueryClassifier, QueryType, load_seeds, seed_examples
 from mirador.learning.store import AnswerLog, LearningStore, Rating, StageTiming, check_rating
-from mirador.orchestration.hooks import AnswerRecord, ChainChoice, Limits, LimitsSource, Query
+from mirador.orchestration.hooks import (
+    AnswerRecord,
+    ChainChoice,
+    Limits,
+    LimitsSource,
+    Query,
+    Ranked,
+)
 
 if TYPE_CHECKING:
     from mirador.embeddings import Embedder
@@ -212,7 +219,8 @@ class Learner:
             decision = energy.weigh(decision, limits,
                                     self.store.mean_joules(c.chain for c in decision.arms))
         self._remember(query.text, _Choice(query_type, vector, decision, candidates))
-        return ChainChoice(decision.chain, query_type.name, describe_decision(decision))
+        return ChainChoice(decision.chain, query_type.name, describe_decision(decision),
+                           tuple(Ranked(c, s) for c, s in decision.ranked()))
 
     def decide(self, query_type: str, candidates: Candidates | None = None) -> Decision:
         """The bandit's pick among the type's candidates (no text needed: the simulation)."""

@@ -29,7 +29,8 @@ class _Event:
 
 @dataclass(frozen=True)
 class Ack(_Event):
-    """Sent before any model work: the plan for this answer."""
+    """Sent before any model work: the plan for this answer. When speculative execution
+    runs (`Done.speculation`), it is sent at the commit and names the committed chain."""
 
     type: ClassVar[str] = "ack"
     answer_id: str
@@ -124,6 +125,25 @@ class StageAnswer:
 
 
 @dataclass(frozen=True)
+class Speculation:
+    """What speculative execution did for an answer whose chain the chooser was unsure of
+    (see `mirador.orchestration.speculative_chains`).
+
+    `ran` False: the candidates were close but speculation was not allowed (`reason`
+    says why) and the predicted chain ran alone. `wasted_joules` is the answer's joules
+    in proportion to the discarded tokens (None without an energy meter)."""
+
+    candidates: list[str]  # the chains whose first stages ran (or would have), pick first
+    predicted: str  # the chooser's pick
+    committed: str  # the chain that answered
+    ran: bool
+    reason: str
+    wasted_tokens: int = 0
+    wasted_joules: float | None = None
+    commit_seconds: float | None = None  # from the start of the first stages to the commit
+
+
+@dataclass(frozen=True)
 class Done(_Event):
     """The end: each stage's answer, the final answer (the best stage's) and the totals.
 
@@ -149,6 +169,7 @@ class Done(_Event):
     energy_j: float | None = None  # joules the answer cost (see energy_method)
     energy_method: str | None = None  # "rapl" or "cpu-time estimate"
     speculated: str | None = None  # what speculative prefill did (orchestration/speculation.py)
+    speculation: Speculation | None = None  # speculative execution (speculative_chains.py)
 
 
 Event = Ack | StageStart | Token | ToolCall | ToolResult | ErrorEvent | StageEnd | Done

@@ -44,12 +44,45 @@ class Plan:
 
 
 @dataclass(frozen=True)
+class Ranked:
+    """One candidate chain and the chooser's score for it (higher: more likely to please)."""
+
+    chain: str
+    score: float
+
+
+@dataclass(frozen=True)
 class ChainChoice:
-    """A chooser's pick: the chain (or 'auto') for this query, and why."""
+    """A chooser's pick: the chain (or 'auto') for this query, and why.
+
+    `ranked` lists the candidates it weighed, the pick first, then the others best
+    first, each with its score: how sure the chooser was (`margin`), which speculative
+    execution reads (`orchestration/speculative_chains.py`)."""
 
     chain: str
     query_type: str
     reason: str = ""
+    ranked: tuple[Ranked, ...] = ()
+
+    @property
+    def margin(self) -> float | None:
+        """How far the pick's score leads the best other candidate's (negative when the
+        chooser explored); None with no other candidate."""
+        scores = {r.chain: r.score for r in self.ranked}
+        others = [s for c, s in scores.items() if c != self.chain]
+        if self.chain not in scores or not others:
+            return None
+        return round(scores[self.chain] - max(others), 4)
+
+    def rivals(self, margin: float, most: int) -> tuple[str, ...]:
+        """The other chains scored within `margin` of the pick, best first; at most
+        `most - 1` of them (`most` counts the pick)."""
+        mine = next((r.score for r in self.ranked if r.chain == self.chain), None)
+        if mine is None:
+            return ()
+        close = [r for r in self.ranked if r.chain != self.chain and abs(mine - r.score) <= margin]
+        close.sort(key=lambda r: -r.score)
+        return tuple(r.chain for r in close[:max(0, most - 1)])
 
 
 @dataclass
@@ -130,7 +163,7 @@ class Limits:
     energy_budget: float | None = None  # joules per answer a chosen chain may cost
     threads: int | None = None  # CPU threads llama.cpp models run with (None: configured)
     chains: tuple[str, ...] | None = None  # the chains that may be picked (None: any)
-    speculate: bool = True  # personas' speculative decoding may run
+    speculate: bool = True  # speculative decoding, prefill and execution may run
     prefill: bool = False  # the likely first prompt is read while the chain is chosen
 
     def allows(self, chain: str) -> bool:

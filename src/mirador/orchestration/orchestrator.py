@@ -59,6 +59,7 @@ from mirador.orchestration.outcome import done_event, judged
 from mirador.orchestration.planning import Planner, tokens_left
 from mirador.orchestration.recall import Recall, found
 from mirador.orchestration.speculation import Prefill, first_messages, may_prefill, start_prefill
+from mirador.orchestration.speculative_chains import Speculative, Speculator
 from mirador.orchestration.stage_run import StageRun, StageRunner, stage_end
 from mirador.orchestration.stages import ModelStage, Overrides
 from mirador.settings import Settings
@@ -225,36 +226,52 @@ class Orchestrator:
         personas = [self.resolve(s, model) for s in plan.stages]
         if guess is not None:  # the choice is made: was the prefilled prompt the right one?
             guess.settle(personas[0], first_messages(q, plan.stages[0], personas[0], wish))
+        spec = (Speculative(plan, personas) if chosen else  # unsure: race the first stages
+                await self._speculator().plan(q, plan, personas, limits, model, wish))
+        plan, personas = spec.plan, spec.personas
         answer_id = uuid.uuid4().hex[:12]
-        for persona in personas:  # first stage's model first; the rest load behind it
-            self.manager.warm(persona.model)
-        yield Ack(answer_id=answer_id, query=q.text, complexity=plan.complexity,
-                  stages=[s.name for s in plan.stages], chain=plan.chain)
-        ends: list[StageEnd] = []
-        async with aclosing(self._stages(answer_id, q, plan, personas, wish, limits,
-                                         started, ends)) as events:
-            async for event in events:
-                if isinstance(event, Done):
-                    done = self._measured(event, limits, spent_before)
+        try:
+            for persona in personas:  # first stage's model first; the rest load behind it
+                self.manager.warm(persona.model)
+            yield Ack(answer_id=answer_id, query=q.text, complexity=plan.complexity,
+                      stages=[s.name for s in plan.stages], chain=plan.chain)
+            ends: list[StageEnd] = []
+            async with aclosing(self._stages(answer_id, q, plan, personas, wish, limits,
+                                             started, ends, spec)) as events:
+                async for event in events:
+                    if not isinstance(event, Done):
+                        yield event
+                        continue
+                    done = spec.charged(self._measured(event, limits, spent_before))
                     if guess is not None:
                         done = replace(done, speculated=await guess.describe(personas[0].id))
                     if remember:  # before `Done`: a caller may stop reading there
                         self._record(AnswerRecord(query=q, plan=plan, done=done,
                                                   stage_ends=ends))
                     yield done
-                else:
-                    yield event
+        finally:
+            await spec.aclose()
+
+    def _runner(self) -> StageRunner:
+        return StageRunner(self.manager, self.tools, self.shapers, self.load_timeout,
+                           self.settings.config.tools.max_rounds)
+
+    def _speculator(self) -> Speculator:
+        return Speculator(self.planner, self.manager, self._runner(),
+                          Recall(self.context, self.settings.config.memory.first_stage_wait),
+                          self.settings.config.speculation, lambda: self.embedder)
 
     async def _stages(self, answer_id: str, q: Query, plan: Plan, personas: list[ResolvedPersona],
                       wish: Overrides, limits: Limits | None, started: float,
-                      ends: list[StageEnd]) -> AsyncGenerator[Event, None]:
+                      ends: list[StageEnd], spec: Speculative) -> AsyncGenerator[Event, None]:
         """Run the plan's stages in turn, each shown what the earlier ones said and what
-        memory recalled (`recall.py`); end with the judged `Done`."""
+        memory recalled (`recall.py`); end with the judged `Done`. A raced first stage
+        (`spec.race`) is already running: its events are read, not started again."""
         several = len(plan.stages) > 1
         recall_for = Recall(self.context, self.settings.config.memory.first_stage_wait)
-        runner = StageRunner(self.manager, self.tools, self.shapers, self.load_timeout,
-                             self.settings.config.tools.max_rounds)
-        recall = await recall_for.early(q)
+        runner = self._runner()
+        race = spec.race
+        recall = spec.recall if race is not None else await recall_for.early(q)
         judge = quality.Judge(q.text, self.embedder if several else None, len(plan.stages))
         answers: dict[str, StageAnswer] = {}
         first_token: float | None = None
@@ -271,10 +288,12 @@ class Orchestrator:
                                                   wish.system, first=not index)
                 options = prompts.request_options(
                     persona.options.merged(prompts.stage_options(stage)), wish.options, budget)
-                run = StageRun(copies=quality.CopyWatch({n: a.text for n, a in answers.items()}))
+                run = (race.winner.run if race is not None and not index else
+                       StageRun(copies=quality.CopyWatch({n: a.text for n, a in answers.items()})))
                 yield StageStart(stage=stage.name, model=persona.model.id, persona=persona.id,
                                  confidence=stage.confidence, index=index)
-                async with aclosing(runner.run(stage, persona, messages, options,
+                async with aclosing(race.stream() if race is not None and not index else
+                                    runner.run(stage, persona, messages, options,
                                                run, limits)) as tokens:
                     async for event in tokens:
                         fresh = first_token is None and isinstance(event, Token)

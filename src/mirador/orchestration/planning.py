@@ -17,7 +17,7 @@ from mirador.catalog.manifest import AUTO_CHAIN, Manifest, ModelEntry, ResolvedP
 from mirador.errors import ConfigError
 from mirador.orchestration.events import StageAnswer
 from mirador.orchestration.hooks import ChainChoice, ChainChooser, Limits, Plan, Query
-from mirador.orchestration.routing import classify
+from mirador.orchestration.routing import Complexity, Route, classify
 from mirador.orchestration.stages import ModelStage, select_stages
 from mirador.settings import Settings
 
@@ -54,16 +54,27 @@ class Planner:
             picked = chosen or select_stages(self.stages, names)
             return Plan(complexity="custom", stages=tuple(picked))
         choice = self._routed(q)
-        if choice is not None and choice.chain != AUTO_CHAIN:
+        if choice is None:
+            return self._by_complexity(q, chain=None)
+        return self.chosen(q, choice)
+
+    def chosen(self, query: Query, choice: ChainChoice) -> Plan:
+        """The plan for a route's or the chooser's `choice`."""
+        if choice.chain != AUTO_CHAIN:
             return Plan("chain", tuple(self.chain_stages(choice.chain)), chain=choice.chain,
                         choice=choice)
-        return self._by_complexity(q, chain=AUTO_CHAIN if choice else None, choice=choice)
+        return self._by_complexity(query, chain=AUTO_CHAIN, choice=choice)
 
     def _by_complexity(self, query: Query, chain: str | None,
                        choice: ChainChoice | None = None) -> Plan:
         route = classify(query.text)
-        names = self.settings.config.routing.stages_for(route.complexity)
-        return Plan(route.complexity, tuple(select_stages(self.stages, names)), route,
+        return self.for_complexity(route.complexity, route, chain, choice)
+
+    def for_complexity(self, complexity: Complexity, route: Route | None = None,
+                       chain: str | None = None, choice: ChainChoice | None = None) -> Plan:
+        """The configured stages the routing runs for `complexity`."""
+        names = self.settings.config.routing.stages_for(complexity)
+        return Plan(complexity, tuple(select_stages(self.stages, names)), route,
                     chain=chain, choice=choice)
 
     def _routed(self, query: Query) -> ChainChoice | None:

@@ -56,6 +56,20 @@ class Route:
     score: float
     reasons: tuple[str, ...]
 
+    @property
+    def runner_up(self) -> tuple[Complexity, float]:
+        """The complexity across the nearest threshold, and how far the score is from
+        it (in the score's points): how sure the routing is."""
+        options: list[tuple[float, Complexity]] = []
+        if self.complexity != "simple":  # the threshold below
+            floor = _MEDIUM_FROM if self.complexity == "medium" else _COMPLEX_FROM
+            options.append((self.score - floor, _band(floor - 0.01)))
+        if self.complexity != "complex":  # the threshold above
+            ceiling = _MEDIUM_FROM if self.complexity == "simple" else _COMPLEX_FROM
+            options.append((ceiling - self.score, _band(ceiling)))
+        gap, other = min(options)
+        return other, round(gap, 2)
+
 
 def classify(query: str) -> Route:
     """Score `query` and name the signals that decided its complexity."""
