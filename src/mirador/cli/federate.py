@@ -74,7 +74,7 @@ def _dry_run(settings: Settings, persona: str, plan: RoundPlan) -> None:
     click.echo(f"update norm              {found.update_norm:.4f} -> clipped to "
                f"{found.clipped_norm:.4f}")
     click.echo(f"noise on the average     std {found.noise_std:.3g} per number, norm "
-               f"{found.noise_norm:.4g} (your share / noise = {found.signal_to_noise:.3g})")
+               f"{found.noise_norm:.4g} (clipped update / noise = {found.signal_to_noise:.3g})")
     click.echo(f"privacy (delta {found.delta:g})  epsilon {found.epsilon_round:.3g} per round, "
                f"{found.epsilon_total:.3g} after {found.rounds} rounds")
 
