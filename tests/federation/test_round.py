@@ -80,7 +80,7 @@ def _drop_in_round_2(fed: object) -> None:
 @pytest.mark.timeout(2400)
 def test_a_round_completes_with_every_peer(ran: Ran) -> None:
     first = rounds(ran.out)[0]
-    assert first["peers"] == 3 and first["dropped"] == 0 and first["aggregated"], ran.output
+    assert first["peers"] == 3 and first["failures"] == 0 and first["aggregated"], ran.output
     assert first["evaluated_by"] == 3
     assert first["epsilon_total"] > 0 and first["noise_std"] == pytest.approx(0.001 * 2.0 / 3)
     for home in ran.homes:
@@ -126,6 +126,7 @@ def test_dp_noise_is_the_configured_noise(ran: Ran) -> None:
 def test_a_peer_that_drops_mid_round_does_not_stop_the_round(ran: Ran) -> None:
     second = rounds(ran.out)[1]
     assert second["aggregated"] and second["peers"] == 2, (second, ran.output[-3000:])
+    assert second["failures"] >= 1
     assert (ran.out / "round-2.npz").exists()
     assert not any(e["round"] == 2 and e["event"] == "trained"
                    for e in peer_log(ran.homes[DROPS]))
