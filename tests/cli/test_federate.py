@@ -31,6 +31,12 @@ def test_another_machine_without_tls_is_refused(isolated_home: Path) -> None:
     assert "10.20.30.40:9092 is not on this machine and no TLS is configured" in result.stderr
 
 
+def test_the_coordinators_choices_are_refused_when_joining(isolated_home: Path) -> None:
+    result = mirador("--yes", "--noise", "0.5", "--rounds", "2")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "--rounds, --noise: a peer that joins follows the coordinator's plan" in result.stderr
+
+
 @pytest.mark.timeout(900)
 def test_a_dry_run_shows_size_noise_and_epsilon_without_connecting(
         isolated_home: Path) -> None:

@@ -57,10 +57,18 @@ def federate(dry_run: bool, coordinate: bool, superlink: str | None, persona: st
     if dry_run:
         _dry_run(settings, persona or section.persona, plan)
         return
+    if changes and not (coordinate or dry_run):
+        raise FederationError(f"{', '.join('--' + _FLAGS[k] for k in changes)}: a peer that "
+                              "joins follows the coordinator's plan; give these with "
+                              "--coordinate (or --dry-run)")
     if not (yes or section.enabled):
         raise FederationError("federation is opt-in: nothing was sent. Run again with --yes, "
                               "or set `federation: {enabled: true}` in config.yaml")
     _join(settings, section, plan, link, persona or section.persona, coordinate)
+
+
+_FLAGS = {"rounds": "rounds", "peers": "peers", "noise_multiplier": "noise",
+          "clipping_norm": "clip"}
 
 
 def _dry_run(settings: Settings, persona: str, plan: RoundPlan) -> None:
