@@ -54,11 +54,11 @@ def _parse() -> argparse.Namespace:
     parser.add_argument("--clip", type=float, default=2.0)
     parser.add_argument("--noise", default="0,0.001,1",
                         help="noise multipliers to compare, comma-separated (0: DP off)")
-    parser.add_argument("--quick", action="store_true", help="1 round, noise 0 and 0.001")
+    parser.add_argument("--quick", action="store_true", help="1 round of 4 steps, noise 0.001")
     args = parser.parse_args()
     args.noise = [float(x) for x in args.noise.split(",")]
     if args.quick:
-        args.rounds, args.noise = 1, [0.0, 0.001]
+        args.rounds, args.steps, args.noise = 1, 4, [0.001]
     return args
 
 
