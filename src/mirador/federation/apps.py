@@ -23,6 +23,8 @@ from flwr.server import Grid, LegacyContext, ServerApp, ServerConfig
 from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, Strategy
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 
+from mirador.errors import FederationError
+
 from . import accounting
 from .peer import Peer, held_out_loss, local_update, open_peer, start_arrays
 from .plan import RoundPlan
@@ -160,7 +162,10 @@ server_app = ServerApp()
 @server_app.main()
 def _coordinate(grid: Grid, context: Context) -> None:
     plan = RoundPlan.from_run_config(dict(context.run_config))
-    out = Path(plan.out_dir or ".")
+    if not plan.out_dir:
+        raise FederationError("the run config has no out-dir: the coordinator must say where "
+                              "the rounds' log and adapters go (mirador federate sets it)")
+    out = Path(plan.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     legacy = LegacyContext(context=context, strategy=strategy_for(plan, out),
                            config=ServerConfig(num_rounds=plan.rounds,
