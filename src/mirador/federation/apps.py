@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from flwr.client import Client, ClientApp, NumPyClient
 from flwr.client.mod import fixedclipping_mod, secaggplus_mod
-from flwr.common import Context, Parameters, parameters_to_ndarrays
+from flwr.common import Context, Parameters, ndarrays_to_parameters, parameters_to_ndarrays
 from flwr.server import Grid, LegacyContext, ServerApp, ServerConfig
 from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping, FedAvg, Strategy
 from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
@@ -100,6 +100,9 @@ class Recorder(Strategy):
     def aggregate_fit(self, server_round: int, results: Any, failures: Any) -> Any:
         parameters, metrics = self.inner.aggregate_fit(server_round, results, [])
         if parameters is not None:
+            # SecAgg+ dequantizes to float64; the adapter (and what peers send back) is float32
+            parameters = ndarrays_to_parameters(
+                [a.astype(np.float32) for a in parameters_to_ndarrays(parameters)])
             _save(self.out / f"round-{server_round}.npz", parameters)
         self.entries[server_round] = self._entry(server_round, results, failures, parameters)
         return parameters, metrics
