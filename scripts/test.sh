@@ -27,3 +27,12 @@ fi
 .venv/bin/mypy
 .venv/bin/lint-imports  # imports flow one way: the layer contract in pyproject.toml
 .venv/bin/python -m pytest "$@"
+
+# Federation (`mirador[federation]`, Flower): flwr 1.42 pins fastapi 0.138, starlette 1.3,
+# uvicorn 0.49, protobuf <7, rich <15, typer <0.21, packaging <26 -- older than the main
+# venv's -- so its tests run in a second venv where pip resolves both together (the run
+# above skips tests/federation/test_round.py, saying why).
+python3 -m venv .venv-federation
+.venv-federation/bin/pip install --quiet --upgrade pip
+.venv-federation/bin/pip install --quiet -e '.[test,federation]'
+.venv-federation/bin/python -m pytest -p no:cacheprovider tests/federation tests/cli/test_federate.py

@@ -20,7 +20,8 @@ these into exit codes; the server turns them into JSON bodies.
     ├── LearningError
     │   ├── LearningStoreError the ratings database is unreadable or from a newer Mirador
     │   ├── RatingError        a rating out of range, or for an answer that is not known
-    │   └── TrainingError      an adapter cannot be trained, deployed or rolled back
+    │   ├── TrainingError      an adapter cannot be trained, deployed or rolled back
+    │   └── FederationError    a federation cannot be joined, run or reached
     ├── MarketError            a marketplace key, package or index cannot be used
     │   └── PackageRefusedError  a package failed verification or validation: nothing installed
     ├── MemoryStoreError       the memory store cannot be opened, read or written
@@ -101,6 +102,10 @@ class LearningStoreError(LearningError):
 
 class TrainingError(LearningError):
     """An adapter cannot be trained (too few examples, no torch), deployed or rolled back."""
+
+
+class FederationError(LearningError):
+    """A federation round cannot start, a peer cannot join, or Flower is not reachable."""
 
 
 class RatingError(LearningError):

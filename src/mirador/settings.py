@@ -341,6 +341,34 @@ class AgentConfig(Strict):
     description: str = ""
 
 
+class FederationConfig(Strict):
+    """`mirador federate`: improving a shared adapter with peers on Flower (opt-in)."""
+
+    enabled: bool = Field(default=False, description="Opt in: `mirador federate` joins "
+                          "only when this is true or --yes is given.")
+    superlink: str = Field(default="127.0.0.1:9092", description="The SuperLink (host:port) "
+                           "peers connect to and runs are submitted to; loopback by default.")
+    root_certificates: str | None = Field(
+        default=None, description="A PEM CA file: TLS to the SuperLink. Required for any "
+        "address that is not loopback.")
+    persona: str = Field(default="quick", description="Whose base model the shared adapter "
+                         "is for; every peer must have the same GGUF.")
+    rounds: int = Field(default=3, ge=1, le=1000)
+    peers: int = Field(default=3, ge=2, le=10_000, description="Peers a round waits for and "
+                       "the noise is scaled to (Flower's minimum).")
+    local_steps: int = Field(default=8, ge=1, le=10_000, description="Training steps each "
+                             "peer takes per round on its own examples.")
+    noise_multiplier: float = Field(
+        default=1.0, ge=0.0, le=100.0, description="Gaussian noise on the aggregate, in units "
+        "of clipping_norm / peers; 0 turns DP off (updates are still clipped).")
+    clipping_norm: float = Field(default=1.0, gt=0.0, description="Each peer's update is "
+                                 "clipped to this L2 norm before it leaves.")
+    delta: float = Field(default=1e-5, gt=0.0, lt=1.0, description="The DP delta epsilon "
+                         "is reported for.")
+    round_timeout: float = Field(default=900.0, gt=0.0, description="Seconds a SecAgg+ "
+                                 "stage waits for peers before going on without them.")
+
+
 class Config(Strict):
     """The whole of `config.yaml`."""
 
@@ -357,6 +385,7 @@ class Config(Strict):
     tools: ToolsConfig = ToolsConfig()
     energy: EnergyConfig = EnergyConfig()
     speculation: SpeculationConfig = SpeculationConfig()
+    federation: FederationConfig = FederationConfig()
     agents: list[AgentConfig] = Field(default_factory=list, description="Agents that watch "
                                       "(disabled until `mirador agents enable NAME`).")
 

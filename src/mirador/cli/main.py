@@ -40,6 +40,7 @@ _COMMANDS = {
     "agents": ("mirador.cli.agents:agents", "Agents that watch: list, enable, notifications."),
     "train": ("mirador.cli.train:train", "Train a LoRA adapter on your best-rated answers."),
     "adapters": ("mirador.cli.adapters:adapters", "List, use and roll back trained adapters."),
+    "federate": ("mirador.cli.federate:federate", "Improve a shared adapter with peers (Flower)."),
     "create": ("mirador.cli.create:create", "Create a persona from a sentence (and train it)."),
     "dna": ("mirador.cli.dna:dna", "Model DNA: how you like answers (verbosity, depth, ...)."),
     "keys": ("mirador.cli.market:keys", "Make and export keys for signing packages."),

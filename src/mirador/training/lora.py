@@ -124,25 +124,57 @@ def encode(base: TorchBase, system: str | None, query: str, answer: str,
 
 
 def train(base: TorchBase, examples: Sequence[Encoded], config: TrainConfig,
-          progress: Progress | None = None) -> LoraWeights:
-    """Train a LoRA on `examples` (one example per step); the base model is left as it was."""
+          progress: Progress | None = None, start: LoraWeights | None = None) -> LoraWeights:
+    """Train a LoRA on `examples` (one example per step), from `start` if given (else
+    peft's seeded initialisation); the base model is left as it was."""
     torch = _torch()
-    from peft import LoraConfig, get_peft_model
-
     if not examples:
         raise TrainingError("there is nothing to train on")
+    model = _with_lora(torch, base, config)
+    try:
+        if start is not None:
+            _load(torch, model, start)
+        _steps(torch, model, examples, config, progress)
+        return _weights(model, config)
+    finally:
+        base.model = model.unload()  # the LoRA layers out: the base is shared
+
+
+def fresh(base: TorchBase, config: TrainConfig) -> LoraWeights:
+    """The LoRA a run with `config` starts from (A seeded at random, B zero: no change yet)."""
+    model = _with_lora(_torch(), base, config)
+    try:
+        return _weights(model, config)
+    finally:
+        base.model = model.unload()
+
+
+def _with_lora(torch: Any, base: TorchBase, config: TrainConfig) -> Any:
+    from peft import LoraConfig, get_peft_model
+
     torch.manual_seed(config.seed)
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0, bias="none",
                       target_modules=list(config.targets), task_type="CAUSAL_LM")
     with warnings.catch_warnings():  # peft asks transformers a deprecated question
         warnings.filterwarnings("ignore", "`is_gradient_checkpointing` is deprecated",
                                 FutureWarning)
-        model = get_peft_model(base.model, lora)
-    try:
-        _steps(torch, model, examples, config, progress)
-        return _weights(model, config)
-    finally:
-        base.model = model.unload()  # the LoRA layers out: the base is shared
+        return get_peft_model(base.model, lora)
+
+
+def _load(torch: Any, model: Any, start: LoraWeights) -> None:
+    """Copy `start`'s matrices into the model's LoRA layers (shapes must match)."""
+    for (layer, projection), module in _lora_modules(model):
+        if (layer, projection) not in start.pairs:
+            raise TrainingError(f"the starting adapter has no matrices for layer {layer}'s "
+                                f"{projection}; it was made for another base or targets")
+        a, b = start.pairs[(layer, projection)]
+        for target, value in ((module.lora_A["default"].weight, a),
+                              (module.lora_B["default"].weight, b)):
+            if tuple(target.shape) != value.shape:
+                raise TrainingError(f"the starting adapter's {projection} in layer {layer} "
+                                    f"is {value.shape}, the model needs {tuple(target.shape)}")
+            with torch.no_grad():
+                target.copy_(torch.from_numpy(np.asarray(value, dtype=np.float32)))
 
 
 def _steps(torch: Any, model: Any, examples: Sequence[Encoded], config: TrainConfig,
@@ -174,17 +206,24 @@ def _loss(torch: Any, model: Any, example: Encoded) -> Any:
     return model(input_ids=ids, labels=labels).loss
 
 
-def _weights(model: Any, config: TrainConfig) -> LoraWeights:
-    pairs: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+def _lora_modules(model: Any) -> list[tuple[tuple[int, str], Any]]:
+    found = []
     for name, module in model.named_modules():
         if ".layers." not in name or not hasattr(module, "lora_A"):
             continue
         if "default" not in module.lora_A:
             continue
         layer = int(name.split(".layers.")[1].split(".")[0])
+        found.append(((layer, name.rsplit(".", 1)[1]), module))
+    return found
+
+
+def _weights(model: Any, config: TrainConfig) -> LoraWeights:
+    pairs: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+    for key, module in _lora_modules(model):
         a = module.lora_A["default"].weight.detach().cpu().numpy().astype(np.float32)
         b = module.lora_B["default"].weight.detach().cpu().numpy().astype(np.float32)
-        pairs[(layer, name.rsplit(".", 1)[1])] = (a, b)
+        pairs[key] = (a, b)
     return LoraWeights(config.rank, config.alpha, pairs)
 
 

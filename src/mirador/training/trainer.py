@@ -108,7 +108,15 @@ def train_adapter(settings: Settings, options: TrainOptions, reporter: Reporter 
 
 
 def _setup(settings: Settings, options: TrainOptions, manifest: Manifest) -> _Setup:
-    persona = manifest.resolve(options.persona)
+    persona, gguf = persona_base(settings, options.persona, manifest)
+    store = AdapterStore(settings.home, persona.id)
+    return _Setup(persona, gguf, store, store.deployed())
+
+
+def persona_base(settings: Settings, persona_id: str,
+                 manifest: Manifest | None = None) -> tuple[ResolvedPersona, Path]:
+    """The persona and the GGUF file its adapters are trained on (llamacpp models only)."""
+    persona = (manifest or manifest_for(settings)).resolve(persona_id)
     model = persona.model
     if model.backend != "llamacpp":
         raise TrainingError(f"persona '{persona.id}' runs on {model.backend}; adapters are "
@@ -119,8 +127,7 @@ def _setup(settings: Settings, options: TrainOptions, manifest: Manifest) -> _Se
         gguf = packaged_gguf(model.package, settings.models_dir)
     else:
         raise TrainingError(f"model '{model.id}' has no GGUF file or package to train on")
-    store = AdapterStore(settings.home, persona.id)
-    return _Setup(persona, gguf, store, store.deployed())
+    return persona, gguf
 
 
 def _run(settings: Settings, options: TrainOptions, setup: _Setup, base: TorchBase,
