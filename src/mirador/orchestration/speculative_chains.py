@@ -14,7 +14,8 @@ The commit: once every candidate's first stage has `speculation.commit_tokens` t
 has ended), each text so far is scored as `quality.score_stage` scores a stage (relevance
 to the question by MiniLM, repetition, loops, echoes); the best-scoring candidate is
 committed to, unless the chooser's pick scores within `quality.WORSE_BY` of it (ties go
-to the pick). The others are cancelled at once: their streams are closed, which stops
+to the pick); a flawed first stage (empty, looping, echoing the question, copying) never
+wins over a sound one. The others are cancelled at once: their streams are closed, which stops
 the backend within a token, and their tokens are counted as wasted.
 
 Nothing a discarded candidate said is shown: every candidate's tokens are held until
@@ -266,8 +267,16 @@ class Race:
         def score(e: Entrant) -> float:
             return e.quality.score if e.quality is not None else float("-inf")
 
+        def flawed(e: Entrant) -> bool:  # empty, looping, echoing or copying
+            return e.quality is None or bool(e.quality.flags)
+
         pick, best = self.entrants[0], max(self.entrants, key=score)
         scores = ", ".join(f"{e.candidate.name} {score(e):.3f}" for e in self.entrants)
+        sound = [e for e in self.entrants if not flawed(e)]
+        if flawed(pick) and sound:  # a flawed first stage never wins over a sound one
+            best = max(sound, key=score)
+            return best, f"{best.candidate.name}'s first stage scored best of the sound " \
+                         f"ones ({scores})"
         if best is pick or score(pick) >= score(best) - quality.WORSE_BY:
             return pick, f"the pick's first stage scored within {quality.WORSE_BY} of the " \
                          f"best ({scores})"
