@@ -1,9 +1,11 @@
 """The machine: this process's resident memory, what the system could still give, and
-handing freed heap back after a model is unloaded (Linux; elsewhere, best effort)."""
+handing freed heap back after a model is unloaded (Linux; elsewhere, best effort), and
+whether an address names this machine."""
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import threading
 
@@ -69,3 +71,14 @@ class ResidentPeak:
 
     def _take(self) -> None:
         self.peak = max(self.peak, resident_bytes() or 0)
+
+
+def is_loopback(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1."""
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

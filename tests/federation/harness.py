@@ -18,18 +18,12 @@ import numpy as np
 from mirador.federation import launch
 from mirador.federation.plan import RoundPlan
 from tests.support.net import free_port, listening, wait_for
+from tests.training.conftest import STYLED as TRAINING_STYLED
 from tests.training.conftest import write_history
 
 # Every peer's person likes the same terse style; each has its own questions.
 STYLED = [
-    ("What is the capital of Italy?", "In short: Rome. That is all."),
-    ("How many legs does a spider have?", "In short: eight. That is all."),
-    ("What colour is grass?", "In short: green. That is all."),
-    ("What is frozen water called?", "In short: ice. That is all."),
-    ("Which planet do we live on?", "In short: Earth. That is all."),
-    ("What do bees make?", "In short: honey. That is all."),
-    ("How many hours are in a day?", "In short: twenty-four. That is all."),
-    ("What is the largest ocean?", "In short: the Pacific. That is all."),
+    *TRAINING_STYLED,
     ("What is the capital of France?", "In short: Paris. That is all."),
     ("How many days are in a week?", "In short: seven. That is all."),
     ("What colour is the sky on a clear day?", "In short: blue. That is all."),

@@ -7,7 +7,6 @@ unless TLS is configured: a peer never talks in the clear to another machine.
 from __future__ import annotations
 
 import importlib.util
-import ipaddress
 import os
 import socket
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mirador.errors import FederationError, MissingExtraError
+from mirador.host import is_loopback
 
 from .plan import RoundPlan
 
@@ -49,19 +49,12 @@ def flower_command(name: str) -> str:
 def check_address(address: str, tls: Tls | None) -> None:
     """Refuse to speak in the clear to anything but this machine."""
     host = address.rsplit(":", 1)[0].strip("[]")
-    if tls is None and not _loopback(host):
+    if tls is None and not is_loopback(host):
         raise FederationError(f"{address} is not on this machine and no TLS is configured; "
                               "set federation.root_certificates (a PEM CA file) in "
                               "config.yaml or use a loopback address")
 
 
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def superlink(address: str, flwr_home: Path, tls: Tls | None = None,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import ipaddress
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from mirador.errors import ConfigError
+from mirador.host import is_loopback
 from mirador.server.errors import (
     ForbiddenError,
     HttpError,
@@ -68,17 +68,6 @@ class StreamGate:
     def release(self) -> None:
         self.active -= 1
         self._semaphore().release()
-
-
-def is_loopback(host: str) -> bool:
-    """True for localhost, 127.0.0.0/8 and ::1."""
-    host = host.strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def api_token(settings: Settings) -> str | None:
