@@ -138,17 +138,21 @@ class MiniLMEmbedder:
         return (pooled / norms).astype(np.float32)
 
     def _encode(self, x: np.ndarray, layer: _Layer, bias: np.ndarray) -> np.ndarray:
+        """One layer; the dense products run on (texts x tokens, width) matrices, one BLAS
+        call each (a 3-d array times a matrix is a loop of small products in numpy)."""
         n, length, width = x.shape
         head = width // self._heads
-        qkv = (x @ layer.qkv_w + layer.qkv_b).reshape(n, length, 3, self._heads, head)
+        flat = x.reshape(n * length, width)
+        qkv = (flat @ layer.qkv_w + layer.qkv_b).reshape(n, length, 3, self._heads, head)
         q, k, v = (qkv[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
         scores = (q @ k.transpose(0, 1, 3, 2)) / np.float32(np.sqrt(head)) + bias
         scores = np.exp(scores - scores.max(axis=-1, keepdims=True))
         attention = scores / scores.sum(axis=-1, keepdims=True)
-        context = (attention @ v).transpose(0, 2, 1, 3).reshape(n, length, width)
-        x = _layer_norm(x + context @ layer.out_w + layer.out_b, layer.ln1, self._eps)
-        up = _gelu(x @ layer.up_w + layer.up_b)
-        return _layer_norm(x + up @ layer.down_w + layer.down_b, layer.ln2, self._eps)
+        context = (attention @ v).transpose(0, 2, 1, 3).reshape(n * length, width)
+        flat = _layer_norm(flat + context @ layer.out_w + layer.out_b, layer.ln1, self._eps)
+        up = _gelu(flat @ layer.up_w + layer.up_b)
+        out = _layer_norm(flat + up @ layer.down_w + layer.down_b, layer.ln2, self._eps)
+        return out.reshape(n, length, width)
 
 
 def _ln(weights: dict[str, np.ndarray], prefix: str) -> tuple[np.ndarray, np.ndarray]:

@@ -24,6 +24,7 @@ import hashlib
 import re
 import threading
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -349,39 +350,48 @@ class MemoryStore:
     def _candidates(self, namespace: str, text: str, vector: np.ndarray) -> list[Candidate]:
         """The nearest memories by the whole exchange's vector (what plain vector search
         ranks by) and by the stored blended vector, and the lexical index's best; each with
-        its dense similarities and BM25 score (None where no query word matched)."""
+        its dense similarities and BM25 score (None where no query word matched).
+
+        Chroma's lookups run two at a time (its bindings release the GIL): the two nearest
+        neighbour queries together, then the extra hits' records beside the whole-exchange
+        vectors that the first query did not return."""
         mem = self._collection(namespace, "mem", create=False)
         if mem is None:
             return []
         self._sync(namespace)
-        found = mem.query(query_embeddings=[vector], n_results=CANDIDATES,
-                          include=["metadatas", "distances"])
+        by_blend = _lookups().submit(mem.query, query_embeddings=[vector], n_results=CANDIDATES,
+                                     include=["metadatas", "distances"])
+        docs = self._nearest_docs(namespace, vector)
+        lexical = dict(self.lexical.search(namespace, text, CANDIDATES))
+        found = by_blend.result()
         ids, metas = list(found["ids"][0]), list(found["metadatas"][0])
         similarity = dict(zip(ids, (1.0 - float(d) for d in found["distances"][0]),
                               strict=True))
-        lexical = dict(self.lexical.search(namespace, text, CANDIDATES))
-        extra = [i for i in [*self._nearest_docs(namespace, vector), *lexical]
-                 if i not in similarity]
+        extra = list(dict.fromkeys(i for i in [*docs, *lexical] if i not in similarity))
+        missing = _lookups().submit(self._doc_vectors, namespace,
+                                    [i for i in [*ids, *extra] if i not in docs])
         if extra:  # hits of the other indexes: metadata and blended similarity from Chroma
-            got = mem.get(ids=list(dict.fromkeys(extra)), include=["metadatas", "embeddings"])
+            got = mem.get(ids=extra, include=["metadatas", "embeddings"])
             ids += got["ids"]
             metas += got["metadatas"]
             similarity.update((i, float(np.dot(vector, v)))
                               for i, v in zip(got["ids"], got["embeddings"], strict=True))
-        docs = self._doc_vectors(namespace, ids)
+        docs.update(missing.result())
         return [Candidate(record=MemoryRecord.from_metadata(i, m), similarity=similarity[i],
                           lexical=lexical.get(i), doc_vector=docs.get(i),
                           doc_similarity=float(docs[i] @ vector) if i in docs else None)
                 for i, m in zip(ids, metas, strict=True)]
 
-    def _nearest_docs(self, namespace: str, vector: np.ndarray) -> list[str]:
-        """The memories whose whole exchange is nearest the query: plain vector search's
-        answer, so ranking always sees what it would have returned."""
+    def _nearest_docs(self, namespace: str, vector: np.ndarray) -> dict[str, np.ndarray]:
+        """The memories whose whole exchange is nearest the query, with those vectors: plain
+        vector search's answer, so ranking always sees what it would have returned."""
         doc = self._collection(namespace, "doc", create=False)
         if doc is None:
-            return []
-        found = doc.query(query_embeddings=[vector], n_results=CANDIDATES, include=[])
-        return list(found["ids"][0])
+            return {}
+        found = doc.query(query_embeddings=[vector], n_results=CANDIDATES,
+                          include=["embeddings"])
+        return {i: np.asarray(v, dtype=np.float32)
+                for i, v in zip(found["ids"][0], found["embeddings"][0], strict=True)}
 
     def _doc_vectors(self, namespace: str, ids: list[str]) -> dict[str, np.ndarray]:
         doc = self._collection(namespace, "doc", create=False)
@@ -390,3 +400,15 @@ class MemoryStore:
         got = doc.get(ids=ids, include=["embeddings"])
         return {i: np.asarray(v, dtype=np.float32)
                 for i, v in zip(got["ids"], got["embeddings"], strict=True)}
+
+
+_POOL: list[ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _lookups() -> ThreadPoolExecutor:
+    """The threads Chroma's concurrent lookups run on (two, made at first use)."""
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=2, thread_name_prefix="mirador-recall"))
+        return _POOL[0]
