@@ -104,7 +104,9 @@ async def run_profile(profile: DNA | None, questions: list[str]) -> list[quality
         set_dna(home, profile)
         settings = load_settings(home=home, env={"MIRADOR_HOME": str(home)})
         orchestrator = Orchestrator(settings)
-        orchestrator.shapers.append(PersonalShaper(settings))
+        personal = PersonalShaper(settings)
+        orchestrator.shapers.append(personal)
+        orchestrator.planner.shapers.append(personal)
         rows = []
         try:
             for i, question in enumerate(questions, 1):

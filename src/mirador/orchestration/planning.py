@@ -16,7 +16,14 @@ from mirador.backends import entry_for_reference
 from mirador.catalog.manifest import AUTO_CHAIN, Manifest, ModelEntry, ResolvedPersona
 from mirador.errors import ConfigError
 from mirador.orchestration.events import StageAnswer
-from mirador.orchestration.hooks import ChainChoice, ChainChooser, Limits, Plan, Query
+from mirador.orchestration.hooks import (
+    ChainChoice,
+    ChainChooser,
+    Limits,
+    Plan,
+    PlanShaper,
+    Query,
+)
 from mirador.orchestration.routing import Complexity, Route, classify
 from mirador.orchestration.stages import ModelStage, select_stages
 from mirador.settings import Settings
@@ -34,6 +41,7 @@ class Planner:
         self.stages = [ModelStage.from_config(s) for s in settings.config.stages]
         self.chooser = chooser
         self.routes: list[ChainChooser] = []  # rules asked before the chooser (tool routing)
+        self.shapers: list[PlanShaper] = []  # adjust routed plans (Model DNA)
 
     @property
     def thinks(self) -> bool:
@@ -54,9 +62,15 @@ class Planner:
             picked = chosen or select_stages(self.stages, names)
             return Plan(complexity="custom", stages=tuple(picked))
         choice = self._routed(q)
-        if choice is None:
-            return self._by_complexity(q, chain=None)
-        return self.chosen(q, choice)
+        plan = self._by_complexity(q, chain=None) if choice is None else self.chosen(q, choice)
+        return self.shaped(plan)
+
+    def shaped(self, plan: Plan) -> Plan:
+        """`plan` as the plan shapers leave it (they see the stages a complex query runs)."""
+        full = select_stages(self.stages, self.settings.config.routing.stages_for("complex"))
+        for shaper in self.shapers:
+            plan = shaper.shape_plan(plan, tuple(full))
+        return plan
 
     def chosen(self, query: Query, choice: ChainChoice) -> Plan:
         """The plan for a route's or the chooser's `choice`."""
