@@ -70,7 +70,7 @@ class Lengths:
     """
 
     base: float = 0.1
-    slope: float = 1.7
+    slope: float = 2.5
     floor: int = 16
     brief_below: float = 0.35
     full_above: float = 0.65
@@ -78,7 +78,7 @@ class Lengths:
     brief_ask: str = "Answer in one or two sentences."
     brief_stop: tuple[str, ...] = ("\n\n",)  # the first paragraph: it ends a sentence
     full: str = "Answer thoroughly: give specifics, the steps to take and an example."
-    full_ask: str = ""
+    full_ask: str = "Answer in three to five paragraphs."
 
     def factor(self, verbosity: float) -> float:
         return round(self.base + self.slope * verbosity, 3)
