@@ -161,3 +161,14 @@ async def test_why_shows_what_dna_did_to_the_plan(
                                                    done.answer_id],
                                   capture_output=True, text=True, timeout=120)
     assert why.returncode == 0 and note in why.stdout
+
+
+def test_a_deep_profile_adds_only_configured_stages(isolated_home: Path) -> None:
+    (isolated_home / "config.yaml").write_text(
+        "stages:\n  - {name: quick_response, persona: quick, confidence: 0.6}\n")
+    set_dna(isolated_home, technical_depth=0.9)
+    settings = load_settings()
+    orchestrator = Orchestrator(settings)
+    orchestrator.planner.shapers.append(PersonalShaper(settings))
+    plan = orchestrator.plan(SIMPLE)  # routing names deep_analysis and synthesis: not here
+    assert names(plan.stages) == ["quick_response"] and plan.shaped == ()

@@ -66,10 +66,15 @@ class Planner:
         return self.shaped(plan)
 
     def shaped(self, plan: Plan) -> Plan:
-        """`plan` as the plan shapers leave it (they see the stages a complex query runs)."""
-        full = select_stages(self.stages, self.settings.config.routing.stages_for("complex"))
+        """`plan` as the plan shapers leave it (they see the configured stages a complex
+        query runs: a routing name with no configured stage is not theirs to add)."""
+        if not self.shapers:
+            return plan
+        by_name = {s.name: s for s in self.stages}
+        full = tuple(by_name[n] for n in self.settings.config.routing.stages_for("complex")
+                     if n in by_name)
         for shaper in self.shapers:
-            plan = shaper.shape_plan(plan, tuple(full))
+            plan = shaper.shape_plan(plan, full)
         return plan
 
     def chosen(self, query: Query, choice: ChainChoice) -> Plan:
