@@ -78,10 +78,17 @@ def set_dna(home: Path, profile: DNA | None) -> None:
             store.save_dna(profile, "set")
 
 
+@dataclasses.dataclass
+class Row(quality.Row):
+    """bench/quality.py's row, with the stages that did not end "ok" (a deadline under load)."""
+
+    not_ok: list[str] = dataclasses.field(default_factory=list)
+
+
 async def answer(orchestrator: Any, question: str) -> quality.Row:
     from mirador.orchestration.events import Done
 
-    row = quality.Row(question)
+    row = Row(question)
     started = time.perf_counter()
     async for event in orchestrator.process(question):
         if isinstance(event, Done):
@@ -90,6 +97,8 @@ async def answer(orchestrator: Any, question: str) -> quality.Row:
             row.answers["final"] = quality.Answer(event.answer, event.ttft,
                                                   time.perf_counter() - started)
             row.chosen, row.reason = event.final_stage, event.chosen_because
+            row.not_ok = [f"{name}: {staged.status}" for name, staged in event.answers.items()
+                          if staged.status != "ok"]  # a stage cut by a deadline shows here
     return row
 
 
@@ -104,7 +113,9 @@ async def run_profile(profile: DNA | None, questions: list[str]) -> list[quality
         set_dna(home, profile)
         settings = load_settings(home=home, env={"MIRADOR_HOME": str(home)})
         orchestrator = Orchestrator(settings)
-        orchestrator.shapers.append(PersonalShaper(settings))
+        personal = PersonalShaper(settings)
+        orchestrator.shapers.append(personal)
+        orchestrator.planner.shapers.append(personal)
         rows = []
         try:
             for i, question in enumerate(questions, 1):
@@ -131,6 +142,7 @@ def summary(rows: list[quality.Row], every: list[str], reporter: Any) -> dict[st
             "degenerate_by_reason": measured["degenerate_by_reason"],
             "cut_mid_sentence": round(sum(map(cut_mid_sentence, texts)) / len(texts), 3),
             "final_from": {s: sum(r.chosen == s for r in rows) for s in quality.STAGES},
+            "stages_not_ok": [n for r in rows if isinstance(r, Row) for n in r.not_ok],
             "seconds_median": measured["seconds_median"]}
 
 
@@ -143,6 +155,9 @@ def table(results: dict[str, Any]) -> str:
                      f"{r['degenerate']:>11.0%} {r['cut_mid_sentence']:>17.0%}"
                      f"{r['seconds_median']:>9.1f}")
     lines.append(f"median words, verbosity 0.9 / 0.2: {results['ratio_0.9_over_0.2']}x")
+    for name, r in results["profiles"].items():
+        if r["stages_not_ok"]:
+            lines.append(f"{name}: stages cut: {', '.join(r['stages_not_ok'])}")
     return "\n".join(lines)
 
 

@@ -73,8 +73,9 @@ def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedde
         orchestrator.sinks.append(learner)
     from mirador.learning.personal import PersonalShaper  # Model DNA, personal adapters
 
-    orchestrator.shapers.append(PersonalShaper(orchestrator.settings,
-                                               learner.store if learner else None))
+    personal = PersonalShaper(orchestrator.settings, learner.store if learner else None)
+    orchestrator.shapers.append(personal)  # each stage's request
+    orchestrator.planner.shapers.append(personal)  # which routed stages run
     from mirador.orchestration.preload import attach
 
     attach(orchestrator)  # predictive preload, and the usage it learns from

@@ -49,7 +49,7 @@ def test_set_validates_and_versions(settings: Settings) -> None:
 def test_the_cli_shows_sets_refuses_and_resets(isolated_home: Path) -> None:
     assert "never set" in mirador("dna", "show").stdout
     done = mirador("dna", "set", "verbosity", "0.2")
-    assert done.returncode == 0 and "max tokens x0.44" in done.stdout
+    assert done.returncode == 0 and "max tokens x0.6" in done.stdout
     bad = mirador("dna", "set", "pace", "slow")
     assert bad.returncode == 1 and "'brisk', 'steady' or 'patient'" in bad.stderr
     assert "Model DNA v2 (reset" in mirador("dna", "reset").stdout
@@ -79,7 +79,7 @@ def test_verbosity_shapes_the_system_prompt_and_the_length_budget(settings: Sett
     with closing(LearningStore.in_home(settings.home)) as store:
         store.save_dna(DNA(verbosity=0.2, frameworks=("first principles",)), "set")
     shaped = shaper.shape("first", persona, request())
-    assert shaped.options.max_tokens == 70  # 160 x 0.44
+    assert shaped.options.max_tokens == 96  # 160 x 0.6
     assert shaped.messages[0].content.startswith("You are Mirador.\nAnswer very briefly")
     assert "first principles" in shaped.messages[0].content
     # asked again after the question, and ended at the first paragraph (a sentence's end)
@@ -88,7 +88,8 @@ def test_verbosity_shapes_the_system_prompt_and_the_length_budget(settings: Sett
     with closing(LearningStore.in_home(settings.home)) as store:
         store.save_dna(DNA(verbosity=0.9), "set")
     full = shaper.shape("first", persona, request())
-    assert full.options.max_tokens == 261 and full.options.stop is None  # 160 x 1.63
+    assert full.options.max_tokens == 376 and full.options.stop is None  # 160 x 2.35
+    assert full.messages[-1].content.endswith("\n\nAnswer in three to five paragraphs.")
     assert "give specifics, the steps to take and an example" in full.messages[0].content
     assert shaper.shape("first", persona, request(None)).options.max_tokens is None
 
@@ -117,5 +118,5 @@ def test_why_shows_what_dna_did_to_the_answer(settings: Settings) -> None:
                                               complexity="simple", query_type="fact",
                                               chain="quick", status="ok"))
         assert learner.explain("before")["dna"]["effect"] == "none (Model DNA never set)"
-        assert "max tokens x0.44" in learner.explain("after")["dna"]["effect"]
-    assert "Model DNA v1 when it answered: max tokens x0.44" in mirador("why", "after").stdout
+        assert "max tokens x0.6" in learner.explain("after")["dna"]["effect"]
+    assert "Model DNA v1 when it answered: max tokens x0.6" in mirador("why", "after").stdout

@@ -5,7 +5,10 @@ force), so it is versioned and travels with the ratings. It changes three ways:
 `mirador dna set KEY VALUE` (source "set"), `mirador dna reset` (back to the
 neutral profile), and rating notes such as "too long" or "more detail" (source
 "learned", one small step per note). A profile that was never set shapes
-nothing. `shaping()` says what a profile does to a request: a line for the
+nothing. `staged()` says what it does to the stages routing picks (technical
+depth: a shallow profile runs only the first stage of a simple or medium query,
+a deep one the full stages) and which answer length the judge should favour
+(verbosity). `shaping()` says what a profile does to a request: a line for the
 system prompt, a factor on the persona's max tokens, and at the ends of the
 verbosity scale a request added to the question and (brief) a stop at the first
 blank line, so a short answer ends at a paragraph's end, not mid-sentence.
@@ -67,7 +70,7 @@ class Lengths:
     """
 
     base: float = 0.1
-    slope: float = 1.7
+    slope: float = 2.5
     floor: int = 16
     brief_below: float = 0.35
     full_above: float = 0.65
@@ -75,13 +78,72 @@ class Lengths:
     brief_ask: str = "Answer in one or two sentences."
     brief_stop: tuple[str, ...] = ("\n\n",)  # the first paragraph: it ends a sentence
     full: str = "Answer thoroughly: give specifics, the steps to take and an example."
-    full_ask: str = ""
+    full_ask: str = "Answer in three to five paragraphs."
 
     def factor(self, verbosity: float) -> float:
         return round(self.base + self.slope * verbosity, 3)
 
+    def prefer(self, verbosity: float) -> Literal["shorter", "longer"] | None:
+        """The answer length the judge should favour among sound stages, if any."""
+        if verbosity < self.brief_below:
+            return "shorter"
+        return "longer" if verbosity > self.full_above else None
+
 
 LENGTHS = Lengths()
+
+
+@dataclass(frozen=True)
+class Depths:
+    """How technical depth decides which stages run, for a query routing (or the learner's
+    'auto') planned: below `shallow_below` a query the router did not call complex runs
+    only its first stage; above `deep_above` every query runs the stages a complex one does."""
+
+    shallow_below: float = 0.35
+    deep_above: float = 0.65
+
+
+DEPTHS = Depths()
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """What a profile does to a routed plan: the stages to run and what it did, in words."""
+
+    stages: tuple[str, ...]
+    changes: tuple[str, ...] = ()
+    prefer: Literal["shorter", "longer"] | None = None
+
+
+def staged(dna: DNA, complexity: str, stages: tuple[str, ...], full: tuple[str, ...],
+           depths: Depths | None = None) -> StagePlan:
+    """The stages a routed plan of `complexity` runs under `dna` (`full`: a complex
+    query's stages), the answer length the judge should favour, and why."""
+    depths, changes = depths or DEPTHS, []
+    depth, picked = dna.technical_depth, stages
+    if complexity != "complex" and depth < depths.shallow_below and len(stages) > 1:
+        picked = stages[:1]
+        changes.append(f"technical depth {depth:g} < {depths.shallow_below:g}: only "
+                       f"{picked[0]} ran (dropped {', '.join(stages[1:])})")
+    elif depth > depths.deep_above and set(stages) < set(full):
+        picked = full
+        added = [s for s in full if s not in stages]
+        changes.append(f"technical depth {depth:g} > {depths.deep_above:g}: the full stages "
+                       f"ran (added {', '.join(added)})")
+    prefer = LENGTHS.prefer(dna.verbosity) if len(picked) > 1 else None
+    if prefer:
+        changes.append(f"verbosity {dna.verbosity:g}: the judge favours the {prefer} "
+                       "sound answer")
+    return StagePlan(picked, tuple(changes), prefer)
+
+
+def _plan_rule(dna: DNA, depths: Depths | None = None) -> str:
+    depths = depths or DEPTHS
+    if dna.technical_depth < depths.shallow_below:
+        return "simple and medium queries run only their first stage"
+    if dna.technical_depth > depths.deep_above:
+        return "every query runs the full stages"
+    return ""
 
 
 @dataclass(frozen=True)
@@ -94,6 +156,7 @@ class Shaping:
     ask: str = ""
     stop: tuple[str, ...] = ()
     floor: int = 16
+    plan: str = ""  # what it does to the stages routing picks (technical depth)
 
     def tokens(self, max_tokens: int | None) -> int | None:
         return (None if max_tokens is None
@@ -107,6 +170,8 @@ class Shaping:
             text += f"; after the question {self.ask!r}"
         if self.stop:
             text += f"; stops at {', '.join(repr(s) for s in self.stop)}"
+        if self.plan:
+            text += f"; {self.plan}"
         return text
 
 
@@ -165,7 +230,7 @@ def shaping(dna: DNA, lengths: Lengths | None = None) -> Shaping:
                      "those.")
     ask = lengths.brief_ask if brief else lengths.full_ask if full else ""
     return Shaping(" ".join(p for p in parts if p), lengths.factor(dna.verbosity), ask,
-                   lengths.brief_stop if brief else (), lengths.floor)
+                   lengths.brief_stop if brief else (), lengths.floor, _plan_rule(dna))
 
 
 def _depth(depth: float) -> str:

@@ -73,6 +73,7 @@ def explanation(answer: AnswerLog, ratings: Sequence[Rating],
         "status": answer.status, "seconds": answer.seconds,
         "profile": answer.profile, "energy_j": answer.energy_j,
         "energy_method": answer.energy_method,
+        "plan_shaped": choice.get("plan_shaped", []),
     }
 
 
@@ -96,6 +97,7 @@ def render(data: dict[str, Any]) -> str:
     if "dna" in data:
         dna = data["dna"]
         lines += ["", f"Model DNA v{dna['version']} when it answered: {dna['effect']}"]
+    lines += [f"  plan: {note}" for note in data.get("plan_shaped", [])]
     lines += _now_lines(data)
     return "\n".join(lines)
 

@@ -264,8 +264,10 @@ class Learner:
     def log_answer(self, record: AnswerRecord) -> AnswerLog:
         """Keep one finished answer: its query type, chain, timings and outcome."""
         choice = self._choice_for(record)
-        logged = answer_log(record, choice.query_type, choice.vector, self.model_key,
-                            snapshot(choice))
+        kept = snapshot(choice)
+        if record.plan.shaped:  # what Model DNA did to the plan, for `mirador why`
+            kept["plan_shaped"] = list(record.plan.shaped)
+        logged = answer_log(record, choice.query_type, choice.vector, self.model_key, kept)
         if not self.keep_text:
             logged = replace(logged, query="", embedding=None, embedding_model=None)
         self.store.record_answer(logged)

@@ -1,6 +1,8 @@
 """What makes every answer the person's own: Model DNA and their deployed adapter.
 
-`PersonalShaper` is the orchestrator's `RequestShaper`: before each stage runs
+`PersonalShaper` is the planner's `PlanShaper`: Model DNA's technical depth
+decides which of the routed stages run, and its verbosity which answer length
+the judge favours. It is also the orchestrator's `RequestShaper`: before each stage runs
 it adds the DNA's line to the system prompt and scales the persona's max tokens
 by its verbosity, whatever the backend; and, for a persona on a GGUF model with
 no adapter of its own, it adds the adapter `mirador train` deployed for it.
@@ -10,14 +12,18 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Sequence
 from contextlib import closing
+from dataclasses import replace
 
 from mirador.backends import ChatRequest, Message
 from mirador.catalog.manifest import LoraAdapter, ResolvedPersona
 from mirador.errors import MiradorError
 from mirador.learning.adapters import AdapterStore
-from mirador.learning.dna import DNA, Version, shaping
+from mirador.learning.dna import DNA, Version, shaping, staged
 from mirador.learning.store import DB_NAME, LearningStore
+from mirador.orchestration.hooks import Plan
+from mirador.orchestration.stages import ModelStage
 from mirador.settings import Settings
 
 log = logging.getLogger("mirador.learning")
@@ -45,6 +51,19 @@ class PersonalShaper:
         if version.number:  # a profile that was never set shapes nothing
             request = apply_dna(version, request)
         return self._with_adapter(persona, request)
+
+    def shape_plan(self, plan: Plan, full: Sequence[ModelStage]) -> Plan:
+        """`plan` with the stages the DNA's technical depth calls for (routed plans only:
+        a chain the learner picked keeps its steps) and its verbosity's length preference."""
+        version = self.dna()
+        if not version.number or plan.route is None:
+            return plan
+        by_name = {s.name: s for s in (*plan.stages, *full)}
+        change = staged(version.dna, plan.complexity, tuple(s.name for s in plan.stages),
+                        tuple(s.name for s in full))
+        notes = tuple(f"Model DNA v{version.number}: {c}" for c in change.changes)
+        return replace(plan, stages=tuple(by_name[n] for n in change.stages),
+                       shaped=plan.shaped + notes, prefer=change.prefer)
 
     def _with_adapter(self, persona: ResolvedPersona, request: ChatRequest) -> ChatRequest:
         if request.loras or request.model.backend != "llamacpp":

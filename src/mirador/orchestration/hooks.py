@@ -13,8 +13,9 @@ closes each hook that is `Closable`, once.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from mirador.backends import ChatRequest, Message
 from mirador.catalog.manifest import ResolvedPersona
@@ -41,6 +42,8 @@ class Plan:
     route: Route | None = None
     chain: str | None = None
     choice: ChainChoice | None = None
+    shaped: tuple[str, ...] = ()  # what `PlanShaper`s did to it, in words (`mirador why`)
+    prefer: Literal["shorter", "longer"] | None = None  # the answer length the judge favours
 
 
 @dataclass(frozen=True)
@@ -135,6 +138,18 @@ class RequestShaper(Protocol):
 
     def shape(self, stage: str, persona: ResolvedPersona,
               request: ChatRequest) -> ChatRequest: ...
+
+
+class PlanShaper(Protocol):
+    """Adjusts a plan routing or the learner made (Model DNA's depth and verbosity).
+
+    Asked after the stages are chosen, never for a plan the person spelled out
+    (`--stages`, `--chain`); the energy profile's limits apply after it. It may drop
+    or add configured stages (`full`: the stages routing runs for a complex query),
+    say which answer length the judge should favour among sound stages (`Plan.prefer`),
+    and says what it did in `Plan.shaped`."""
+
+    def shape_plan(self, plan: Plan, full: Sequence[ModelStage]) -> Plan: ...
 
 
 @runtime_checkable

@@ -272,7 +272,8 @@ class Orchestrator:
         runner = self._runner()
         race = spec.race
         recall = spec.recall if race is not None else await recall_for.early(q)
-        judge = quality.Judge(q.text, self.embedder if several else None, len(plan.stages))
+        judge = quality.Judge(q.text, self.embedder if several else None, len(plan.stages),
+                              plan.prefer)
         answers: dict[str, StageAnswer] = {}
         first_token: float | None = None
         try:

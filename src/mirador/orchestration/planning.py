@@ -16,7 +16,14 @@ from mirador.backends import entry_for_reference
 from mirador.catalog.manifest import AUTO_CHAIN, Manifest, ModelEntry, ResolvedPersona
 from mirador.errors import ConfigError
 from mirador.orchestration.events import StageAnswer
-from mirador.orchestration.hooks import ChainChoice, ChainChooser, Limits, Plan, Query
+from mirador.orchestration.hooks import (
+    ChainChoice,
+    ChainChooser,
+    Limits,
+    Plan,
+    PlanShaper,
+    Query,
+)
 from mirador.orchestration.routing import Complexity, Route, classify
 from mirador.orchestration.stages import ModelStage, select_stages
 from mirador.settings import Settings
@@ -34,6 +41,7 @@ class Planner:
         self.stages = [ModelStage.from_config(s) for s in settings.config.stages]
         self.chooser = chooser
         self.routes: list[ChainChooser] = []  # rules asked before the chooser (tool routing)
+        self.shapers: list[PlanShaper] = []  # adjust routed plans (Model DNA)
 
     @property
     def thinks(self) -> bool:
@@ -54,9 +62,20 @@ class Planner:
             picked = chosen or select_stages(self.stages, names)
             return Plan(complexity="custom", stages=tuple(picked))
         choice = self._routed(q)
-        if choice is None:
-            return self._by_complexity(q, chain=None)
-        return self.chosen(q, choice)
+        plan = self._by_complexity(q, chain=None) if choice is None else self.chosen(q, choice)
+        return self.shaped(plan)
+
+    def shaped(self, plan: Plan) -> Plan:
+        """`plan` as the plan shapers leave it (they see the configured stages a complex
+        query runs: a routing name with no configured stage is not theirs to add)."""
+        if not self.shapers:
+            return plan
+        by_name = {s.name: s for s in self.stages}
+        full = tuple(by_name[n] for n in self.settings.config.routing.stages_for("complex")
+                     if n in by_name)
+        for shaper in self.shapers:
+            plan = shaper.shape_plan(plan, full)
+        return plan
 
     def chosen(self, query: Query, choice: ChainChoice) -> Plan:
         """The plan for a route's or the chooser's `choice`."""

@@ -21,7 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from mirador.errors import MiradorError
 
@@ -212,12 +212,16 @@ class Choice:
     set_aside: tuple[str, ...] = ()
 
 
-def choose(order: Sequence[str], quality: Mapping[str, StageQuality]) -> Choice:
+def choose(order: Sequence[str], quality: Mapping[str, StageQuality],
+           words: Mapping[str, int] | None = None,
+           prefer: Literal["shorter", "longer"] | None = None) -> Choice:
     """The latest sound stage that is not clearly less relevant than an earlier one.
 
     A stage that copies an earlier one is not sound: it did not do its own job,
     and the stage it copies says the same first. With no sound stage, the
-    best-scoring one is taken.
+    best-scoring one is taken. With a length preference (`prefer`, from the plan:
+    Model DNA's verbosity) and the stages' `words`, the longest (or shortest) of the
+    sound stages that are not clearly less relevant is taken instead.
     """
     candidates = [name for name in order if name in quality]
     sound = [n for n in candidates if quality[n].sound]
@@ -226,8 +230,15 @@ def choose(order: Sequence[str], quality: Mapping[str, StageQuality]) -> Choice:
         return Choice(best, f"no stage was sound; {best} scored best",
                       tuple(n for n in candidates if n != best))
     best_relevance = max((quality[n].relevance or 0.0) for n in sound)
-    pick = next(n for n in reversed(sound)
-                if (quality[n].relevance or 0.0) >= best_relevance - WORSE_BY)
+    fit = [n for n in reversed(sound) if (quality[n].relevance or 0.0) >= best_relevance - WORSE_BY]
+    pick = fit[0]
+    if prefer is not None and words is not None and len(fit) > 1:
+        sign = 1 if prefer == "longer" else -1
+        pick = max(fit, key=lambda n: sign * words.get(n, 0))  # ties: the latest
+        if pick != fit[0]:
+            aside = tuple(n for n in candidates if n != pick)
+            return Choice(pick, f"{pick} chosen: the {prefer} sound answer "
+                                f"({words.get(pick, 0)} words; the plan prefers {prefer})", aside)
     aside = tuple(n for n in candidates[candidates.index(pick) + 1:])
     return Choice(pick, _reason(pick, aside, quality), aside)
 
@@ -246,9 +257,11 @@ class Judge:
     and only when there is a choice to make (more than one stage).
     """
 
-    def __init__(self, question: str, embedder: Embedder | None, stages: int) -> None:
+    def __init__(self, question: str, embedder: Embedder | None, stages: int,
+                 prefer: Literal["shorter", "longer"] | None = None) -> None:
         self.question = question
         self.embedder = embedder if stages > 1 else None
+        self.prefer = prefer  # the answer length the plan favours (Model DNA's verbosity)
         self._tasks: dict[str, asyncio.Task[StageQuality]] = {}
         self._texts: dict[str, str] = {}
 
@@ -279,7 +292,8 @@ class Judge:
         """Every stage's quality, and the choice among `candidates` (in stage order)."""
         quality = {name: await task for name, task in self._tasks.items()}
         scored = [name for name in candidates if name in quality]
-        return (choose(scored, quality) if scored else None), quality
+        words = {name: len(_WORD.findall(text)) for name, text in self._texts.items()}
+        return (choose(scored, quality, words, self.prefer) if scored else None), quality
 
     def cancel(self) -> None:
         for task in self._tasks.values():

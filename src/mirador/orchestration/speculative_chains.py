@@ -105,8 +105,8 @@ def rivals(planner: Planner, query: Query, plan: Plan, limits: Limits | None,
     complexity across the nearest threshold when the score is within `route_margin` of it."""
     choice = plan.choice
     if choice is not None:
-        return [planner.allowed(planner.chosen(query, replace(choice, chain=chain)), query,
-                                limits, chosen=False)
+        return [planner.allowed(planner.shaped(planner.chosen(query, replace(choice, chain=chain))),
+                                query, limits, chosen=False)
                 for chain in choice.rivals(config.margin, config.max_candidates)
                 if limits is None or limits.allows(chain)]
     if plan.route is None or plan.chain is not None:
@@ -114,8 +114,8 @@ def rivals(planner: Planner, query: Query, plan: Plan, limits: Limits | None,
     other, gap = plan.route.runner_up
     if gap > config.route_margin:
         return []
-    return [planner.allowed(planner.for_complexity(other, plan.route), query, limits,
-                            chosen=False)]
+    return [planner.allowed(planner.shaped(planner.for_complexity(other, plan.route)), query,
+                            limits, chosen=False)]
 
 
 def _same_start(a: ResolvedPersona, b: ResolvedPersona) -> bool:
