@@ -72,6 +72,7 @@ def test_rating_notes_move_verbosity_and_depth(settings: Settings) -> None:
 
 def test_verbosity_shapes_the_system_prompt_and_the_length_budget(settings: Settings) -> None:
     assert shaping(DNA(verbosity=0.9)).tokens(160) > 2 * shaping(DNA(verbosity=0.2)).tokens(160)
+    assert shaping(DNA(verbosity=0.5)).tokens(160) == 160  # the middle band leaves length alone
     shaper = PersonalShaper(settings)
     persona = load_manifest(None).resolve("quick")
     assert shaper.shape("first", persona, request()) == request()  # never set: untouched

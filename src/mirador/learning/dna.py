@@ -63,7 +63,9 @@ class Version:
 class Lengths:
     """How verbosity becomes length (chosen on the tuning half of `bench/dna.py`).
 
-    max tokens x (`base` + `slope` x verbosity), at least `floor` tokens; below
+    max tokens x (`base` + `slope` x verbosity), at least `floor` tokens, outside the
+    middle band; within it (`brief_below` to `full_above`) the persona's own max tokens
+    (a profile set only for its depth leaves length alone); below
     `brief_below` the answer is asked for briefly (`brief`, in the system prompt,
     and `brief_ask` after the question) and stops at `brief_stop`; above
     `full_above` it is asked for in full (`full`, `full_ask`).
@@ -81,6 +83,8 @@ class Lengths:
     full_ask: str = "Answer in three to five paragraphs."
 
     def factor(self, verbosity: float) -> float:
+        if self.brief_below <= verbosity <= self.full_above:
+            return 1.0
         return round(self.base + self.slope * verbosity, 3)
 
     def prefer(self, verbosity: float) -> Literal["shorter", "longer"] | None:
