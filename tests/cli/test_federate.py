@@ -31,6 +31,15 @@ def test_another_machine_without_tls_is_refused(isolated_home: Path) -> None:
     assert "10.20.30.40:9092 is not on this machine and no TLS is configured" in result.stderr
 
 
+def test_a_missing_ca_file_is_named(isolated_home: Path) -> None:
+    missing = isolated_home / "no-such-ca.pem"
+    (isolated_home / "config.yaml").write_text(
+        f"federation:\n  root_certificates: {missing}\n")
+    result = mirador("--yes", "--superlink", "10.20.30.40:9092")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"the TLS CA file {missing} does not exist" in result.stderr
+
+
 def test_the_coordinators_choices_are_refused_when_joining(isolated_home: Path) -> None:
     result = mirador("--yes", "--noise", "0.5", "--rounds", "2")
     assert result.returncode == 1 and "Traceback" not in result.stderr
