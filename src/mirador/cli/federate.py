@@ -114,7 +114,9 @@ def _join(settings: Settings, section: FederationConfig, plan: RoundPlan, link: 
             _submit(root, link, plan)
         else:
             click.echo("waiting for rounds; Ctrl-C leaves the federation", err=True)
-            processes[-1].wait()
+            code = processes[-1].wait()
+            if code:
+                raise launch.node_stopped(code, root / "supernode.log")
     finally:
         for process in processes:
             process.terminate()

@@ -26,7 +26,8 @@ from flwr.server.workflow import DefaultWorkflow, SecAggPlusWorkflow
 from mirador.errors import FederationError
 
 from . import accounting
-from .peer import Peer, held_out_loss, local_update, open_peer, start_arrays
+from .adopt import adopt
+from .peer import Peer, held_out_loss, local_update, open_peer, shared_adapter, start_arrays
 from .plan import RoundPlan
 
 # ---- the peer ---------------------------------------------------------------------------
@@ -58,7 +59,9 @@ class FederatedPeer(NumPyClient):
 
     def evaluate(self, parameters: list[np.ndarray],
                  config: dict[str, Any]) -> tuple[float, int, dict[str, Any]]:
-        loss = held_out_loss(self.peer, parameters, self.plan, int(config["round"]))
+        round_number = int(config["round"])
+        loss = held_out_loss(self.peer, parameters, self.plan, round_number)
+        adopt(self.peer, shared_adapter(self.peer), loss, round_number)
         return loss, 1, {"held_out_loss": loss}
 
 

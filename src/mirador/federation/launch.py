@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -47,12 +48,42 @@ def flower_command(name: str) -> str:
 
 
 def check_address(address: str, tls: Tls | None) -> None:
-    """Refuse to speak in the clear to anything but this machine."""
+    """Refuse to speak in the clear to anything but this machine, or with TLS files that
+    are not there."""
     host = address.rsplit(":", 1)[0].strip("[]")
     if tls is None and not is_loopback(host):
         raise FederationError(f"{address} is not on this machine and no TLS is configured; "
                               "set federation.root_certificates (a PEM CA file) in "
                               "config.yaml or use a loopback address")
+    for name, path in (("CA file", tls.ca if tls else None),
+                       ("certificate", tls.certificate if tls else None),
+                       ("key", tls.key if tls else None)):
+        if path is not None and not path.is_file():
+            raise FederationError(f"the TLS {name} {path} does not exist; check "
+                                  "federation.root_certificates in config.yaml")
+
+
+_FLOWER_EXIT = re.compile(r"Exit Code: (\d+)")
+# Flower's exit codes (flwr.supercore.exit) a peer can do something about
+_NODE_EXITS = {
+    305: "the SuperLink's TLS certificate is not signed by the CA in "
+         "federation.root_certificates (or is not for this address): ask the coordinator "
+         "for the CA file that signed it",
+}
+
+
+def node_stopped(code: int, log: Path) -> FederationError:
+    """Why a SuperNode that exited with `code` stopped, as an error saying what to do.
+    The process exits 1; Flower writes its own code into the log ("Exit Code: 305")."""
+    try:
+        found = _FLOWER_EXIT.findall(log.read_text(errors="replace"))
+    except OSError:
+        found = []
+    flower = int(found[-1]) if found else None
+    why = _NODE_EXITS.get(flower or 0, "it stopped")
+    said = f", Flower's code {flower}" if flower else ""
+    return FederationError(f"the SuperNode exited (status {code}{said}): {why}; "
+                           f"Flower's log: {log}")
 
 
 

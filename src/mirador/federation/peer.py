@@ -40,6 +40,7 @@ class Peer:
     """A peer ready to work: its base in torch and its examples, encoded."""
 
     home: Path
+    persona: str
     gguf: Path
     base: TorchBase
     train: list[Encoded]
@@ -48,6 +49,11 @@ class Peer:
     @property
     def folder(self) -> Path:
         return self.home / "federation"
+
+    @property
+    def judged(self) -> list[Encoded]:
+        """The examples an adapter is judged on: the held-out ones (all, if none are)."""
+        return self.held or self.train
 
 
 def open_peer(home: Path, persona: str, cache: Path | None, plan: RoundPlan) -> Peer:
@@ -64,7 +70,7 @@ def open_peer(home: Path, persona: str, cache: Path | None, plan: RoundPlan) -> 
     cut = plan.train_config().max_tokens
     encoded = [[encode(base, resolved.system, e.query, e.answer, cut) for e in part]
                for part in (training, held)]
-    return Peer(home, gguf, base, encoded[0], encoded[1])
+    return Peer(home, persona, gguf, base, encoded[0], encoded[1])
 
 
 def cached_base(gguf: Path, cache: Path) -> TorchBase:
@@ -136,14 +142,19 @@ def _keep(peer: Peer, round_number: int, update: list[np.ndarray]) -> None:
 def held_out_loss(peer: Peer, arrays: Sequence[np.ndarray], plan: RoundPlan,
                   round_number: int) -> float:
     """The peer's held-out answers' loss under llama.cpp with the shared adapter; the
-    adapter is kept as `<home>/federation/adapter.gguf`."""
+    adapter is kept as `<home>/federation/adapter.gguf` (apps.py then adopts it: adopt.py)."""
     config = plan.train_config()
     weights = from_arrays(arrays, config.rank, config.alpha, config.targets)
-    adapter = write_gguf(peer.base, weights, _made(peer.folder) / "adapter.gguf")
-    loss = judge.answer_loss(peer.gguf, adapter, peer.held or peer.train)
+    adapter = write_gguf(peer.base, weights, shared_adapter(peer))
+    loss = judge.answer_loss(peer.gguf, adapter, peer.judged)
     log(peer, {"round": round_number, "event": "evaluated", "held_out_loss": round(loss, 4),
                "examples": len(peer.held)})
     return loss
+
+
+def shared_adapter(peer: Peer) -> Path:
+    """Where the peer keeps the last round's shared adapter, as GGUF."""
+    return _made(peer.folder) / "adapter.gguf"
 
 
 def write_gguf(base: TorchBase, weights: Any, path: Path) -> Path:
@@ -151,7 +162,12 @@ def write_gguf(base: TorchBase, weights: Any, path: Path) -> Path:
     return write_adapter(weights, path, architecture=base.architecture, heads=base.heads)
 
 
+def peer_log_path(peer: Peer) -> Path:
+    """The peer's per-round log (`<home>/federation/rounds.jsonl`)."""
+    return _made(peer.folder) / LOG_NAME
+
+
 def log(peer: Peer, entry: dict[str, Any]) -> None:
-    """One line of the peer's per-round log (`<home>/federation/rounds.jsonl`)."""
-    with (_made(peer.folder) / LOG_NAME).open("a") as handle:
+    """One line of the peer's per-round log."""
+    with peer_log_path(peer).open("a") as handle:
         handle.write(json.dumps({"at": round(time.time(), 3), **entry}) + "\n")
