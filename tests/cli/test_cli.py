@@ -81,7 +81,11 @@ def test_ctrl_c_stops_cleanly_with_130(fast_home: Path) -> None:
             assert proc.poll() is None, proc.stderr.read()
         proc.send_signal(signal.SIGINT)
         started = time.monotonic()
-        code = proc.wait(timeout=30)
+        try:
+            code = proc.wait(timeout=30)
+        finally:  # a process that hangs fails the test, and is not left running after it
+            if proc.poll() is None:
+                proc.kill()
         stopped_in = time.monotonic() - started
         errors = proc.stderr.read()
     assert code == 130, errors
