@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -115,3 +116,28 @@ def test_a_stage_that_quotes_a_little_and_goes_on_is_no_copy() -> None:
            "- If the bus wastes an hour a day, that time has a price too.")
     assert stream(CopyWatch({"quick_response": FIRST}), own) is None
     assert stream(CopyWatch({}), FIRST) is None
+
+
+def test_a_timed_out_stage_beats_finished_stages_that_only_copy_it() -> None:
+    """The quick stage ran out of time with a good partial answer; the later stages finished
+    but copied it: the answer is the partial one, not a copy."""
+    from mirador.orchestration.events import Done, StageAnswer
+    from mirador.orchestration.outcome import judged
+    from mirador.orchestration.quality import Judge
+
+    first = FIRST
+    answers = {"quick": StageAnswer(first, "timeout", "m", partial=True, tokens=40),
+               "personal_context": StageAnswer(first[:90], "ok", "m", partial=False, tokens=20),
+               "action_planner": StageAnswer(first[:90], "ok", "m", partial=False, tokens=20)}
+
+    async def run() -> Done:
+        judge = Judge("Should I buy a used car or keep the bus?", None, stages=3)
+        for name, answer in answers.items():
+            judge.stage_ended(name, answer.text, None)
+        done = Done(answer_id="a", status="partial", answer=first[:90],
+                    final_stage="action_planner", answers=answers, seconds=1.0, ttft=0.1)
+        return await judged(done, judge)
+
+    done = asyncio.run(run())
+    assert done.final_stage == "quick" and done.answer == first
+    assert set(done.set_aside) == {"personal_context", "action_planner"}

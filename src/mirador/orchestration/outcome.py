@@ -36,7 +36,12 @@ async def judged(done: Done, judge: quality.Judge) -> Done:
     if done.status == "error":
         return done
     ok = [name for name, a in done.answers.items() if a.status == "ok" and a.text]
-    choice, scores = await judge.verdict(ok or [n for n, a in done.answers.items() if a.text])
+    usable = [name for name, a in done.answers.items() if a.text]
+    choice, scores = await judge.verdict(ok or usable)
+    if choice is not None and not scores[choice.stage].sound and len(usable) > len(ok):
+        # no finished stage is sound (say, each copies a first stage that ran out of time):
+        # the partial answer a stage kept when it timed out may be the one that did its job
+        choice, scores = await judge.verdict(usable)
     report = {name: {"relevance": s.relevance, "repetition": s.repetition,
                      "flags": list(s.flags)} for name, s in scores.items()}
     if choice is None:
