@@ -109,3 +109,27 @@ def test_coordinate_and_join_from_the_command_line_run_a_round_and_deploy(
     assert version.meta["source"] == "federation" and version.meta["round"] == 1
     deployed = store.deployed()
     assert deployed is not None and deployed.version == version.version, version.meta
+
+
+def test_a_terminated_peer_stops_its_supernode(isolated_home: Path, tmp_path: Path) -> None:
+    """SIGTERM to `mirador federate` (a service manager stopping it) stops the SuperNode
+    it started, which runs in its own session and would otherwise outlive it."""
+    pytest.importorskip("flwr", reason="runs in .venv-federation (scripts/test.sh)")
+    import psutil
+
+    link = f"127.0.0.1:{free_port()}"  # nothing listens: the SuperNode keeps retrying
+    peer = _federate(isolated_home, "--superlink", link, log=tmp_path / "peer.log")
+    try:
+        me = psutil.Process(peer.pid)
+        assert wait_for(lambda: any("flower-supernode" in " ".join(c.cmdline())
+                                    for c in me.children()), 120, 0.5), \
+            (tmp_path / "peer.log").read_text()[-2000:]
+        node = next(c for c in me.children() if "flower-supernode" in " ".join(c.cmdline()))
+        peer.send_signal(signal.SIGTERM)
+        assert peer.wait(timeout=60) == 128 + signal.SIGTERM
+        assert wait_for(lambda: not node.is_running() or node.status() == psutil.STATUS_ZOMBIE,
+                        30, 0.5)
+    finally:
+        if peer.poll() is None:
+            os.killpg(peer.pid, signal.SIGKILL)
+            peer.wait(timeout=30)

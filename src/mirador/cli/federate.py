@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -101,6 +102,7 @@ def _join(settings: Settings, section: FederationConfig, plan: RoundPlan, link: 
     launch.flower_command("flower-supernode")  # the federation extra, before anything starts
     (root / "flwr").mkdir(parents=True, exist_ok=True)
     processes: list[subprocess.Popen[bytes]] = []
+    signal.signal(signal.SIGTERM, _stop)  # a terminated peer stops its Flower processes too
     try:
         if coordinate:
             processes.append(launch.superlink(link, root / "coordinator" / "flwr",
@@ -120,6 +122,12 @@ def _join(settings: Settings, section: FederationConfig, plan: RoundPlan, link: 
     finally:
         for process in processes:
             process.terminate()
+
+
+def _stop(signum: int, frame: object) -> None:
+    """SIGTERM unwinds like Ctrl-C, so the `finally` that stops Flower's processes runs
+    (they run in their own sessions: nothing else would stop them)."""
+    raise SystemExit(128 + signum)
 
 
 def _submit(root: Path, link: str, plan: RoundPlan) -> None:
