@@ -390,16 +390,19 @@ class MemoryStore:
             return {}
         found = doc.query(query_embeddings=[vector], n_results=CANDIDATES,
                           include=["embeddings"])
-        return {i: np.asarray(v, dtype=np.float32)
-                for i, v in zip(found["ids"][0], found["embeddings"][0], strict=True)}
+        return _by_id(found["ids"][0], found["embeddings"][0])
 
     def _doc_vectors(self, namespace: str, ids: list[str]) -> dict[str, np.ndarray]:
         doc = self._collection(namespace, "doc", create=False)
         if doc is None or not ids:
             return {}
         got = doc.get(ids=ids, include=["embeddings"])
-        return {i: np.asarray(v, dtype=np.float32)
-                for i, v in zip(got["ids"], got["embeddings"], strict=True)}
+        return _by_id(got["ids"], got["embeddings"])
+
+
+def _by_id(ids: Sequence[str], vectors: Sequence[Any]) -> dict[str, np.ndarray]:
+    """Chroma's vectors by memory id, as float32 arrays."""
+    return {i: np.asarray(v, dtype=np.float32) for i, v in zip(ids, vectors, strict=True)}
 
 
 _POOL: list[ThreadPoolExecutor] = []

@@ -16,8 +16,8 @@ def done_event(answer_id: str, answers: dict[str, StageAnswer], started: float,
     """The answer's `Done`: the last usable stage's text, or an error when none has any."""
     seconds = round(time.perf_counter() - started, 4)
     ttft = None if first_token is None else round(first_token, 4)
-    ok = [name for name, a in answers.items() if a.status == "ok" and a.text]
-    usable = ok or [name for name, a in answers.items() if a.text]
+    ok, usable = _with_text(answers)
+    usable = ok or usable
     if not usable:
         reasons = "; ".join(f"{n}: {a.error or a.status}" for n, a in answers.items())
         return Done(answer_id=answer_id, status="error", answer="", final_stage=None,
@@ -35,8 +35,7 @@ async def judged(done: Done, judge: quality.Judge) -> Done:
     """`done` with the best stage's text as the answer, and every stage's scores."""
     if done.status == "error":
         return done
-    ok = [name for name, a in done.answers.items() if a.status == "ok" and a.text]
-    usable = [name for name, a in done.answers.items() if a.text]
+    ok, usable = _with_text(done.answers)
     choice, scores = await judge.verdict(ok or usable)
     if choice is not None and not scores[choice.stage].sound and len(usable) > len(ok):
         # no finished stage is sound (say, each copies a first stage that ran out of time):
@@ -49,3 +48,10 @@ async def judged(done: Done, judge: quality.Judge) -> Done:
     return replace(done, answer=done.answers[choice.stage].text, final_stage=choice.stage,
                    chosen_because=choice.reason, set_aside=list(choice.set_aside),
                    quality=report)
+
+
+def _with_text(answers: dict[str, StageAnswer]) -> tuple[list[str], list[str]]:
+    """The stages, in order, that finished ok with text, and all that have any text (a
+    stage that timed out keeps its partial answer)."""
+    usable = [name for name, a in answers.items() if a.text]
+    return [name for name in usable if answers[name].status == "ok"], usable
