@@ -37,11 +37,13 @@ async def open_for_one_answer(settings: Settings, warm: bool = True,
 
     Nothing sits in front of the first token that need not: with `warm`, the first
     configured stage's model (on `model`, when given) starts loading at once, while
-    the learner opens in a thread; the memory store (chromadb) opens at the first
-    recall, which starts at the first token.
+    the learner opens in a thread; the embedder loads when first needed (the learner's
+    classifier, once there are ratings to choose by; else the judge, at the first
+    token); the memory store (chromadb) opens at the first recall, which starts at the
+    first token.
     """
     manifest = manifest_for(settings)
-    embedder = shared_embedder(settings)
+    embedder = shared_embedder(settings, start=False)
     orchestrator = Orchestrator(settings, manifest, embedder=embedder)  # the gate judges with it
     # a model that cannot be named is not warmed here: the answer itself reports it
     with contextlib.suppress(MiradorError):
@@ -86,13 +88,14 @@ def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedde
     return orchestrator
 
 
-def shared_embedder(settings: Settings) -> Embedder | None:
-    """The embedder, loading in the background, when learning or memory needs one."""
+def shared_embedder(settings: Settings, start: bool = True) -> Embedder | None:
+    """The embedder, loading in the background (from now, or from its first use), when
+    learning or memory needs one."""
     if not (settings.config.learning.enabled or settings.config.memory.enabled):
         return None
     from mirador.embeddings import load_embedder
 
-    return load_embedder(settings)
+    return load_embedder(settings, start=start)
 
 
 def create_learner(settings: Settings, manifest: Manifest,

@@ -27,9 +27,9 @@ def test_ratings_map_to_shares_of_a_success() -> None:
     assert [reward_of(r) for r in range(1, 6)] == [0.0, 0.25, 0.5, 0.75, 1.0]
 
 
-def test_priors_favour_declared_chains_then_auto() -> None:
+def test_priors_favour_auto_then_declared_chains() -> None:
     priors = capability_priors(["a", "auto", "b"], capable=["b"], auto="auto")
-    assert priors["b"] > priors["auto"] > priors["a"]
+    assert priors["auto"] > priors["b"] > priors["a"]
 
 
 def test_cold_start_takes_the_priors_best_without_sampling() -> None:

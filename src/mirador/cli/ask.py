@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import importlib
 import sys
-import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +49,6 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
         quiet: bool, as_json: bool, no_color: bool, local: bool, no_memory: bool,
         continue_last: bool, session_id: str | None, namespace: str) -> None:
     """Answer QUERY: a fast first answer, then deeper stages. Use - to read it from stdin."""
-    _import_llama_cpp_early()
     text = query_text(sys.stdin.read() if query == ("-",) else " ".join(query))
     settings = load_settings()
     out, err = private_copy(sys.stdout), private_copy(sys.stderr)  # see private_copy
@@ -75,19 +71,6 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
         if not as_json:
             click.echo(f"mirador: error: {done.error}", err=True)
         sys.exit(1)
-
-
-def _import_llama_cpp_early() -> None:
-    """Import llama.cpp's binding in a daemon thread from the first moment: its shared
-    libraries load while this process reads its settings, so the first stage's model
-    load, which needs it, starts with it done. A running server answers instead? Then
-    the import was a fraction of a second of one core, in the background."""
-
-    def load() -> None:
-        with contextlib.suppress(ImportError):  # the backend says so if it is used
-            importlib.import_module("llama_cpp")
-
-    threading.Thread(target=load, name="mirador-llama-import", daemon=True).start()
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,10 @@ place that turns Mirador's errors into exit codes and one-line messages;
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import threading
 import traceback
 from importlib import import_module
 from typing import Any
@@ -95,6 +97,9 @@ def main(argv: list[str] | None = None) -> None:
     # then fight llama.cpp's threads for the same cores: a query's embedding took 0.6 s instead
     # of 0.02 s on 2 busy cores. One thread is plenty (set before numpy is first imported).
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] in (["ask"], ["chat"]):
+        _import_llama_cpp_early()
 
     try:
         cli.main(args=argv, prog_name="mirador", standalone_mode=False)
@@ -117,6 +122,20 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: say so plainly, keep the traceback for MIRADOR_DEBUG=1
         _report(exc, bug=True)
         sys.exit(EXIT_ERROR)
+
+
+def _import_llama_cpp_early() -> None:
+    """Import llama.cpp's binding in a daemon thread from the first moment, for a command
+    that answers: its shared libraries load while the command's own modules and the
+    settings are read, so the first stage's model load starts with it done. A running
+    server answers instead? Then it was a fraction of a second of one core, in the
+    background."""
+
+    def load() -> None:
+        with contextlib.suppress(ImportError):  # the backend says so if it is used
+            import_module("llama_cpp")
+
+    threading.Thread(target=load, name="mirador-llama-import", daemon=True).start()
 
 
 def _file_problem(exc: OSError) -> str:

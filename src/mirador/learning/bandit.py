@@ -11,10 +11,11 @@ of the type's old evidence at once, so the other chains are tried again
 ("finance/simple", "finance/complex") lend each other their evidence at
 `share` weight, so a new type does not start from nothing.
 
-The prior for each arm comes from the manifest: chains that declare the
-query's domain among their capabilities start believed better. With no
-evidence at all (cold start) the chooser takes the prior's best, in the
-manifest's order on ties, without sampling.
+The prior for each arm comes from the manifest: the 'auto' chain (the
+configured stages, the one bench/quality.py measures) starts believed best,
+then the chains that declare the query's domain among their capabilities.
+With no evidence at all (cold start) the chooser takes the prior's best, in
+the manifest's order on ties, without sampling.
 """
 
 from __future__ import annotations
@@ -248,6 +249,11 @@ class DiscountedThompson:
         return Decision(query_type, arms[pick].chain, arms,
                         tuple(round(float(d), 4) for d in draws))
 
+    @property
+    def has_evidence(self) -> bool:
+        """Whether any rating of any query type is believed (else every choice is a cold start)."""
+        return any(a.good + a.bad > 0 for arms in self._arms.values() for a in arms.values())
+
     def best(self, query_type: str, priors: Mapping[str, float]) -> str:
         """The chain with the best believed mean (no sampling)."""
         return max(self.evidence(query_type, priors), key=lambda a: a.mean).chain
@@ -255,7 +261,12 @@ class DiscountedThompson:
 
 def capability_priors(candidates: Sequence[str], capable: Sequence[str], auto: str,
                       means: tuple[float, float, float] = (0.65, 0.55, 0.45)) -> dict[str, float]:
-    """Prior means in candidate order: declared for the domain, the 'auto' chain, the rest."""
-    declared, automatic, other = means
-    return {c: declared if c in capable else automatic if c == auto else other
+    """Prior means in candidate order: the 'auto' chain, chains declared for the domain,
+    the rest.
+
+    'auto' (the configured stages, routed by complexity) leads because it is the chain
+    bench/quality.py measures; the named chains of personas are not measured, and on a
+    small model they drift or copy. Ratings move a person to them."""
+    automatic, declared, other = means
+    return {c: automatic if c == auto else declared if c in capable else other
             for c in candidates}

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from mirador.catalog.manifest import AUTO_CHAIN
 from mirador.learning import energy
 from mirador.learning.bandit import ArmEvidence, Decision, family_of
 from mirador.learning.store import AnswerLog, Rating
@@ -32,10 +33,11 @@ def describe_decision(decision: Decision) -> str:
         return f"{quality}. Quality per watt: {energy.describe(decision.energy, decision.chain)}"
     chosen = next(a for a in decision.arms if a.chain == decision.chain)
     if decision.cold_start:
+        source = ("the configured stages, the measured default" if chosen.chain == AUTO_CHAIN
+                  else "from the manifest's capabilities")
         return (f"cold start: no ratings yet for {decision.query_type} or other "
                 f"{family_of(decision.query_type)} queries, so the prior's best: "
-                f"{chosen.chain} (prior {chosen.prior_mean:.2f}, from the manifest's "
-                "capabilities)")
+                f"{chosen.chain} (prior {chosen.prior_mean:.2f}, {source})")
     draw = dict(zip((a.chain for a in decision.arms), decision.draws, strict=False))
     if decision.explored:
         best = decision.best_mean

@@ -85,6 +85,13 @@ class _Choice:
     candidates: Candidates | None
 
 
+_CLASSIFY_LATER = _Choice(QueryType("", "", 0.0), np.zeros(0), None, None)  # memo: cold 'auto'
+UNCLASSIFIED = "unclassified"  # a cold start's query type: found when the answer is logged
+COLD_AUTO = ("cold start: no ratings yet, so the configured stages answer (the chain "
+             "bench/quality.py measures); rate answers to teach Mirador which chain serves "
+             "which kind of query")
+
+
 class Learner:
     """Chooses chains (ChainChooser), logs answers (AnswerSink) and takes ratings."""
 
@@ -106,9 +113,13 @@ class Learner:
         self._memo: OrderedDict[str, _Choice] = OrderedDict()
         self._version = -1
         self.refresh()
+        # Built at once when there are ratings to choose by; with none, every choice is a
+        # cold start that needs no query type, so it is built when first needed (when the
+        # first answer is logged) rather than beside the first model's load.
         self._classifier: Background[QueryClassifier | None] = (
             Background.of(None, "mirador-query-types") if classifier is None  # rating only
-            else Background(partial(self._build, classifier), "mirador-query-types"))
+            else Background(partial(self._build, classifier), "mirador-query-types",
+                            start=self.bandit.has_evidence))
 
     @classmethod
     def open(cls, settings: Settings, manifest: Manifest, embedder: Embedder | None = None,
@@ -203,6 +214,9 @@ class Learner:
             return None
 
     def _choose(self, query: Query) -> ChainChoice | None:
+        if self._auto_whatever_the_type():
+            self._remember(query.text, _CLASSIFY_LATER)
+            return ChainChoice(AUTO_CHAIN, UNCLASSIFIED, COLD_AUTO)
         classifier = self.classifier(self.wait)
         if classifier is None:
             log.warning("the query-type classifier is still loading; this answer uses the "
@@ -221,6 +235,20 @@ class Learner:
         self._remember(query.text, _Choice(query_type, vector, decision, candidates))
         return ChainChoice(decision.chain, query_type.name, describe_decision(decision),
                            tuple(Ranked(c, s) for c, s in decision.ranked()))
+
+    def _auto_whatever_the_type(self) -> bool:
+        """True while no rating of any type is believed and every candidate list holds
+        'auto', whose prior leads: then the pick is 'auto' whatever the query's type, so the
+        first stage need not wait for the classifier (the type is found when the answer is
+        logged). An energy profile that weighs joules or rules 'auto' out needs the type."""
+        limits = self.limits.limits() if self.limits is not None else None
+        if limits is not None and (limits.weighs_energy or not limits.allows(AUTO_CHAIN)):
+            return False
+        if any(AUTO_CHAIN not in chains for chains in self.manifest.candidates.values()):
+            return False
+        self.refresh()
+        with self._lock:
+            return not self.bandit.has_evidence
 
     def decide(self, query_type: str, candidates: Candidates | None = None) -> Decision:
         """The bandit's pick among the type's candidates (no text needed: the simulation)."""
@@ -276,11 +304,16 @@ class Learner:
     def _choice_for(self, record: AnswerRecord) -> _Choice:
         with self._lock:
             memo = self._memo.pop(record.query.text, None)
-        if memo is not None and record.plan.choice is not None:
+        if memo is not None and memo is not _CLASSIFY_LATER and record.plan.choice is not None:
             return memo
         classifier = self._needed_classifier()
         vector = classifier.embed(record.query.text)
-        return _Choice(classifier.classify(record.query.text, vector), vector, None, None)
+        query_type = classifier.classify(record.query.text, vector)
+        if memo is _CLASSIFY_LATER and record.plan.choice is not None:  # a cold-start 'auto'
+            candidates = self.candidates(query_type.name)
+            return _Choice(query_type, vector, self.decide(query_type.name, candidates),
+                           candidates)
+        return _Choice(query_type, vector, None, None)
 
     # -- ratings ----------------------------------------------------------------------
 
