@@ -11,7 +11,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from mirador.catalog.manifest import Manifest, manifest_for
+from mirador import warmstart
+from mirador.catalog.manifest import Manifest, ModelEntry, manifest_for
 from mirador.errors import LearningStoreError, MiradorError
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import Settings
@@ -48,9 +49,30 @@ async def open_for_one_answer(settings: Settings, warm: bool = True,
     # a model that cannot be named is not warmed here: the answer itself reports it
     with contextlib.suppress(MiradorError):
         if warm:
-            orchestrator.manager.warm(orchestrator.resolve(orchestrator.stages[0], model).model)
+            first = orchestrator.resolve(orchestrator.stages[0], model).model
+            warming = orchestrator.manager.warm(first)
+            if model is None:  # once it is loaded, the next `mirador ask` may start it at once
+                warming.add_done_callback(lambda task: None if task.cancelled() or task.exception()
+                                          else _leave_warm_start_hint(orchestrator, first))
     learner = await asyncio.to_thread(create_learner, settings, manifest, embedder)
     return _wire(orchestrator, learner, embedder, open_memory=False)
+
+
+def _leave_warm_start_hint(orchestrator: Orchestrator, first: ModelEntry) -> None:
+    """Tell the next `mirador ask` which llama.cpp load its first stage will want
+    (`mirador.warmstart`), in a worker thread; other backends load nothing in this
+    process."""
+    from mirador.backends.llamacpp import LlamaCppBackend
+
+    backend = orchestrator.manager.backend(first.backend)
+    if not isinstance(backend, LlamaCppBackend):
+        return
+
+    def write() -> None:
+        with contextlib.suppress(MiradorError, OSError):  # only the head start is lost
+            warmstart.remember(orchestrator.settings.home, backend.load_key(first))
+
+    asyncio.get_running_loop().run_in_executor(None, write)
 
 
 def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedder | None,

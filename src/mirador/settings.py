@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ByteSize, ConfigDict, Field, model_validator
 
 from mirador.energy.profiles import EnergyConfig
+from mirador.warmstart import default_home
 from mirador.yamlfile import read_yaml_model
 
 DEFAULT_PORT = 11535  # Ollama's 11434 plus 101: easy to remember, unlikely to clash.
@@ -427,11 +428,6 @@ class Settings:
     def ensure_home(self) -> Path:
         self.home.mkdir(parents=True, exist_ok=True)
         return self.home
-
-
-def default_home(env: Mapping[str, str]) -> Path:
-    explicit = env.get("MIRADOR_HOME")
-    return Path(explicit).expanduser() if explicit else Path.home() / ".mirador"
 
 
 def load_settings(home: Path | None = None, env: Mapping[str, str] | None = None,

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import logging
 import os
 import threading
@@ -43,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from mirador import warmstart
 from mirador.backends import entry_problem, tool_calls
 from mirador.backends.base import (
     BackendEvent,
@@ -78,6 +78,7 @@ from mirador.errors import (
 )
 from mirador.host import release_freed_memory
 from mirador.settings import Settings
+from mirador.warmstart import quiet_llama_logs
 
 _GGUF_MAGIC = b"GGUF"
 _DONE = DONE
@@ -154,6 +155,14 @@ class LlamaCppBackend:
         sequences = self.sequences(model)
         return estimate.total + (estimate.kv_cache * sequences if sequences > 1 else 0)
 
+    def load_key(self, model: ModelEntry) -> warmstart.LoadKey:
+        """The file and parameters `model` loads with (what a warm start is keyed by)."""
+        cfg = self._settings.config.backends.llamacpp
+        threads, batch_threads = llama_threads(cfg.n_threads)
+        return warmstart.LoadKey.of(self.model_path(model), n_ctx=self.context_size(model),
+                                    n_threads=threads, n_threads_batch=batch_threads,
+                                    n_batch=cfg.n_batch, embedding=model.embedding)
+
     async def load(self, model: ModelEntry) -> None:
         await self._get(model)
 
@@ -175,15 +184,12 @@ class LlamaCppBackend:
     def _load_blocking(self, model: ModelEntry) -> _Loaded:
         path = self.model_path(model)
         _check_gguf_file(path, model.id)
-        _quiet_llama_logs()
+        quiet_llama_logs()
         from llama_cpp import Llama
 
-        cfg = self._settings.config.backends.llamacpp
-        threads, batch_threads = llama_threads(cfg.n_threads)
-        try:
-            llm = Llama(model_path=str(path), n_ctx=self.context_size(model),
-                        n_threads=threads, n_threads_batch=batch_threads, n_batch=cfg.n_batch,
-                        embedding=model.embedding, verbose=False)
+        key = self.load_key(model)
+        try:  # a `mirador ask` may have started this very load at its first moment
+            llm = warmstart.adopt(key) or Llama(**key.llama_kwargs())
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"llama.cpp could not load model '{model.id}' from {path} "
                                  f"({exc}); check that it is a complete GGUF file that this "
@@ -192,7 +198,8 @@ class LlamaCppBackend:
         eos = _token_text(llm, llm.token_eos())
         formatter = formatter_for(llm.metadata, bos, eos)
         sequences = self.sequences(model)
-        engine = BatchEngine(llm, sequences, threads, self.context_size(model)
+        threads = key.n_threads
+        engine = BatchEngine(llm, sequences, threads, key.n_ctx
                              ) if sequences > 1 else None
         return _Loaded(llm=llm, formatter=formatter, path=path, size_bytes=path.stat().st_size,
                        threads=threads, default_threads=threads, engine=engine)
@@ -588,23 +595,3 @@ def _check_gguf_file(path: Path, model_id: str) -> None:
                              "with 'GGUF'); it may be corrupt or another format: download it again")
 
 
-_log_sink: Any = None
-
-
-def _quiet_llama_logs() -> None:
-    """Send llama.cpp's own log lines to Python logging (debug) instead of the terminal."""
-    global _log_sink
-    if _log_sink is not None:
-        return
-    import logging
-
-    import llama_cpp
-
-    log = logging.getLogger("mirador.llamacpp")
-
-    @llama_cpp.llama_log_callback
-    def sink(level: int, text: bytes, user_data: Any) -> None:
-        log.debug(text.decode("utf-8", errors="replace").rstrip())
-
-    _log_sink = sink  # a reference, so the callback is never garbage-collected
-    llama_cpp.llama_log_set(sink, ctypes.c_void_p(0))

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from mirador import warmstart
 from mirador.cli.render import JsonRenderer, TerminalRenderer, private_copy, use_color
 from mirador.cli.text import query_text
 from mirador.errors import ConfigError
@@ -97,6 +98,7 @@ async def _ask(settings: Settings, wanted: _Wanted, renderer: Renderer,
     from mirador.compose import open_for_one_answer
 
     if server is not None:  # a running `mirador serve` answers, with its models already warm
+        warmstart.discard()  # the model this process began loading, if any, is not needed
         return await show_events(stream_from_server(server, wanted.query(settings), **options),
                                  renderer)
 

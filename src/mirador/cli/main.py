@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = sys.argv[1:] if argv is None else argv
     if args[:1] in (["ask"], ["chat"]):
-        _import_llama_cpp_early()
+        _start_early(args)
 
     try:
         cli.main(args=argv, prog_name="mirador", standalone_mode=False)
@@ -124,12 +124,21 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(EXIT_ERROR)
 
 
-def _import_llama_cpp_early() -> None:
-    """Import llama.cpp's binding in a daemon thread from the first moment, for a command
-    that answers: its shared libraries load while the command's own modules and the
-    settings are read, so the first stage's model load starts with it done. A running
-    server answers instead? Then it was a fraction of a second of one core, in the
-    background."""
+_OTHER_FIRST_STAGE = ("--stages", "--chain", "--model", "-h", "--help")
+
+
+def _start_early(args: list[str]) -> None:
+    """For a command that answers, from the first moment: the load of the model its first
+    stage used last time (`mirador.warmstart`; `ask` with the configured stages only),
+    else the import of llama.cpp's binding, in a daemon thread, while the command's own
+    modules and the settings are read. A running server answers instead? Then
+    `mirador ask` frees the model (`warmstart.discard`)."""
+    from mirador import warmstart
+
+    named = {a.partition("=")[0] for a in args}
+    if args[0] == "ask" and not named & set(_OTHER_FIRST_STAGE) and warmstart.start(
+            warmstart.default_home()):
+        return
 
     def load() -> None:
         with contextlib.suppress(ImportError):  # the backend says so if it is used

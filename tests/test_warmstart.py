@@ -1,0 +1,111 @@
+"""Warm start: an `ask` leaves a hint; the next one starts that load at its first moment."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mirador import warmstart
+from mirador.backends.llamacpp import LlamaCppBackend
+from mirador.cli.main import _start_early
+from mirador.compose import open_for_one_answer
+from mirador.settings import Settings
+
+
+@pytest.fixture(autouse=True)
+def nothing_pending() -> Iterator[None]:
+    warmstart.discard()
+    yield
+    warmstart.discard()
+
+
+def real_load(made: list[Any]) -> Any:
+    """llama.cpp's own load, remembering what it made."""
+
+    def load(key: warmstart.LoadKey) -> Any:
+        from llama_cpp import Llama
+
+        made.append(Llama(**key.llama_kwargs()))
+        return made[-1]
+
+    return load
+
+
+async def hint_after_one_answer(settings: Settings) -> tuple[warmstart.LoadKey, Any]:
+    orchestrator = await open_for_one_answer(settings)
+    try:
+        await orchestrator.manager.settled()
+        for _ in range(100):  # written by a worker thread once the model is loaded
+            if (settings.home / warmstart.HINT).exists():
+                break
+            await asyncio.sleep(0.05)
+        first = orchestrator.resolve(orchestrator.stages[0]).model
+        backend = orchestrator.manager.backend(first.backend)
+        assert isinstance(backend, LlamaCppBackend)
+        return backend.load_key(first), first
+    finally:
+        await orchestrator.aclose()
+
+
+async def test_the_next_ask_adopts_the_model_it_began_loading(settings: Settings) -> None:
+    key, first = await hint_after_one_answer(settings)
+    assert warmstart.read_hint(settings.home) == key
+    made: list[Any] = []
+    assert warmstart.start(settings.home, real_load(made))
+    orchestrator = await open_for_one_answer(settings)
+    try:
+        await orchestrator.manager.settled()
+        backend = orchestrator.manager.backend(first.backend)
+        assert isinstance(backend, LlamaCppBackend)
+        assert len(made) == 1 and backend._models[first.id].llm is made[0]  # adopted, not reloaded
+        done = await orchestrator.answer("Name a colour.", stages=["quick_response"])
+        assert done.status == "ok" and done.answer
+    finally:
+        await orchestrator.aclose()
+    assert warmstart.adopt(key) is None  # taken once
+
+
+async def test_a_prefetch_with_other_parameters_is_not_adopted(settings: Settings) -> None:
+    key, _ = await hint_after_one_answer(settings)
+    made: list[Any] = []
+    assert warmstart.start(settings.home, real_load(made))
+    assert warmstart.adopt(replace(key, n_ctx=key.n_ctx // 2)) is None
+    deadline = time.monotonic() + 30
+    while not made and time.monotonic() < deadline:  # it finishes loading, then is freed
+        await asyncio.sleep(0.05)
+    assert made and warmstart.adopt(key) is None
+
+
+def test_a_stale_or_broken_hint_starts_nothing(tmp_path: Path, tiny_gguf: Path) -> None:
+    assert not warmstart.start(tmp_path)  # no hint yet
+    key = warmstart.LoadKey.of(tiny_gguf, n_ctx=256, n_threads=1, n_threads_batch=1,
+                               n_batch=64, embedding=False)
+    warmstart.remember(tmp_path, replace(key, size=key.size + 1))  # the file has changed
+    assert warmstart.read_hint(tmp_path) is None and not warmstart.start(tmp_path)
+    (tmp_path / warmstart.HINT).write_text("{not json", encoding="utf-8")
+    assert not warmstart.start(tmp_path)
+    (tmp_path / warmstart.HINT).write_text(json.dumps({"path": str(tiny_gguf)}), encoding="utf-8")
+    assert not warmstart.start(tmp_path)
+    warmstart.remember(tmp_path, key)
+    assert warmstart.read_hint(tmp_path) == key
+
+
+def test_only_an_ask_on_the_configured_stages_starts_early(tmp_path: Path, tiny_gguf: Path,
+                                                           monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    monkeypatch.setenv("MIRADOR_HOME", str(tmp_path))
+    warmstart.remember(tmp_path, warmstart.LoadKey.of(
+        tiny_gguf, n_ctx=256, n_threads=1, n_threads_batch=1, n_batch=64, embedding=False))
+    for other in (["ask", "--stages", "synthesis", "Hi"], ["ask", "--model=x.gguf", "Hi"],
+                  ["chat"], ["ask", "--help"]):
+        _start_early(other)
+        assert warmstart._pending is None, other  # nothing prefetched for these
+    _start_early(["ask", "--quiet", "Hi"])
+    assert warmstart._pending is not None
