@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mirador.memory.lexical import LexicalIndex, shares_a_word
+from mirador.memory.lexical import Entry, LexicalIndex, shares_a_word
 
 
 def test_a_shared_word_is_found_read_only_and_only_in_its_namespace(tmp_path: Path) -> None:
     path = tmp_path / "lexical.sqlite3"
     index = LexicalIndex(path)
-    index.add("default", ["m1"], ["My dentist appointment is on Tuesday at 3pm."])
+    text = "My dentist appointment is on Tuesday at 3pm."
+    index.add("default", [Entry("m1", text, text, 1.0)])
     index.close()
     before = path.read_bytes()
     assert shares_a_word(path, "default", "When is my dentist appointment?")

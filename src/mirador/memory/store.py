@@ -26,6 +26,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from mirador.embeddings import Embedder
 from mirador.errors import MemoryStoreError
 from mirador.memory import erase
 from mirador.memory.files import check_store_files
-from mirador.memory.lexical import LexicalIndex
+from mirador.memory.lexical import Entry, LexicalIndex
 from mirador.memory.phrasing import as_statement
 from mirador.memory.private_apis import close_client
 from mirador.memory.ranking import Candidate, RankingParams, blend, rank
@@ -226,7 +227,7 @@ class MemoryStore:
         mem.upsert(ids=ids, embeddings=blend(query_vectors, doc_vectors, self.params),
                    documents=[r.document for r in records],
                    metadatas=[r.to_metadata() for r in records])
-        self.lexical.add(namespace, ids, [r.document for r in records])
+        self.lexical.add(namespace, [Entry.of(r) for r in records])
         if self.chroma_dir is not None:  # Chroma may have flushed uninitialised memory
             erase.scrub_segments(self.chroma_dir)
 
@@ -238,9 +239,12 @@ class MemoryStore:
         mem = self._collection(namespace, "mem", create=False)
         count = mem.count() if mem is not None else 0
         if self.lexical.count(namespace) != count:
-            got = mem.get(include=["documents"]) if mem is not None else {"ids": [],
-                                                                          "documents": []}
-            self.lexical.replace_namespace(namespace, got["ids"], got["documents"])
+            got = (mem.get(include=["documents", "metadatas"]) if mem is not None
+                   else {"ids": [], "documents": [], "metadatas": []})
+            self.lexical.replace_namespace(namespace, [
+                Entry(i, text, str(meta.get("query", "")), float(meta.get("ts", 0.0)))
+                for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"],
+                                         strict=True)])
         self._synced.add(namespace)
 
     def set_rating(self, memory_id: str, rating: int | None) -> bool:
@@ -339,10 +343,26 @@ class MemoryStore:
     def recall(self, text: str, now: float, namespace: str | None = None,
                params: RankingParams | None = None) -> list[Recalled]:
         """The memories that bear on `text`, best first, with their scores."""
-        return rank(self.candidates(text, namespace), now, params or self.params)
+        return self._whole(rank(self.candidates(text, namespace), now, params or self.params))
+
+    def _whole(self, hits: list[Recalled]) -> list[Recalled]:
+        """`hits` with their whole records from Chroma (candidates carry only what ranking
+        reads); a hit forgotten meanwhile is left out."""
+        wanted: dict[str, list[str]] = {}
+        for hit in hits:
+            wanted.setdefault(hit.record.namespace, []).append(hit.record.id)
+        whole: dict[str, MemoryRecord] = {}
+        for namespace, ids in wanted.items():
+            mem = self._collection(namespace, "mem", create=False)
+            got = mem.get(ids=ids, include=["metadatas"]) if mem is not None else {"ids": []}
+            whole.update((i, MemoryRecord.from_metadata(i, m))
+                         for i, m in zip(got["ids"], got["metadatas"] or [], strict=True))
+        return [replace(h, record=whole[h.record.id]) for h in hits if h.record.id in whole]
 
     def candidates(self, text: str, namespace: str | None = None) -> list[Candidate]:
-        """What both indexes return for `text`, before ranking (benchmarks rank them often)."""
+        """What the indexes return for `text`, before ranking (benchmarks rank them often);
+        each candidate's record holds what ranking reads (no answer: `recall` reads the
+        whole records of the memories it returns)."""
         vector = query_vector(self.embedder, text, self.params)
         namespaces = [namespace] if namespace else self.namespaces()
         return [c for name in namespaces for c in self._candidates(name, text, vector)]
@@ -352,35 +372,49 @@ class MemoryStore:
         ranks by) and by the stored blended vector, and the lexical index's best; each with
         its dense similarities and BM25 score (None where no query word matched).
 
-        Chroma's lookups run two at a time (its bindings release the GIL): the two nearest
-        neighbour queries together, then the extra hits' records beside the whole-exchange
-        vectors that the first query did not return."""
+        The lookups run two at a time (Chroma's bindings and SQLite release the GIL): the
+        two nearest-neighbour queries and the lexical search together, then the extra hits'
+        blended vectors beside the whole-exchange vectors that the first query did not
+        return. What ranking reads of each memory comes from the lexical index, in one
+        query: Chroma keeps metadata a row per key, and reading it was most of the time."""
         mem = self._collection(namespace, "mem", create=False)
         if mem is None:
             return []
         self._sync(namespace)
         by_blend = _lookups().submit(mem.query, query_embeddings=[vector], n_results=CANDIDATES,
-                                     include=["metadatas", "distances"])
+                                     include=["distances"])
+        by_words = _lookups().submit(self.lexical.search, namespace, text, CANDIDATES)
         docs = self._nearest_docs(namespace, vector)
-        lexical = dict(self.lexical.search(namespace, text, CANDIDATES))
-        found = by_blend.result()
-        ids, metas = list(found["ids"][0]), list(found["metadatas"][0])
+        found, lexical = by_blend.result(), dict(by_words.result())
+        ids = list(found["ids"][0])
         similarity = dict(zip(ids, (1.0 - float(d) for d in found["distances"][0]),
                               strict=True))
         extra = list(dict.fromkeys(i for i in [*docs, *lexical] if i not in similarity))
         missing = _lookups().submit(self._doc_vectors, namespace,
                                     [i for i in [*ids, *extra] if i not in docs])
-        if extra:  # hits of the other indexes: metadata and blended similarity from Chroma
-            got = mem.get(ids=extra, include=["metadatas", "embeddings"])
+        if extra:  # hits of the other indexes: their blended similarity from Chroma
+            got = mem.get(ids=extra, include=["embeddings"])
             ids += got["ids"]
-            metas += got["metadatas"]
             similarity.update((i, float(np.dot(vector, v)))
                               for i, v in zip(got["ids"], got["embeddings"], strict=True))
+        records = self._ranked_records(namespace, mem, ids)
         docs.update(missing.result())
-        return [Candidate(record=MemoryRecord.from_metadata(i, m), similarity=similarity[i],
-                          lexical=lexical.get(i), doc_vector=docs.get(i),
+        return [Candidate(record=records[i], similarity=similarity[i], lexical=lexical.get(i),
+                          doc_vector=docs.get(i),
                           doc_similarity=float(docs[i] @ vector) if i in docs else None)
-                for i, m in zip(ids, metas, strict=True)]
+                for i in ids if i in records]
+
+    def _ranked_records(self, namespace: str, mem: Any, ids: list[str]
+                        ) -> dict[str, MemoryRecord]:
+        """What ranking reads of these memories, from the lexical index; from Chroma for
+        any it does not hold yet (another process's write between the two)."""
+        records = self.lexical.ranked_fields(namespace, ids)
+        absent = [i for i in ids if i not in records]
+        if absent:
+            got = mem.get(ids=absent, include=["metadatas"])
+            records.update((i, MemoryRecord.from_metadata(i, m))
+                           for i, m in zip(got["ids"], got["metadatas"], strict=True))
+        return records
 
     def _nearest_docs(self, namespace: str, vector: np.ndarray) -> dict[str, np.ndarray]:
         """The memories whose whole exchange is nearest the query, with those vectors: plain
