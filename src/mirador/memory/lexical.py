@@ -12,9 +12,10 @@ from the vector store (the source of truth): `MemoryStore` compares the two on
 first use and rebuilds a namespace whose contents disagree (a write or forget cut
 short between the two).
 
-Beside the text, each row keeps what ranking reads of a memory (the person's words
-and when it was said), so a recall reads its candidates in one indexed query rather
-than from Chroma, which keeps metadata a row per key. An index written before those
+Beside the text, each row keeps what ranking reads of a memory (the person's words,
+when it was said, its search and whole-exchange vectors as Chroma holds them), so a
+recall reads its candidates in one indexed query rather than in several Chroma gets
+(which keep metadata a row per key, and took most of a recall's time). An index written before those
 columns existed is emptied when opened (the `ranking fields` migration) and rebuilt
 from Chroma on first use, like any index that disagrees with it.
 
@@ -33,11 +34,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from mirador.memory.records import MemoryRecord
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS docs (rowid INTEGER PRIMARY KEY, id TEXT NOT NULL, "
-    "namespace TEXT NOT NULL, query TEXT NOT NULL, ts REAL NOT NULL, UNIQUE (namespace, id))",
+    "namespace TEXT NOT NULL, query TEXT NOT NULL, ts REAL NOT NULL, search BLOB NOT NULL, "
+    "doc BLOB NOT NULL, UNIQUE (namespace, id))",
     "CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(text, tokenize='porter unicode61')")
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 # English function words: they match nearly every memory and only slow the search.
@@ -60,17 +64,33 @@ class Entry:
     text: str  # the whole exchange, searched by BM25
     query: str  # the person's words
     timestamp: float
+    search: np.ndarray  # the stored search vector (float32, as in Chroma's collection)
+    doc: np.ndarray  # the whole exchange's vector (float32, as in the companion)
 
     @classmethod
-    def of(cls, record: MemoryRecord) -> Entry:
-        return cls(record.id, record.document, record.query, record.timestamp)
+    def of(cls, record: MemoryRecord, search: np.ndarray, doc: np.ndarray) -> Entry:
+        return cls(record.id, record.document, record.query, record.timestamp, search, doc)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What ranking reads of one memory: its record (the person's words and time; the
+    answer left empty) and its two vectors."""
+
+    record: MemoryRecord
+    search: np.ndarray
+    doc: np.ndarray
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
 
 
 def _drop_unranked(db: sqlite3.Connection) -> None:
     """Empty an index written before rows kept the ranking fields; the store rebuilds
     each namespace from Chroma on first use (its count no longer agrees)."""
     columns = {row[1] for row in db.execute("PRAGMA table_info(docs)")}
-    if columns and "query" not in columns:
+    if columns and "search" not in columns:
         db.execute("DROP TABLE docs")
         db.execute("DROP TABLE IF EXISTS terms")
 
@@ -167,8 +187,11 @@ class LexicalIndex:
     @staticmethod
     def _insert(db: sqlite3.Connection, namespace: str, entries: Sequence[Entry]) -> None:
         for entry in entries:
-            rowid = db.execute("INSERT INTO docs (id, namespace, query, ts) VALUES (?, ?, ?, ?)",
-                               (entry.id, namespace, entry.query, entry.timestamp)).lastrowid
+            rowid = db.execute(
+                "INSERT INTO docs (id, namespace, query, ts, search, doc) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (entry.id, namespace, entry.query, entry.timestamp, _blob(entry.search),
+                 _blob(entry.doc))).lastrowid
             db.execute("INSERT INTO terms (rowid, text) VALUES (?, ?)", (rowid, entry.text))
 
     def remove(self, namespace: str, ids: Sequence[str]) -> int:
@@ -222,17 +245,21 @@ class LexicalIndex:
                                    (namespace,)).fetchone()
             return int(row[0])
 
-    def ranked_fields(self, namespace: str, ids: Sequence[str]) -> dict[str, MemoryRecord]:
-        """What ranking reads of these memories (id, namespace, the person's words, time;
-        the answer left empty), by id, in one indexed query; ids not indexed are absent."""
+    def stored(self, namespace: str, ids: Sequence[str]) -> dict[str, Stored]:
+        """What ranking reads of these memories, by id in the order they were indexed, in
+        one indexed query; ids not indexed are absent."""
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
         with self._lock:
-            rows = self._db.execute(f"SELECT id, query, ts FROM docs WHERE namespace = ? "
-                                    f"AND id IN ({marks})", (namespace, *ids)).fetchall()
-        return {i: MemoryRecord(id=i, query=q, response="", namespace=namespace, timestamp=ts)
-                for i, q, ts in rows}
+            rows = self._db.execute(
+                f"SELECT id, query, ts, search, doc FROM docs WHERE namespace = ? "
+                f"AND id IN ({marks}) ORDER BY rowid", (namespace, *ids)).fetchall()
+        return {i: Stored(MemoryRecord(id=i, query=q, response="", namespace=namespace,
+                                       timestamp=ts),
+                          np.frombuffer(search, dtype=np.float32),
+                          np.frombuffer(doc, dtype=np.float32))
+                for i, q, ts, search, doc in rows}
 
     def search(self, namespace: str, text: str, limit: int) -> list[tuple[str, float]]:
         """The best `limit` memories of the namespace for `text`: (id, BM25 score), best first."""

@@ -36,7 +36,7 @@ from mirador.embeddings import Embedder
 from mirador.errors import MemoryStoreError
 from mirador.memory import erase
 from mirador.memory.files import check_store_files
-from mirador.memory.lexical import Entry, LexicalIndex
+from mirador.memory.lexical import Entry, LexicalIndex, Stored
 from mirador.memory.phrasing import as_statement
 from mirador.memory.private_apis import close_client
 from mirador.memory.ranking import Candidate, RankingParams, blend, rank
@@ -221,13 +221,15 @@ class MemoryStore:
         mem: Any = self._collection(namespace, "mem", create=True)
         doc: Any = self._collection(namespace, "doc", create=True)
         self._sync(namespace)
+        searched = blend(query_vectors, doc_vectors, self.params)
+        docs = np.asarray(doc_vectors, dtype=np.float32)  # what Chroma keeps
         # the companion first: a memory is searchable only once both are written; the
         # lexical index last, since it is rebuilt from Chroma if a crash comes between
-        doc.upsert(ids=ids, embeddings=doc_vectors)
-        mem.upsert(ids=ids, embeddings=blend(query_vectors, doc_vectors, self.params),
-                   documents=[r.document for r in records],
+        doc.upsert(ids=ids, embeddings=docs)
+        mem.upsert(ids=ids, embeddings=searched, documents=[r.document for r in records],
                    metadatas=[r.to_metadata() for r in records])
-        self.lexical.add(namespace, [Entry.of(r) for r in records])
+        self.lexical.add(namespace, [Entry.of(r, searched[k], docs[k])
+                                     for k, r in enumerate(records)])
         if self.chroma_dir is not None:  # Chroma may have flushed uninitialised memory
             erase.scrub_segments(self.chroma_dir)
 
@@ -239,13 +241,22 @@ class MemoryStore:
         mem = self._collection(namespace, "mem", create=False)
         count = mem.count() if mem is not None else 0
         if self.lexical.count(namespace) != count:
-            got = (mem.get(include=["documents", "metadatas"]) if mem is not None
-                   else {"ids": [], "documents": [], "metadatas": []})
-            self.lexical.replace_namespace(namespace, [
-                Entry(i, text, str(meta.get("query", "")), float(meta.get("ts", 0.0)))
-                for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"],
-                                         strict=True)])
+            self.lexical.replace_namespace(namespace, self._entries(namespace, mem))
         self._synced.add(namespace)
+
+    def _entries(self, namespace: str, mem: Any) -> list[Entry]:
+        """The namespace's memories as the lexical index keeps them, read from Chroma."""
+        if mem is None:
+            return []
+        got = mem.get(include=["documents", "metadatas", "embeddings"])
+        companion = self._collection(namespace, "doc", create=False)
+        found = (companion.get(include=["embeddings"]) if companion is not None
+                 else {"ids": [], "embeddings": []})
+        docs = _by_id(found["ids"], found["embeddings"])
+        return [Entry(i, text, str(meta.get("query", "")), float(meta.get("ts", 0.0)),
+                      np.asarray(search, dtype=np.float32), docs[i])
+                for i, text, meta, search in zip(got["ids"], got["documents"], got["metadatas"],
+                                                 got["embeddings"], strict=True) if i in docs]
 
     def set_rating(self, memory_id: str, rating: int | None) -> bool:
         """Record a rating (1-5) on a memory; False when no memory has that id."""
@@ -372,11 +383,10 @@ class MemoryStore:
         ranks by) and by the stored blended vector, and the lexical index's best; each with
         its dense similarities and BM25 score (None where no query word matched).
 
-        The lookups run two at a time (Chroma's bindings and SQLite release the GIL): the
-        two nearest-neighbour queries and the lexical search together, then the extra hits'
-        blended vectors beside the whole-exchange vectors that the first query did not
-        return. What ranking reads of each memory comes from the lexical index, in one
-        query: Chroma keeps metadata a row per key, and reading it was most of the time."""
+        The two nearest-neighbour queries and the lexical search run together (Chroma's
+        bindings and SQLite release the GIL); then what ranking reads of every candidate
+        (the person's words, time, both vectors) comes from the lexical index in one
+        query: Chroma's gets by id, a row per metadata key, were most of a recall's time."""
         mem = self._collection(namespace, "mem", create=False)
         if mem is None:
             return []
@@ -384,47 +394,43 @@ class MemoryStore:
         by_blend = _lookups().submit(mem.query, query_embeddings=[vector], n_results=CANDIDATES,
                                      include=["distances"])
         by_words = _lookups().submit(self.lexical.search, namespace, text, CANDIDATES)
-        docs = self._nearest_docs(namespace, vector)
+        nearest_docs = self._nearest_docs(namespace, vector)
         found, lexical = by_blend.result(), dict(by_words.result())
-        ids = list(found["ids"][0])
-        similarity = dict(zip(ids, (1.0 - float(d) for d in found["distances"][0]),
+        similarity = dict(zip(found["ids"][0], (1.0 - float(d) for d in found["distances"][0]),
                               strict=True))
-        extra = list(dict.fromkeys(i for i in [*docs, *lexical] if i not in similarity))
-        missing = _lookups().submit(self._doc_vectors, namespace,
-                                    [i for i in [*ids, *extra] if i not in docs])
-        if extra:  # hits of the other indexes: their blended similarity from Chroma
-            got = mem.get(ids=extra, include=["embeddings"])
-            ids += got["ids"]
-            similarity.update((i, float(np.dot(vector, v)))
-                              for i, v in zip(got["ids"], got["embeddings"], strict=True))
-        records = self._ranked_records(namespace, mem, ids)
-        docs.update(missing.result())
-        return [Candidate(record=records[i], similarity=similarity[i], lexical=lexical.get(i),
-                          doc_vector=docs.get(i),
-                          doc_similarity=float(docs[i] @ vector) if i in docs else None)
-                for i in ids if i in records]
+        stored = self._stored(namespace, mem, [*similarity, *nearest_docs, *lexical])
+        extra = [i for i in stored if i not in similarity]  # hits of the other indexes
+        # in float64, as with the vectors Chroma's gets return (so scores stay as they were)
+        similarity.update((i, float(np.dot(vector, stored[i].search.astype(np.float64))))
+                          for i in extra)
+        return [Candidate(record=stored[i].record, similarity=similarity[i],
+                          lexical=lexical.get(i), doc_vector=stored[i].doc,
+                          doc_similarity=float(stored[i].doc @ vector))
+                for i in [*found["ids"][0], *extra] if i in stored]
 
-    def _ranked_records(self, namespace: str, mem: Any, ids: list[str]
-                        ) -> dict[str, MemoryRecord]:
-        """What ranking reads of these memories, from the lexical index; from Chroma for
-        any it does not hold yet (another process's write between the two)."""
-        records = self.lexical.ranked_fields(namespace, ids)
-        absent = [i for i in ids if i not in records]
-        if absent:
-            got = mem.get(ids=absent, include=["metadatas"])
-            records.update((i, MemoryRecord.from_metadata(i, m))
-                           for i, m in zip(got["ids"], got["metadatas"], strict=True))
-        return records
-
-    def _nearest_docs(self, namespace: str, vector: np.ndarray) -> dict[str, np.ndarray]:
-        """The memories whose whole exchange is nearest the query, with those vectors: plain
-        vector search's answer, so ranking always sees what it would have returned."""
+    def _nearest_docs(self, namespace: str, vector: np.ndarray) -> list[str]:
+        """The memories whose whole exchange is nearest the query: plain vector search's
+        answer, so ranking always sees what it would have returned."""
         doc = self._collection(namespace, "doc", create=False)
         if doc is None:
-            return {}
-        found = doc.query(query_embeddings=[vector], n_results=CANDIDATES,
-                          include=["embeddings"])
-        return _by_id(found["ids"][0], found["embeddings"][0])
+            return []
+        found = doc.query(query_embeddings=[vector], n_results=CANDIDATES, include=["distances"])
+        return list(found["ids"][0])
+
+    def _stored(self, namespace: str, mem: Any, ids: list[str]) -> dict[str, Stored]:
+        """What ranking reads of these memories, from the lexical index; from Chroma for
+        any it does not hold yet (another process's write between the two)."""
+        wanted = list(dict.fromkeys(ids))
+        stored = self.lexical.stored(namespace, wanted)
+        absent = [i for i in wanted if i not in stored]
+        if absent:
+            got = mem.get(ids=absent, include=["metadatas", "embeddings"])
+            docs = self._doc_vectors(namespace, list(got["ids"]))
+            stored.update((i, Stored(MemoryRecord.from_metadata(i, m),
+                                     np.asarray(v, dtype=np.float32), docs[i]))
+                          for i, m, v in zip(got["ids"], got["metadatas"], got["embeddings"],
+                                             strict=True) if i in docs)
+        return stored
 
     def _doc_vectors(self, namespace: str, ids: list[str]) -> dict[str, np.ndarray]:
         doc = self._collection(namespace, "doc", create=False)
