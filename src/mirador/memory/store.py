@@ -2,11 +2,12 @@
 and a lexical (BM25) index beside them.
 
 Each namespace has a collection of memories, searched by the blended vector
-(see `ranking`), and a companion holding each memory's whole-exchange vector,
-read back for the candidates only (supersession compares them). Keeping
-namespaces apart keeps every search unfiltered, which is what keeps it fast.
+(see `ranking`), and a companion searched by each memory's whole-exchange vector.
+Keeping namespaces apart keeps every search unfiltered, which is what keeps it fast.
 The lexical index (`lexical.py`, memory/lexical.sqlite3) is derived from Chroma
-and rebuilt for a namespace whose contents disagree with it.
+and rebuilt for a namespace whose contents disagree with it; beside the text it
+keeps what ranking reads of each memory (words, time, both vectors), so a recall
+reads its candidates there in one query, and only the hits it returns from Chroma.
 
 Forgetting erases: from Chroma's answers, from its write-ahead queue, full-text
 index and free pages (`erase.py`), and from the lexical index.
