@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -139,8 +140,8 @@ def test_the_lexical_index_holds_what_chroma_holds_for_ranking(store: MemoryStor
                rec("b", "Which phone do I use?", "An iPhone 12.", days_ago=40)])
     kept = store.lexical.stored("default", ["b", "a"])
     assert list(kept) == ["a", "b"]  # in the order they were written, as Chroma's gets
-    mem = store._collection("default", "mem", create=False)
-    doc = store._collection("default", "doc", create=False)
+    mem: Any = store._collection("default", "mem", create=False)
+    doc: Any = store._collection("default", "doc", create=False)
     got = mem.get(ids=["a", "b"], include=["metadatas", "embeddings"])
     docs = doc.get(ids=["a", "b"], include=["embeddings"])
     for i, meta, search in zip(got["ids"], got["metadatas"], got["embeddings"], strict=True):
@@ -162,3 +163,22 @@ def test_recall_returns_whole_records_even_when_the_index_lags(store: MemoryStor
     hits = store.recall("When does Project Juniper launch?", time.time())
     assert hits[0].record == store.get("c")
     assert hits[0].record.response == "Good luck with it." and hits[0].record.rating == 5
+
+
+def test_a_replace_cut_short_never_leaves_old_ranking_fields(settings: Settings,
+                                                             store: MemoryStore,
+                                                             minilm: MiniLMEmbedder) -> None:
+    """Re-adding an id whose index write never happens (a crash after Chroma's) leaves the
+    index short of it, so the next open rebuilds it from Chroma: never the old words."""
+    store.add([rec("c", "I use an iPhone 12."), rec("d", "Lunch was nice.")])
+
+    def crash(*_: object) -> None:
+        raise KeyboardInterrupt  # as if the process died between Chroma and the index
+
+    store.lexical.add = crash  # type: ignore[method-assign,assignment]
+    with pytest.raises(KeyboardInterrupt):
+        store.add([rec("c", "I switched to a Pixel 8.")])
+    again = reopen(settings, minilm, store)
+    again.recall("Which phone do I use?", time.time())  # first use compares and rebuilds
+    assert again.lexical.stored("default", ["c"])["c"].record.query == "I switched to a Pixel 8."
+    again.close()
