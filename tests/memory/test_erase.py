@@ -43,9 +43,17 @@ def test_forget_leaves_no_trace_in_any_file(settings: Settings, store: MemorySto
     assert "chroma/chroma.sqlite3" in files_with(directory)
     assert "lexical.sqlite3" in files_with(directory)
 
+    # the lexical index keeps the memory's vectors too (what ranking reads): erased with it
+    kept = store.lexical.stored("default", ["secret"])["secret"]
+    vectors = [kept.search.tobytes(), kept.doc.tobytes()]
+    index = directory / "lexical.sqlite3"
+    assert all(v in index.read_bytes() for v in vectors)
+
     assert store.forget(["secret"]) == 1
     session_log(settings).forget(["secret"])
     assert files_with(directory) == []
+    assert store.lexical.stored("default", ["secret"]) == {}
+    assert not any(v in index.read_bytes() for v in vectors)
     assert store.recall(f"locker code {MARKER}", time.time())[0].record.id != "secret"
 
     again = reopen(settings, minilm, store)  # a restart, then more writes

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -130,3 +131,54 @@ def test_candidates_hold_what_plain_vector_search_returns(store: MemoryStore) ->
     assert "x" in [c.record.id for c in store.candidates(query, "default")]
     store.params = replace(store.params, match_query_weight=0.0)
     assert store.recall(query, time.time(), "default")[0].record.id == "x"
+
+
+def test_the_lexical_index_holds_what_chroma_holds_for_ranking(store: MemoryStore) -> None:
+    """Ranking reads the person's words, the time and both vectors from the lexical index;
+    they must be Chroma's own, or recall would rank differently than from Chroma."""
+    store.add([rec("a", "I switched to a Pixel 8.", "Nice phone.", days_ago=3.5),
+               rec("b", "Which phone do I use?", "An iPhone 12.", days_ago=40)])
+    kept = store.lexical.stored("default", ["b", "a"])
+    assert list(kept) == ["a", "b"]  # in the order they were written, as Chroma's gets
+    mem: Any = store._collection("default", "mem", create=False)
+    doc: Any = store._collection("default", "doc", create=False)
+    got = mem.get(ids=["a", "b"], include=["metadatas", "embeddings"])
+    docs = doc.get(ids=["a", "b"], include=["embeddings"])
+    for i, meta, search in zip(got["ids"], got["metadatas"], got["embeddings"], strict=True):
+        whole = store.get(i)
+        assert whole is not None and kept[i].record == replace(whole, response="")
+        assert kept[i].record.timestamp == meta["ts"]
+        assert np.array_equal(kept[i].search, np.asarray(search, dtype=np.float32))
+    for i, vector in zip(docs["ids"], docs["embeddings"], strict=True):
+        assert np.array_equal(kept[i].doc, np.asarray(vector, dtype=np.float32))
+
+
+def test_recall_returns_whole_records_even_when_the_index_lags(store: MemoryStore) -> None:
+    """A memory another process wrote to Chroma but not yet to the lexical index is still
+    ranked (read from Chroma), and every hit comes back whole, answer and all."""
+    store.add([rec("c", "Project Juniper launches in July.", "Good luck with it.",
+                   session_id="s1", rating=5), rec("d", "Lunch was nice.")])
+    store.recall("warm up", time.time())  # the namespace is checked once, then trusted
+    store.lexical.remove("default", ["c"])  # as if the other process were between the two
+    hits = store.recall("When does Project Juniper launch?", time.time())
+    assert hits[0].record == store.get("c")
+    assert hits[0].record.response == "Good luck with it." and hits[0].record.rating == 5
+
+
+def test_a_replace_cut_short_never_leaves_old_ranking_fields(settings: Settings,
+                                                             store: MemoryStore,
+                                                             minilm: MiniLMEmbedder) -> None:
+    """Re-adding an id whose index write never happens (a crash after Chroma's) leaves the
+    index short of it, so the next open rebuilds it from Chroma: never the old words."""
+    store.add([rec("c", "I use an iPhone 12."), rec("d", "Lunch was nice.")])
+
+    def crash(*_: object) -> None:
+        raise KeyboardInterrupt  # as if the process died between Chroma and the index
+
+    store.lexical.add = crash  # type: ignore[method-assign,assignment]
+    with pytest.raises(KeyboardInterrupt):
+        store.add([rec("c", "I switched to a Pixel 8.")])
+    again = reopen(settings, minilm, store)
+    again.recall("Which phone do I use?", time.time())  # first use compares and rebuilds
+    assert again.lexical.stored("default", ["c"])["c"].record.query == "I switched to a Pixel 8."
+    again.close()

@@ -12,6 +12,13 @@ from the vector store (the source of truth): `MemoryStore` compares the two on
 first use and rebuilds a namespace whose contents disagree (a write or forget cut
 short between the two).
 
+Beside the text, each row keeps what ranking reads of a memory (the person's words,
+when it was said, its search and whole-exchange vectors as Chroma holds them), so a
+recall reads its candidates in one indexed query rather than in several Chroma gets
+(which keep metadata a row per key, and took most of a recall's time). An index written before those
+columns existed is emptied when opened (the `ranking fields` migration) and rebuilt
+from Chroma on first use, like any index that disagrees with it.
+
 Forgetting erases: rows are deleted with `secure_delete` on, the FTS index is
 merged so no segment keeps a deleted term, and the file is vacuumed so no freed
 page keeps the text.
@@ -24,14 +31,18 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS docs (
-    rowid INTEGER PRIMARY KEY, id TEXT NOT NULL, namespace TEXT NOT NULL,
-    UNIQUE (namespace, id));
-CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(text, tokenize='porter unicode61');
-"""
+import numpy as np
+
+from mirador.memory.records import MemoryRecord
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS docs (rowid INTEGER PRIMARY KEY, id TEXT NOT NULL, "
+    "namespace TEXT NOT NULL, query TEXT NOT NULL, ts REAL NOT NULL, search BLOB NOT NULL, "
+    "doc BLOB NOT NULL, UNIQUE (namespace, id))",
+    "CREATE VIRTUAL TABLE IF NOT EXISTS terms USING fts5(text, tokenize='porter unicode61')")
 _TOKEN = re.compile(r"\w+", re.UNICODE)
 # English function words: they match nearly every memory and only slow the search.
 STOPWORDS = frozenset("""a about above after again against all am an and any are as at be
@@ -43,6 +54,66 @@ theirs them themselves then there these they this those through to too under unt
 was we were what when where which while who whom why will with would you your yours yourself
 yourselves i'm im ive id us let get got please tell know one also may might must shall
 like want need much many well way thing things something anything really yes ok okay""".split())  # noqa: SIM905 (a list literal reads worse)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One memory as the index keeps it: its text, and what ranking reads of it."""
+
+    id: str
+    text: str  # the whole exchange, searched by BM25
+    query: str  # the person's words
+    timestamp: float
+    search: np.ndarray  # the stored search vector (float32, as in Chroma's collection)
+    doc: np.ndarray  # the whole exchange's vector (float32, as in the companion)
+
+    @classmethod
+    def of(cls, record: MemoryRecord, search: np.ndarray, doc: np.ndarray) -> Entry:
+        return cls(record.id, record.document, record.query, record.timestamp, search, doc)
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What ranking reads of one memory: its record (the person's words and time; the
+    answer left empty) and its two vectors."""
+
+    record: MemoryRecord
+    search: np.ndarray
+    doc: np.ndarray
+
+
+def _blob(vector: np.ndarray) -> bytes:
+    return np.asarray(vector, dtype=np.float32).tobytes()
+
+
+def _drop_unranked(db: sqlite3.Connection) -> None:
+    """Empty an index written before rows kept the ranking fields; the store rebuilds
+    each namespace from Chroma on first use (its count no longer agrees)."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(docs)")}
+    if columns and "search" not in columns:
+        db.execute("DROP TABLE docs")
+        db.execute("DROP TABLE IF EXISTS terms")
+
+
+# Ordered, named schema changes; PRAGMA user_version counts those applied.
+_MIGRATIONS = (("ranking fields", _drop_unranked),)
+
+
+def _migrate(db: sqlite3.Connection) -> None:
+    """Apply the migrations this file has not had, each in one transaction with the
+    schema made current, so a crash leaves the index before or after one of them."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        done = int(db.execute("PRAGMA user_version").fetchone()[0])
+        for _name, step in _MIGRATIONS[done:]:
+            step(db)
+        for statement in _SCHEMA:
+            db.execute(statement)
+        db.execute(f"PRAGMA user_version = {max(done, len(_MIGRATIONS))}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def query_terms(text: str) -> list[str]:
@@ -90,7 +161,7 @@ class LexicalIndex:
                                    check_same_thread=False, timeout=30.0)
         self._db.execute("PRAGMA secure_delete = ON")
         self._db.execute("PRAGMA journal_mode = DELETE")  # no WAL file keeping old pages
-        self._db.executescript(_SCHEMA)
+        _migrate(self._db)
 
     def close(self) -> None:
         with self._lock:
@@ -107,35 +178,36 @@ class LexicalIndex:
                 raise
             self._db.execute("COMMIT")
 
-    def add(self, namespace: str, ids: Sequence[str], texts: Sequence[str]) -> None:
+    def add(self, namespace: str, entries: Sequence[Entry]) -> None:
         """Index these memories (replacing any with the same id in the namespace)."""
         with self._write() as db:
-            self._delete(db, namespace, ids)
-            self._insert(db, namespace, ids, texts)
+            self._delete(db, namespace, [e.id for e in entries])
+            self._insert(db, namespace, entries)
 
     @staticmethod
-    def _insert(db: sqlite3.Connection, namespace: str, ids: Sequence[str],
-                texts: Sequence[str]) -> None:
-        for memory_id, text in zip(ids, texts, strict=True):
-            rowid = db.execute("INSERT INTO docs (id, namespace) VALUES (?, ?)",
-                               (memory_id, namespace)).lastrowid
-            db.execute("INSERT INTO terms (rowid, text) VALUES (?, ?)", (rowid, text))
+    def _insert(db: sqlite3.Connection, namespace: str, entries: Sequence[Entry]) -> None:
+        for entry in entries:
+            rowid = db.execute(
+                "INSERT INTO docs (id, namespace, query, ts, search, doc) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (entry.id, namespace, entry.query, entry.timestamp, _blob(entry.search),
+                 _blob(entry.doc))).lastrowid
+            db.execute("INSERT INTO terms (rowid, text) VALUES (?, ?)", (rowid, entry.text))
 
     def remove(self, namespace: str, ids: Sequence[str]) -> int:
         """Delete these memories from the index; returns how many were there."""
         with self._write() as db:
             return self._delete(db, namespace, ids)
 
-    def replace_namespace(self, namespace: str, ids: Sequence[str],
-                          texts: Sequence[str]) -> None:
+    def replace_namespace(self, namespace: str, entries: Sequence[Entry]) -> None:
         """Make the namespace hold exactly these memories (a rebuild from the vector store)."""
         with self._write() as db:
             rows = db.execute("SELECT rowid FROM docs WHERE namespace = ?", (namespace,))
             self._delete_rows(db, [r[0] for r in rows.fetchall()])
-            self._insert(db, namespace, ids, texts)
+            self._insert(db, namespace, entries)
 
     def drop_namespace(self, namespace: str) -> None:
-        self.replace_namespace(namespace, [], [])
+        self.replace_namespace(namespace, [])
 
     @staticmethod
     def _delete(db: sqlite3.Connection, namespace: str, ids: Sequence[str]) -> int:
@@ -172,6 +244,32 @@ class LexicalIndex:
             row = self._db.execute("SELECT count(*) FROM docs WHERE namespace = ?",
                                    (namespace,)).fetchone()
             return int(row[0])
+
+    def present(self, namespace: str, ids: Sequence[str]) -> list[str]:
+        """Which of these ids the namespace holds."""
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(f"SELECT id FROM docs WHERE namespace = ? AND id IN ({marks})",
+                                    (namespace, *ids)).fetchall()
+        return [r[0] for r in rows]
+
+    def stored(self, namespace: str, ids: Sequence[str]) -> dict[str, Stored]:
+        """What ranking reads of these memories, by id in the order they were indexed, in
+        one indexed query; ids not indexed are absent."""
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT id, query, ts, search, doc FROM docs WHERE namespace = ? "
+                f"AND id IN ({marks}) ORDER BY rowid", (namespace, *ids)).fetchall()
+        return {i: Stored(MemoryRecord(id=i, query=q, response="", namespace=namespace,
+                                       timestamp=ts),
+                          np.frombuffer(search, dtype=np.float32),
+                          np.frombuffer(doc, dtype=np.float32))
+                for i, q, ts, search, doc in rows}
 
     def search(self, namespace: str, text: str, limit: int) -> list[tuple[str, float]]:
         """The best `limit` memories of the namespace for `text`: (id, BM25 score), best first."""

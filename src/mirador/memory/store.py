@@ -2,11 +2,12 @@
 and a lexical (BM25) index beside them.
 
 Each namespace has a collection of memories, searched by the blended vector
-(see `ranking`), and a companion holding each memory's whole-exchange vector,
-read back for the candidates only (supersession compares them). Keeping
-namespaces apart keeps every search unfiltered, which is what keeps it fast.
+(see `ranking`), and a companion searched by each memory's whole-exchange vector.
+Keeping namespaces apart keeps every search unfiltered, which is what keeps it fast.
 The lexical index (`lexical.py`, memory/lexical.sqlite3) is derived from Chroma
-and rebuilt for a namespace whose contents disagree with it.
+and rebuilt for a namespace whose contents disagree with it; beside the text it
+keeps what ranking reads of each memory (words, time, both vectors), so a recall
+reads its candidates there in one query, and only the hits it returns from Chroma.
 
 Forgetting erases: from Chroma's answers, from its write-ahead queue, full-text
 index and free pages (`erase.py`), and from the lexical index.
@@ -26,6 +27,7 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +37,7 @@ from mirador.embeddings import Embedder
 from mirador.errors import MemoryStoreError
 from mirador.memory import erase
 from mirador.memory.files import check_store_files
-from mirador.memory.lexical import LexicalIndex
+from mirador.memory.lexical import Entry, LexicalIndex, Stored
 from mirador.memory.phrasing import as_statement
 from mirador.memory.private_apis import close_client
 from mirador.memory.ranking import Candidate, RankingParams, blend, rank
@@ -220,13 +222,19 @@ class MemoryStore:
         mem: Any = self._collection(namespace, "mem", create=True)
         doc: Any = self._collection(namespace, "doc", create=True)
         self._sync(namespace)
+        searched = blend(query_vectors, doc_vectors, self.params)
+        docs = np.asarray(doc_vectors, dtype=np.float32)  # what Chroma keeps
         # the companion first: a memory is searchable only once both are written; the
         # lexical index last, since it is rebuilt from Chroma if a crash comes between
-        doc.upsert(ids=ids, embeddings=doc_vectors)
-        mem.upsert(ids=ids, embeddings=blend(query_vectors, doc_vectors, self.params),
-                   documents=[r.document for r in records],
+        # (a replaced memory leaves it first: a crash must leave the two apart, which
+        # the next open mends, never the index holding the old words and vectors)
+        if replaced := self.lexical.present(namespace, ids):
+            self.lexical.remove(namespace, replaced)
+        doc.upsert(ids=ids, embeddings=docs)
+        mem.upsert(ids=ids, embeddings=searched, documents=[r.document for r in records],
                    metadatas=[r.to_metadata() for r in records])
-        self.lexical.add(namespace, ids, [r.document for r in records])
+        self.lexical.add(namespace, [Entry.of(r, searched[k], docs[k])
+                                     for k, r in enumerate(records)])
         if self.chroma_dir is not None:  # Chroma may have flushed uninitialised memory
             erase.scrub_segments(self.chroma_dir)
 
@@ -238,10 +246,22 @@ class MemoryStore:
         mem = self._collection(namespace, "mem", create=False)
         count = mem.count() if mem is not None else 0
         if self.lexical.count(namespace) != count:
-            got = mem.get(include=["documents"]) if mem is not None else {"ids": [],
-                                                                          "documents": []}
-            self.lexical.replace_namespace(namespace, got["ids"], got["documents"])
+            self.lexical.replace_namespace(namespace, self._entries(namespace, mem))
         self._synced.add(namespace)
+
+    def _entries(self, namespace: str, mem: Any) -> list[Entry]:
+        """The namespace's memories as the lexical index keeps them, read from Chroma."""
+        if mem is None:
+            return []
+        got = mem.get(include=["documents", "metadatas", "embeddings"])
+        companion = self._collection(namespace, "doc", create=False)
+        found = (companion.get(include=["embeddings"]) if companion is not None
+                 else {"ids": [], "embeddings": []})
+        docs = _by_id(found["ids"], found["embeddings"])
+        return [Entry(i, text, str(meta.get("query", "")), float(meta.get("ts", 0.0)),
+                      np.asarray(search, dtype=np.float32), docs[i])
+                for i, text, meta, search in zip(got["ids"], got["documents"], got["metadatas"],
+                                                 got["embeddings"], strict=True) if i in docs]
 
     def set_rating(self, memory_id: str, rating: int | None) -> bool:
         """Record a rating (1-5) on a memory; False when no memory has that id."""
@@ -339,10 +359,26 @@ class MemoryStore:
     def recall(self, text: str, now: float, namespace: str | None = None,
                params: RankingParams | None = None) -> list[Recalled]:
         """The memories that bear on `text`, best first, with their scores."""
-        return rank(self.candidates(text, namespace), now, params or self.params)
+        return self._whole(rank(self.candidates(text, namespace), now, params or self.params))
+
+    def _whole(self, hits: list[Recalled]) -> list[Recalled]:
+        """`hits` with their whole records from Chroma (candidates carry only what ranking
+        reads); a hit forgotten meanwhile is left out."""
+        wanted: dict[str, list[str]] = {}
+        for hit in hits:
+            wanted.setdefault(hit.record.namespace, []).append(hit.record.id)
+        whole: dict[str, MemoryRecord] = {}
+        for namespace, ids in wanted.items():
+            mem = self._collection(namespace, "mem", create=False)
+            got = mem.get(ids=ids, include=["metadatas"]) if mem is not None else {"ids": []}
+            whole.update((i, MemoryRecord.from_metadata(i, m))
+                         for i, m in zip(got["ids"], got["metadatas"] or [], strict=True))
+        return [replace(h, record=whole[h.record.id]) for h in hits if h.record.id in whole]
 
     def candidates(self, text: str, namespace: str | None = None) -> list[Candidate]:
-        """What both indexes return for `text`, before ranking (benchmarks rank them often)."""
+        """What the indexes return for `text`, before ranking (benchmarks rank them often);
+        each candidate's record holds what ranking reads (no answer: `recall` reads the
+        whole records of the memories it returns)."""
         vector = query_vector(self.embedder, text, self.params)
         namespaces = [namespace] if namespace else self.namespaces()
         return [c for name in namespaces for c in self._candidates(name, text, vector)]
@@ -352,45 +388,54 @@ class MemoryStore:
         ranks by) and by the stored blended vector, and the lexical index's best; each with
         its dense similarities and BM25 score (None where no query word matched).
 
-        Chroma's lookups run two at a time (its bindings release the GIL): the two nearest
-        neighbour queries together, then the extra hits' records beside the whole-exchange
-        vectors that the first query did not return."""
+        The two nearest-neighbour queries and the lexical search run together (Chroma's
+        bindings and SQLite release the GIL); then what ranking reads of every candidate
+        (the person's words, time, both vectors) comes from the lexical index in one
+        query: Chroma's gets by id, a row per metadata key, were most of a recall's time."""
         mem = self._collection(namespace, "mem", create=False)
         if mem is None:
             return []
         self._sync(namespace)
         by_blend = _lookups().submit(mem.query, query_embeddings=[vector], n_results=CANDIDATES,
-                                     include=["metadatas", "distances"])
-        docs = self._nearest_docs(namespace, vector)
-        lexical = dict(self.lexical.search(namespace, text, CANDIDATES))
-        found = by_blend.result()
-        ids, metas = list(found["ids"][0]), list(found["metadatas"][0])
-        similarity = dict(zip(ids, (1.0 - float(d) for d in found["distances"][0]),
+                                     include=["distances"])
+        by_words = _lookups().submit(self.lexical.search, namespace, text, CANDIDATES)
+        nearest_docs = self._nearest_docs(namespace, vector)
+        found, lexical = by_blend.result(), dict(by_words.result())
+        similarity = dict(zip(found["ids"][0], (1.0 - float(d) for d in found["distances"][0]),
                               strict=True))
-        extra = list(dict.fromkeys(i for i in [*docs, *lexical] if i not in similarity))
-        missing = _lookups().submit(self._doc_vectors, namespace,
-                                    [i for i in [*ids, *extra] if i not in docs])
-        if extra:  # hits of the other indexes: metadata and blended similarity from Chroma
-            got = mem.get(ids=extra, include=["metadatas", "embeddings"])
-            ids += got["ids"]
-            metas += got["metadatas"]
-            similarity.update((i, float(np.dot(vector, v)))
-                              for i, v in zip(got["ids"], got["embeddings"], strict=True))
-        docs.update(missing.result())
-        return [Candidate(record=MemoryRecord.from_metadata(i, m), similarity=similarity[i],
-                          lexical=lexical.get(i), doc_vector=docs.get(i),
-                          doc_similarity=float(docs[i] @ vector) if i in docs else None)
-                for i, m in zip(ids, metas, strict=True)]
+        stored = self._stored(namespace, mem, [*similarity, *nearest_docs, *lexical])
+        extra = [i for i in stored if i not in similarity]  # hits of the other indexes
+        # in float64, as with the vectors Chroma's gets return (so scores stay as they were)
+        similarity.update((i, float(np.dot(vector, stored[i].search.astype(np.float64))))
+                          for i in extra)
+        return [Candidate(record=stored[i].record, similarity=similarity[i],
+                          lexical=lexical.get(i), doc_vector=stored[i].doc,
+                          doc_similarity=float(stored[i].doc @ vector))
+                for i in [*found["ids"][0], *extra] if i in stored]
 
-    def _nearest_docs(self, namespace: str, vector: np.ndarray) -> dict[str, np.ndarray]:
-        """The memories whose whole exchange is nearest the query, with those vectors: plain
-        vector search's answer, so ranking always sees what it would have returned."""
+    def _nearest_docs(self, namespace: str, vector: np.ndarray) -> list[str]:
+        """The memories whose whole exchange is nearest the query: plain vector search's
+        answer, so ranking always sees what it would have returned."""
         doc = self._collection(namespace, "doc", create=False)
         if doc is None:
-            return {}
-        found = doc.query(query_embeddings=[vector], n_results=CANDIDATES,
-                          include=["embeddings"])
-        return _by_id(found["ids"][0], found["embeddings"][0])
+            return []
+        found = doc.query(query_embeddings=[vector], n_results=CANDIDATES, include=["distances"])
+        return list(found["ids"][0])
+
+    def _stored(self, namespace: str, mem: Any, ids: list[str]) -> dict[str, Stored]:
+        """What ranking reads of these memories, from the lexical index; from Chroma for
+        any it does not hold yet (another process's write between the two)."""
+        wanted = list(dict.fromkeys(ids))
+        stored = self.lexical.stored(namespace, wanted)
+        absent = [i for i in wanted if i not in stored]
+        if absent:
+            got = mem.get(ids=absent, include=["metadatas", "embeddings"])
+            docs = self._doc_vectors(namespace, list(got["ids"]))
+            stored.update((i, Stored(MemoryRecord.from_metadata(i, m),
+                                     np.asarray(v, dtype=np.float32), docs[i]))
+                          for i, m, v in zip(got["ids"], got["metadatas"], got["embeddings"],
+                                             strict=True) if i in docs)
+        return stored
 
     def _doc_vectors(self, namespace: str, ids: list[str]) -> dict[str, np.ndarray]:
         doc = self._collection(namespace, "doc", create=False)
