@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -75,11 +75,11 @@ async def test_the_next_ask_adopts_the_model_it_began_loading(settings: Settings
 async def test_a_prefetch_with_other_parameters_is_not_adopted(settings: Settings) -> None:
     key, _ = await hint_after_one_answer(settings)
     made: list[Any] = []
-    assert warmstart.start(settings.home, real_load(made))
+    loaded = threading.Event()
+    load = real_load(made)
+    assert warmstart.start(settings.home, lambda k: (load(k), loaded.set())[0])
     assert warmstart.adopt(replace(key, n_ctx=key.n_ctx // 2)) is None
-    deadline = time.monotonic() + 30
-    while not made and time.monotonic() < deadline:  # it finishes loading, then is freed
-        await asyncio.sleep(0.05)
+    assert await asyncio.to_thread(loaded.wait, 30)  # it finishes loading, then is freed
     assert made and warmstart.adopt(key) is None
 
 
