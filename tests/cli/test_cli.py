@@ -93,12 +93,48 @@ def test_ctrl_c_stops_cleanly_with_130(fast_home: Path) -> None:
     assert "Traceback" not in errors
 
 
+def test_a_reader_that_goes_away_ends_the_answer(fast_home: Path) -> None:
+    """`mirador ask ... | head -1`: the closed pipe ends the answer and the process,
+    rather than leaving it waiting for a model the abandoned stream still held."""
+    (fast_home / "config.yaml").write_text(
+        "stages:\n  - {name: quick_response, persona: analyst, confidence: 0.6, "
+        "max_tokens: 2000}\n")
+    with subprocess.Popen([sys.executable, "-m", "mirador", "ask", "--json", "Tell me a story"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=os.environ.copy()) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        while '"type": "token"' not in proc.stdout.readline():
+            assert proc.poll() is None, proc.stderr.read()
+        proc.stdout.close()  # the reader is gone; the next token's write fails
+        try:
+            code = proc.wait(timeout=60)
+        finally:  # a process that hangs fails the test, and is not left running after it
+            if proc.poll() is None:
+                proc.kill()
+        errors = proc.stderr.read()
+    assert code == 1, errors  # click's exit for a broken pipe, said quietly
+    assert "Traceback" not in errors and "internal error" not in errors
+
+
 def test_route_prints_the_decision_without_generating(fast_home: Path) -> None:
     result = mirador("route", "--json", "Explain in depth how rising interest rates affect "
                      "a family with a variable-rate mortgage, and what they should do")
     decision = json.loads(result.stdout)
     assert decision["complexity"] == "complex"
     assert decision["stages"] == ["quick_response", "deep_analysis", "synthesis"]
+
+
+def test_the_next_ask_starts_warm_and_shows_everything(fast_home: Path) -> None:
+    first = mirador("ask", "--json", "Name a colour.")
+    assert first.returncode == 0, first.stderr
+    assert (fast_home / "cache" / "first-model.json").exists()  # the warm-start hint
+    again = mirador("ask", "--json", "Name a fruit.")  # its first model loads from the start
+    assert again.returncode == 0, again.stderr
+    types = [json.loads(line)["type"] for line in again.stdout.splitlines()]
+    assert types[0] == "ack" and "token" in types and types[-1] == "done"
+    (fast_home / "config.yaml").write_text(FAST_CONFIG + "colour: never\n")
+    broken = mirador("ask", "hi")  # said while the hinted model loads, and not lost
+    assert broken.returncode == 1 and "colour: unknown field" in broken.stderr
 
 
 def test_a_bad_config_is_a_message_not_a_traceback(isolated_home: Path) -> None:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import io
 import os
 
-from mirador.cli.render import TerminalRenderer, private_copy
+from mirador.cli.main import private_copy
+from mirador.cli.render import TerminalRenderer
 from mirador.orchestration.events import (
     Ack,
     Done,

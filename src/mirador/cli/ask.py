@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from mirador import warmstart
-from mirador.cli.render import JsonRenderer, TerminalRenderer, private_copy, use_color
+from mirador.cli.main import private_streams
+from mirador.cli.render import JsonRenderer, TerminalRenderer, use_color
 from mirador.cli.text import query_text
 from mirador.errors import ConfigError
 from mirador.orchestration.events import Done, Event, final
@@ -52,10 +53,9 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
     """Answer QUERY: a fast first answer, then deeper stages. Use - to read it from stdin."""
     text = query_text(sys.stdin.read() if query == ("-",) else " ".join(query))
     settings = load_settings()
-    out, err = private_copy(sys.stdout), private_copy(sys.stderr)  # see private_copy
+    out, err = private_streams()  # see private_copy
     renderer = JsonRenderer(out=out) if as_json else TerminalRenderer(
-        color=use_color(settings.config.color, no_color, sys.stdout), quiet=quiet,
-        out=out, err=err)
+        color=use_color(settings.config.color, no_color, out), quiet=quiet, out=out, err=err)
     options = {"stages": split_stages(stages), "model": model, "chain": chain}
     if no_memory:
         settings = without_memory(settings)
@@ -63,14 +63,10 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
     if session_id and continue_last:  # said before any model loads
         raise ConfigError("give either --continue or --session ID, not both")
     wanted = _Wanted(text.strip(), namespace, continue_last, session_id)
-    try:
-        done = asyncio.run(_ask(settings, wanted, renderer, options, server))
-    finally:
-        for stream in {out, err} - {sys.stdout, sys.stderr}:
-            stream.close()
+    done = asyncio.run(_ask(settings, wanted, renderer, options, server))
     if done.status == "error":
         if not as_json:
-            click.echo(f"mirador: error: {done.error}", err=True)
+            click.echo(f"mirador: error: {done.error}", file=err)
         sys.exit(1)
 
 

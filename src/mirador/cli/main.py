@@ -9,12 +9,13 @@ place that turns Mirador's errors into exit codes and one-line messages;
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import threading
 import traceback
 from importlib import import_module
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     args = sys.argv[1:] if argv is None else argv
     if args[:1] in (["ask"], ["chat"]):
+        sys.stdout, sys.stderr = private_streams()  # before any model load can start
         _start_early(args)
 
     try:
@@ -106,12 +108,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:
-        exc.show()
+        exc.show(_error_stream())
         sys.exit(exc.exit_code)
     except click.exceptions.Abort:
         sys.exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:
-        print(file=sys.stderr)
+        print(file=_error_stream())
         sys.exit(EXIT_INTERRUPTED)
     except MiradorError as exc:
         _report(exc)
@@ -122,6 +124,35 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:  # a bug: say so plainly, keep the traceback for MIRADOR_DEBUG=1
         _report(exc, bug=True)
         sys.exit(EXIT_ERROR)
+
+
+def private_copy(stream: TextIO) -> TextIO:
+    """`stream` on a duplicate of its file descriptor, so that what is written to it is
+    never lost while llama-cpp-python points fds 1 and 2 at /dev/null to silence a model
+    load in another thread; a stream without a descriptor is returned as it is."""
+    try:
+        fd = os.dup(stream.fileno())
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        return stream
+    return open(fd, "w", encoding=stream.encoding, errors=stream.errors,  # noqa: SIM115
+                buffering=1, closefd=True)
+
+
+_private: tuple[TextIO, TextIO] | None = None
+
+
+def private_streams() -> tuple[TextIO, TextIO]:
+    """stdout and stderr on descriptors of their own (`private_copy`), made once: by `main`
+    for a command that answers, before any model load starts, since a load also swaps
+    `sys.stdout` and `sys.stderr` for /dev/null while it runs, in whatever thread."""
+    global _private
+    if _private is None:
+        _private = (private_copy(sys.stdout), private_copy(sys.stderr))
+    return _private
+
+
+def _error_stream() -> TextIO:
+    return _private[1] if _private is not None else sys.stderr
 
 
 _OTHER_FIRST_STAGE = ("--stages", "--chain", "--model", "-h", "--help")
@@ -154,11 +185,12 @@ def _file_problem(exc: OSError) -> str:
 
 
 def _report(exc: BaseException, bug: bool = False) -> None:
+    err = _error_stream()
     if os.environ.get("MIRADOR_DEBUG") == "1":
-        traceback.print_exception(exc)
+        traceback.print_exception(exc, file=err)
     elif bug:
         print(f"mirador: internal error: {type(exc).__name__}: {exc}\n"
               "Run again with MIRADOR_DEBUG=1 to see the traceback, and please report it.",
-              file=sys.stderr)
+              file=err)
     else:
-        print(f"mirador: error: {exc}", file=sys.stderr)
+        print(f"mirador: error: {exc}", file=err)

@@ -36,21 +36,6 @@ def confidence_color(confidence: float) -> str:
     return CYAN
 
 
-def private_copy(stream: TextIO) -> TextIO:
-    """`stream` on a duplicate of its file descriptor, so that what is written to it is
-    never lost while llama-cpp-python points fds 1 and 2 at /dev/null to silence a model
-    load in another thread; a stream without a descriptor is returned as it is."""
-    import io
-    import os
-
-    try:
-        fd = os.dup(stream.fileno())
-    except (AttributeError, OSError, io.UnsupportedOperation):
-        return stream
-    return open(fd, "w", encoding=stream.encoding, errors=stream.errors,  # noqa: SIM115
-                buffering=1, closefd=True)
-
-
 def use_color(setting: str, no_color: bool, stream: TextIO) -> bool:
     if no_color or setting == "never":
         return False

@@ -180,10 +180,16 @@ async def final(events: AsyncIterable[Event],
     """Read `events` to the end (handing each to `each`, e.g. a renderer's `show`) and
     return their `Done`: the non-streaming answer."""
     done: Done | None = None
-    async for event in events:  # to the end, so the stream finishes rather than lingers
-        if each is not None:
-            each(event)
-        done = event if isinstance(event, Done) else done
+    stream = aiter(events)
+    try:
+        async for event in stream:  # to the end, so the stream finishes rather than lingers
+            if each is not None:
+                each(event)
+            done = event if isinstance(event, Done) else done
+    finally:  # `each` failed (a closed pipe, Ctrl-C): the stages' streams end here, releasing
+        close = getattr(stream, "aclose", None)  # their models, or closing them would wait
+        if close is not None:
+            await close()
     if done is None:
         raise MiradorError("the answer ended without a result; see the log for why")
     return done
