@@ -93,11 +93,19 @@ def remember(home: Path, key: LoadKey) -> None:
 def start(home: Path, load: Any = None) -> bool:
     """Begin loading the hinted model in a daemon thread; False when there is no hint.
 
-    `load(key)` makes the model (by default llama.cpp's `Llama`)."""
+    `load(key)` makes the model (by default llama.cpp's `Llama`, whose binding is
+    imported here first, before the thread starts: importing is Python work that
+    would only take turns with the caller's own imports, while the load itself runs
+    in C, beside them)."""
     global _pending
     key = read_hint(home)
     if key is None:
         return False
+    if load is None:
+        try:
+            quiet_llama_logs()  # imports llama_cpp
+        except ImportError:
+            return False  # the backend says so if it is used
     future: Future[Any] = Future()
     with _lock:
         if _pending is not None:
@@ -146,7 +154,6 @@ def _run(key: LoadKey, future: Future[Any], load: Any) -> None:
 def _llama(key: LoadKey) -> Any:
     from llama_cpp import Llama
 
-    quiet_llama_logs()
     return Llama(**key.llama_kwargs())
 
 
