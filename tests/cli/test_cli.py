@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -69,8 +71,11 @@ def test_colour_follows_confidence_and_can_be_turned_off(fast_home: Path) -> Non
     assert "\x1b[" not in plain.stdout and "── quick_response" in plain.stdout
 
 
-def test_ctrl_c_stops_cleanly_with_130(fast_home: Path) -> None:
-    (fast_home / "config.yaml").write_text(
+@contextlib.contextmanager
+def streaming_a_long_answer(home: Path) -> Iterator[subprocess.Popen[str]]:
+    """`mirador ask --json` on a long answer, once its first token is out; a process that
+    hangs after what the test does fails it, and is not left running after it."""
+    (home / "config.yaml").write_text(
         "stages:\n  - {name: quick_response, persona: analyst, confidence: 0.6, "
         "max_tokens: 2000}\n")
     with subprocess.Popen([sys.executable, "-m", "mirador", "ask", "--json", "Tell me a story"],
@@ -79,15 +84,20 @@ def test_ctrl_c_stops_cleanly_with_130(fast_home: Path) -> None:
         assert proc.stdout is not None and proc.stderr is not None
         while '"type": "token"' not in proc.stdout.readline():
             assert proc.poll() is None, proc.stderr.read()
-        proc.send_signal(signal.SIGINT)
-        started = time.monotonic()
         try:
-            code = proc.wait(timeout=30)
-        finally:  # a process that hangs fails the test, and is not left running after it
+            yield proc
+        finally:
             if proc.poll() is None:
                 proc.kill()
+
+
+def test_ctrl_c_stops_cleanly_with_130(fast_home: Path) -> None:
+    with streaming_a_long_answer(fast_home) as proc:
+        proc.send_signal(signal.SIGINT)
+        started = time.monotonic()
+        code = proc.wait(timeout=30)
         stopped_in = time.monotonic() - started
-        errors = proc.stderr.read()
+        errors = proc.stderr.read()  # type: ignore[union-attr]
     assert code == 130, errors
     assert stopped_in < 10
     assert "Traceback" not in errors
@@ -96,22 +106,10 @@ def test_ctrl_c_stops_cleanly_with_130(fast_home: Path) -> None:
 def test_a_reader_that_goes_away_ends_the_answer(fast_home: Path) -> None:
     """`mirador ask ... | head -1`: the closed pipe ends the answer and the process,
     rather than leaving it waiting for a model the abandoned stream still held."""
-    (fast_home / "config.yaml").write_text(
-        "stages:\n  - {name: quick_response, persona: analyst, confidence: 0.6, "
-        "max_tokens: 2000}\n")
-    with subprocess.Popen([sys.executable, "-m", "mirador", "ask", "--json", "Tell me a story"],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          env=os.environ.copy()) as proc:
-        assert proc.stdout is not None and proc.stderr is not None
-        while '"type": "token"' not in proc.stdout.readline():
-            assert proc.poll() is None, proc.stderr.read()
-        proc.stdout.close()  # the reader is gone; the next token's write fails
-        try:
-            code = proc.wait(timeout=60)
-        finally:  # a process that hangs fails the test, and is not left running after it
-            if proc.poll() is None:
-                proc.kill()
-        errors = proc.stderr.read()
+    with streaming_a_long_answer(fast_home) as proc:
+        proc.stdout.close()  # type: ignore[union-attr]  # the next token's write fails
+        code = proc.wait(timeout=60)
+        errors = proc.stderr.read()  # type: ignore[union-attr]
     assert code == 1, errors  # click's exit for a broken pipe, said quietly
     assert "Traceback" not in errors and "internal error" not in errors
 
