@@ -21,7 +21,7 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -90,7 +90,7 @@ def remember(home: Path, key: LoadKey) -> None:
             write_json_atomic(home / HINT, asdict(key))
 
 
-def start(home: Path, load: Any = None) -> bool:
+def start(home: Path, load: Callable[[LoadKey], Any] | None = None) -> bool:
     """Begin loading the hinted model in a daemon thread; False when there is no hint.
 
     `load(key)` makes the model (by default llama.cpp's `Llama`, whose binding is
@@ -143,7 +143,7 @@ def discard() -> None:
         pending[1].add_done_callback(_free)
 
 
-def _run(key: LoadKey, future: Future[Any], load: Any) -> None:
+def _run(key: LoadKey, future: Future[Any], load: Callable[[LoadKey], Any]) -> None:
     future.set_running_or_notify_cancel()
     try:
         future.set_result(load(key))

@@ -155,11 +155,13 @@ class LlamaCppBackend:
         sequences = self.sequences(model)
         return estimate.total + (estimate.kv_cache * sequences if sequences > 1 else 0)
 
-    def load_key(self, model: ModelEntry) -> warmstart.LoadKey:
-        """The file and parameters `model` loads with (what a warm start is keyed by)."""
+    def load_key(self, model: ModelEntry, path: Path | None = None) -> warmstart.LoadKey:
+        """The file (`path`, else found) and parameters `model` loads with (what a warm
+        start is keyed by)."""
         cfg = self._settings.config.backends.llamacpp
         threads, batch_threads = llama_threads(cfg.n_threads)
-        return warmstart.LoadKey.of(self.model_path(model), n_ctx=self.context_size(model),
+        return warmstart.LoadKey.of(path or self.model_path(model),
+                                    n_ctx=self.context_size(model),
                                     n_threads=threads, n_threads_batch=batch_threads,
                                     n_batch=cfg.n_batch, embedding=model.embedding)
 
@@ -187,7 +189,7 @@ class LlamaCppBackend:
         quiet_llama_logs()
         from llama_cpp import Llama
 
-        key = self.load_key(model)
+        key = self.load_key(model, path)
         try:  # a `mirador ask` may have started this very load at its first moment
             llm = warmstart.adopt(key) or Llama(**key.llama_kwargs())
         except (ValueError, RuntimeError) as exc:

@@ -214,7 +214,8 @@ class Learner:
             return None
 
     def _choose(self, query: Query) -> ChainChoice | None:
-        if self._auto_whatever_the_type():
+        limits = self.limits.limits() if self.limits is not None else None
+        if self._auto_whatever_the_type(limits):
             self._remember(query.text, _CLASSIFY_LATER)
             return ChainChoice(AUTO_CHAIN, UNCLASSIFIED, COLD_AUTO)
         classifier = self.classifier(self.wait)
@@ -224,7 +225,6 @@ class Learner:
             return None
         vector = classifier.embed(query.text)
         query_type = classifier.classify(query.text, vector)
-        limits = self.limits.limits() if self.limits is not None else None
         candidates = _allowed(self.candidates(query_type.name), limits)
         if not candidates.chains:  # the profile allows none of them: its own fallback runs
             return None
@@ -236,12 +236,12 @@ class Learner:
         return ChainChoice(decision.chain, query_type.name, describe_decision(decision),
                            tuple(Ranked(c, s) for c, s in decision.ranked()))
 
-    def _auto_whatever_the_type(self) -> bool:
+    def _auto_whatever_the_type(self, limits: Limits | None) -> bool:
         """True while no rating of any type is believed and every candidate list holds
         'auto', whose prior leads: then the pick is 'auto' whatever the query's type, so the
         first stage need not wait for the classifier (the type is found when the answer is
-        logged). An energy profile that weighs joules or rules 'auto' out needs the type."""
-        limits = self.limits.limits() if self.limits is not None else None
+        logged). An energy profile (`limits`) that weighs joules or rules 'auto' out needs
+        the type."""
         if limits is not None and (limits.weighs_energy or not limits.allows(AUTO_CHAIN)):
             return False
         if any(AUTO_CHAIN not in chains for chains in self.manifest.candidates.values()):

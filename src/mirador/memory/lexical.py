@@ -245,16 +245,6 @@ class LexicalIndex:
                                    (namespace,)).fetchone()
             return int(row[0])
 
-    def present(self, namespace: str, ids: Sequence[str]) -> list[str]:
-        """Which of these ids the namespace holds."""
-        if not ids:
-            return []
-        marks = ",".join("?" * len(ids))
-        with self._lock:
-            rows = self._db.execute(f"SELECT id FROM docs WHERE namespace = ? AND id IN ({marks})",
-                                    (namespace, *ids)).fetchall()
-        return [r[0] for r in rows]
-
     def stored(self, namespace: str, ids: Sequence[str]) -> dict[str, Stored]:
         """What ranking reads of these memories, by id in the order they were indexed, in
         one indexed query; ids not indexed are absent."""

@@ -228,8 +228,7 @@ class MemoryStore:
         # lexical index last, since it is rebuilt from Chroma if a crash comes between
         # (a replaced memory leaves it first: a crash must leave the two apart, which
         # the next open mends, never the index holding the old words and vectors)
-        if replaced := self.lexical.present(namespace, ids):
-            self.lexical.remove(namespace, replaced)
+        self.lexical.remove(namespace, ids)
         doc.upsert(ids=ids, embeddings=docs)
         mem.upsert(ids=ids, embeddings=searched, documents=[r.document for r in records],
                    metadatas=[r.to_metadata() for r in records])
