@@ -84,7 +84,6 @@ async def test_a_prefetch_with_other_parameters_is_not_adopted(settings: Setting
 
 
 def test_a_stale_or_broken_hint_starts_nothing(tmp_path: Path, tiny_gguf: Path) -> None:
-    assert not warmstart.start(tmp_path)  # no hint yet
     key = warmstart.LoadKey.of(tiny_gguf, n_ctx=256, n_threads=1, n_threads_batch=1,
                                n_batch=64, embedding=False)
     warmstart.remember(tmp_path, replace(key, size=key.size + 1))  # the file has changed
@@ -109,3 +108,32 @@ def test_only_an_ask_on_the_configured_stages_starts_early(tmp_path: Path, tiny_
         assert warmstart._pending is None, other  # nothing prefetched for these
     _start_early(["ask", "--quiet", "Hi"])
     assert warmstart._pending is not None
+
+
+async def test_a_new_home_guesses_the_load_its_first_stage_wants(settings: Settings) -> None:
+    """The guess is exactly the key the backend computes for a new home's first stage, so a
+    new user's first `ask` adopts it (and the test fails when a default changes)."""
+    orchestrator = await open_for_one_answer(settings, warm=False)
+    try:
+        first = orchestrator.resolve(orchestrator.stages[0]).model
+        backend = orchestrator.manager.backend(first.backend)
+        assert isinstance(backend, LlamaCppBackend)
+        assert warmstart.guess() == backend.load_key(first)
+    finally:
+        await orchestrator.aclose()
+    made: list[Any] = []
+    assert not (settings.home / warmstart.HINT).exists()
+    assert warmstart.start(settings.home, real_load(made))  # no hint: the guess
+    assert warmstart._pending is not None and warmstart._pending[0] == warmstart.guess()
+
+
+def test_a_home_whose_first_stage_is_not_llama_cpp_stops_guessing(tmp_path: Path,
+                                                                  tiny_gguf: Path) -> None:
+    key = warmstart.LoadKey.of(tiny_gguf, n_ctx=256, n_threads=1, n_threads_batch=1,
+                               n_batch=64, embedding=False)
+    warmstart.remember(tmp_path, key)
+    warmstart.remember(tmp_path, None)  # the first stage moved to, say, Ollama
+    assert json.loads((tmp_path / warmstart.HINT).read_text(encoding="utf-8")) == {}
+    assert not warmstart.start(tmp_path, lambda k: pytest.fail("nothing should load"))
+    warmstart.remember(tmp_path, key)  # and back to llama.cpp
+    assert warmstart.read_hint(tmp_path) == key

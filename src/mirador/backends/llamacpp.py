@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
@@ -78,7 +77,7 @@ from mirador.errors import (
 )
 from mirador.host import release_freed_memory
 from mirador.settings import Settings
-from mirador.warmstart import quiet_llama_logs
+from mirador.warmstart import llama_threads, quiet_llama_logs
 
 _GGUF_MAGIC = b"GGUF"
 _DONE = DONE
@@ -505,20 +504,6 @@ def _embed_blocking(llm: Any, model_id: str, texts: list[str], truncate: bool) -
         norm = float(np.linalg.norm(row))
         vectors.append([float(x) for x in (row / norm if norm else row)])
     return Embedded(vectors=vectors, tokens=sum(min(c, limit) for c in counts))
-
-
-def llama_threads(configured: int | None) -> tuple[int, int]:
-    """Threads for generating and for reading the prompt: the configured number, else the
-    physical cores (as llama.cpp advises: hyper-threads add little and make each token wait
-    for the slowest thread). Measured on 2 idle cores: 2 threads 98 tokens/s, 1 thread 72;
-    on 2 cores busy with other work, 1 thread was 2-9 times faster (bench/tasks.py), so a
-    machine that is always busy does better with `backends.llamacpp.n_threads: 1`."""
-    if configured:
-        return configured, configured
-    import psutil
-
-    physical = psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    return physical, physical
 
 
 def _check_fits(tokens: list[int], n_ctx: int, model_id: str) -> None:
