@@ -9,7 +9,8 @@ both alike:
       persona's system prompt and examples, then the question);
   (b) `mirador ask --json QUESTION` with a fresh MIRADOR_HOME and the default
       path a new user gets: routing, the learner (its query-type classifier and
-      chain chooser) and memory all ON;
+      chain chooser) and memory all ON, and the packaged model's one SHA-256
+      check on its first use;
   (c) the same in a home that answered one (untimed) question before, as on every
       day after the first: its memory and learning hold that answer, and it has
       the warm-start hint (`mirador.warmstart`).
@@ -95,6 +96,8 @@ def mirador_run(gguf: Path | None, used: bool = False) -> dict[str, float]:
     home = Path(tempfile.mkdtemp(prefix="mirador-cold-"))
     try:
         prepare_home(home, gguf)
+        for stamp in (home / "models").glob("*.verified"):  # as new as a new user's home:
+            stamp.unlink()  # its first ask checks the packaged model's SHA-256
         env = {**os.environ, "MIRADOR_HOME": str(home)}
         ask = [sys.executable, "-m", "mirador", "ask", "--json"]
         if used:

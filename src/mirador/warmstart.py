@@ -23,6 +23,7 @@ means the prefetch was wasted (one load on another core), never a wrong model.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import json
 import os
@@ -159,7 +160,48 @@ def start(home: Path, load: Callable[[LoadKey], Any] | None = None) -> bool:
         _pending = (key, future)
     threading.Thread(target=_run, args=(key, future, load or _llama), daemon=True,
                      name="mirador-warm-start").start()
+    if not (home / "models" / (Path(key.path).name + ".verified")).exists():
+        digest_soon(Path(key.path))  # a packaged model's first use checks its SHA-256
     return True
+
+
+_digests: dict[str, Future[str]] = {}
+
+
+def digest_soon(path: Path) -> None:
+    """Begin the SHA-256 of `path` in a daemon thread, so that the check a packaged model
+    gets on its first use (`catalog.packaged`) runs beside the imports, not after them."""
+    future: Future[str] = Future()
+    with _lock:
+        if str(path) in _digests:
+            return
+        _digests[str(path)] = future
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            digest = hashlib.sha256()
+            with path.open("rb") as source:
+                while block := source.read(1 << 20):
+                    digest.update(block)  # releases the GIL
+            future.set_result(digest.hexdigest())
+        except OSError as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True, name="mirador-warm-digest").start()
+
+
+def early_digest(path: Path) -> str | None:
+    """The SHA-256 of `path` that `digest_soon` began (waiting for it); None when none was
+    begun or it failed (the caller hashes the file itself). Taken once."""
+    with _lock:
+        future = _digests.pop(str(path), None)
+    if future is None:
+        return None
+    try:
+        return future.result()
+    except OSError:
+        return None
 
 
 def adopt(key: LoadKey) -> Any | None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from mirador import warmstart
 from mirador.catalog.packaged import packaged_gguf, packaged_size, recorded_sha256, sha256_of
 from mirador.errors import ModelFileError
 
@@ -66,6 +67,27 @@ def test_a_damaged_plain_file_is_refused(tmp_path: Path, tiny_gguf: Path,
         handle.write(b"\0" * 16)
     os.utime(path, ns=(0, 0))
     with pytest.raises(ModelFileError, match="pip install --force-reinstall plain-model-pkg"):
+        packaged_gguf(package, tmp_path / "models")
+
+
+def test_a_check_begun_at_the_first_moment_is_used_not_repeated(
+        tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cold `ask` begins the packaged model's SHA-256 beside its imports (warmstart);
+    the check on first use takes that digest, and a damaged file is still refused."""
+    package = _plain_package(tmp_path / "site", tiny_gguf.read_bytes())
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))
+    path = tmp_path / "site" / "plain_model_pkg" / "m.gguf"
+    warmstart.digest_soon(path)
+    seen: list[tuple[int, int]] = []
+    assert packaged_gguf(package, tmp_path / "models", lambda d, t: seen.append((d, t))) == path
+    assert seen == [], "the digest begun early is taken, not computed again"
+    assert warmstart.early_digest(path) is None, "taken once"
+    with path.open("r+b") as handle:
+        handle.seek(100)
+        handle.write(b"\0" * 16)
+    os.utime(path, ns=(0, 0))
+    warmstart.digest_soon(path)
+    with pytest.raises(ModelFileError, match="damaged"):
         packaged_gguf(package, tmp_path / "models")
 
 
