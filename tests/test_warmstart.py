@@ -137,3 +137,40 @@ def test_a_home_whose_first_stage_is_not_llama_cpp_stops_guessing(tmp_path: Path
     assert not warmstart.start(tmp_path, lambda k: pytest.fail("nothing should load"))
     warmstart.remember(tmp_path, key)  # and back to llama.cpp
     assert warmstart.read_hint(tmp_path) == key
+
+
+_LOAD_IN_A_THREAD = """
+import ctypes, logging, sys, threading
+records = []
+if sys.argv[2] == "debug":
+    handler = logging.Handler()
+    handler.emit = records.append
+    logging.getLogger("mirador.llamacpp").addHandler(handler)
+    logging.getLogger("mirador.llamacpp").setLevel(logging.DEBUG)
+from mirador import warmstart
+warmstart.quiet_llama_logs()
+from llama_cpp import Llama
+thread = threading.Thread(target=Llama, kwargs={"model_path": sys.argv[1], "n_ctx": 256,
+                                                 "verbose": False})
+thread.start()
+thread.join()
+libc_abs = ctypes.cast(ctypes.CDLL(None).abs, ctypes.c_void_p).value
+print(ctypes.cast(warmstart._log_sink, ctypes.c_void_p).value == libc_abs, len(records))
+"""
+
+
+@pytest.mark.parametrize("level", ["quiet", "debug"])
+def test_llama_logs_stay_off_the_terminal_and_out_of_python(tiny_gguf: Path, level: str) -> None:
+    """llama.cpp's log lines go to a C function that drops them (no Python callback, which
+    took the GIL for each of a load's ~2,000 lines), or to logging when it wants debug."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _LOAD_IN_A_THREAD, str(tiny_gguf), level],
+                          capture_output=True, text=True, timeout=120, check=True)
+    dropped, records = done.stdout.split()
+    assert done.stderr == "", "nothing reaches the terminal"
+    if level == "quiet":
+        assert dropped == "True" and records == "0"
+    else:
+        assert dropped == "False" and int(records) > 0

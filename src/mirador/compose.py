@@ -54,8 +54,16 @@ async def open_for_one_answer(settings: Settings, warm: bool = True,
             if model is None:  # once it is loaded, the next `mirador ask` may start it at once
                 warming.add_done_callback(lambda task: None if task.cancelled() or task.exception()
                                           else _leave_warm_start_hint(orchestrator, first))
-    learner = await asyncio.to_thread(create_learner, settings, manifest, embedder)
-    return _wire(orchestrator, learner, embedder, open_memory=False)
+    learning = asyncio.ensure_future(asyncio.to_thread(create_learner, settings, manifest,
+                                                       embedder))
+    try:
+        _plug(orchestrator, embedder)  # while the learner opens
+    except BaseException:  # a manifest naming an unknown tool, say: close what opened
+        learner = await learning
+        if learner is not None:
+            learner.close()
+        raise
+    return _learn(orchestrator, await learning, embedder, open_memory=False)
 
 
 def _leave_warm_start_hint(orchestrator: Orchestrator, first: ModelEntry) -> None:
@@ -78,6 +86,12 @@ def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedde
           open_memory: bool = True) -> Orchestrator:
     """Plug tools, the energy profile, learning, predictive preload and memory into the
     orchestrator."""
+    _plug(orchestrator, embedder)
+    return _learn(orchestrator, learner, embedder, open_memory)
+
+
+def _plug(orchestrator: Orchestrator, embedder: Embedder | None) -> None:
+    """The energy profile's limits, tools and their routes (no learner needed)."""
     from mirador.orchestration.profiles import ProfileLimits
     from mirador.tools.docs import DocsIndex
     from mirador.tools.registry import available_tools, check_manifest
@@ -89,6 +103,11 @@ def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedde
     orchestrator.routes.append(ToolRouter(orchestrator.manifest))  # arithmetic: calculate
     docs = DocsIndex(orchestrator.settings, embedder)  # questions on indexed documents
     orchestrator.routes.append(DocsRouter(orchestrator.manifest, docs))
+
+
+def _learn(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedder | None,
+           open_memory: bool) -> Orchestrator:
+    """Learning, personal shaping, predictive preload and memory."""
     if learner is not None:
         learner.limits = orchestrator.limits  # quality per watt in the chain choice
     if learner is not None:
