@@ -103,11 +103,30 @@ def test_only_an_ask_on_the_configured_stages_starts_early(tmp_path: Path, tiny_
     warmstart.remember(tmp_path, warmstart.LoadKey.of(
         tiny_gguf, n_ctx=256, n_threads=1, n_threads_batch=1, n_batch=64, embedding=False))
     for other in (["ask", "--stages", "synthesis", "Hi"], ["ask", "--model=x.gguf", "Hi"],
-                  ["chat"], ["ask", "--help"]):
+                  ["chat", "--model", "x.gguf"], ["ask", "--help"]):
         _start_early(other)
         assert warmstart._pending is None, other  # nothing prefetched for these
-    _start_early(["ask", "--quiet", "Hi"])
-    assert warmstart._pending is not None
+    for same in (["ask", "--quiet", "Hi"], ["chat"]):
+        _start_early(same)
+        assert warmstart._pending is not None
+        warmstart.discard()
+
+
+def test_no_load_starts_when_the_homes_server_is_running(tmp_path: Path, tiny_gguf: Path
+                                                         ) -> None:
+    """A running `mirador serve` of this home answers `ask`: nothing is loaded here."""
+    import socket
+
+    key = warmstart.LoadKey.of(tiny_gguf, n_ctx=256, n_threads=1, n_threads_batch=1,
+                               n_batch=64, embedding=False)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        warmstart.remember(tmp_path, key, server_port=port)
+        assert warmstart.read_hint(tmp_path) == key
+        assert not warmstart.start(tmp_path, lambda k: pytest.fail("nothing should load"))
+    assert warmstart.start(tmp_path, lambda k: None)  # the server has stopped
 
 
 async def test_a_new_home_guesses_the_load_its_first_stage_wants(settings: Settings) -> None:

@@ -77,7 +77,8 @@ def _leave_warm_start_hint(orchestrator: Orchestrator, first: ModelEntry) -> Non
     def write() -> None:
         with contextlib.suppress(MiradorError, OSError):  # only the head start is lost
             key = backend.load_key(first) if isinstance(backend, LlamaCppBackend) else None
-            warmstart.remember(orchestrator.settings.home, key)
+            warmstart.remember(orchestrator.settings.home, key,
+                               orchestrator.settings.config.server.port)
 
     asyncio.get_running_loop().run_in_executor(None, write)
 

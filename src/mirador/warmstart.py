@@ -27,6 +27,7 @@ import hashlib
 import importlib.util
 import json
 import os
+import socket
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
@@ -90,17 +91,27 @@ def default_home(env: Mapping[str, str] = os.environ) -> Path:
 
 def read_hint(home: Path) -> LoadKey | None:
     """The hint the last answer left, if it is readable and its file unchanged."""
+    return _read(home)[0]
+
+
+def _read(home: Path) -> tuple[LoadKey | None, int | None]:
+    """The hinted load (None unless readable and its file unchanged) and the port of the
+    home's server (None when the hint names none)."""
     try:
-        key = LoadKey(**json.loads((home / HINT).read_text(encoding="utf-8")))
-    except (OSError, ValueError, TypeError):
-        return None
-    return key if key.current() else None
+        data = json.loads((home / HINT).read_text(encoding="utf-8"))
+        port = data.pop("server_port", None)
+        key = LoadKey(**data)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return None, None
+    return (key if key.current() else None), port if isinstance(port, int) else None
 
 
-def remember(home: Path, key: LoadKey | None) -> None:
-    """Leave `key` as the hint for the next `ask` (written only when it changed); None: the
-    first stage loads no llama.cpp model in this process (an empty hint: no guessing)."""
-    content = asdict(key) if key else {}
+def remember(home: Path, key: LoadKey | None, server_port: int | None = None) -> None:
+    """Leave `key` as the hint for the next `ask` (written only when it changed), with the
+    port a `mirador serve` of this home listens on (a running server answers instead);
+    None: the first stage loads no llama.cpp model in this process (an empty hint: no
+    guessing)."""
+    content = {**asdict(key), "server_port": server_port} if key else {}
     with contextlib.suppress(OSError, ValueError):
         if json.loads((home / HINT).read_text(encoding="utf-8")) == content:
             return
@@ -145,9 +156,9 @@ def start(home: Path, load: Callable[[LoadKey], Any] | None = None) -> bool:
     would only take turns with the caller's own imports, while the load itself runs
     in C, beside them)."""
     global _pending
-    key = read_hint(home) if (home / HINT).exists() else guess()
-    if key is None:
-        return False
+    key, port = _read(home) if (home / HINT).exists() else (guess(), None)
+    if key is None or (port is not None and listening(port)):
+        return False  # nothing to load, or this home's server will answer
     if load is None:
         try:
             quiet_llama_logs()  # imports llama_cpp
@@ -163,6 +174,16 @@ def start(home: Path, load: Callable[[LoadKey], Any] | None = None) -> bool:
     if not (home / "models" / (Path(key.path).name + ".verified")).exists():
         digest_soon(Path(key.path))  # a packaged model's first use checks its SHA-256
     return True
+
+
+def listening(port: int, timeout: float = 0.3) -> bool:
+    """Whether something accepts connections on 127.0.0.1:`port` (refused at once when
+    nothing does): a Mirador server, say, before anything is loaded to ask it."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 _digests: dict[str, Future[str]] = {}

@@ -160,15 +160,15 @@ _OTHER_FIRST_STAGE = ("--stages", "--chain", "--model", "-h", "--help")
 
 def _start_early(args: list[str]) -> None:
     """For a command that answers, from the first moment: the load of the model its first
-    stage used last time (`mirador.warmstart`; `ask` with the configured stages only),
-    else the import of llama.cpp's binding, in a daemon thread, while the command's own
-    modules and the settings are read. A running server answers instead? Then
-    `mirador ask` frees the model (`warmstart.discard`)."""
+    stage used last time, or a new home's guess (`mirador.warmstart`; the configured
+    stages only; not when this home's server is running, which will answer), else the
+    import of llama.cpp's binding, in a daemon thread, while the command's own modules
+    and the settings are read."""
     from mirador import warmstart
 
     named = {a.partition("=")[0] for a in args}
-    if args[0] == "ask" and not named & set(_OTHER_FIRST_STAGE) and warmstart.start(
-            warmstart.default_home()):
+    if not named & set(_OTHER_FIRST_STAGE):
+        warmstart.start(warmstart.default_home())
         return
 
     def load() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -31,6 +30,7 @@ from mirador.orchestration.events import (
 )
 from mirador.orchestration.hooks import Query
 from mirador.settings import Settings
+from mirador.warmstart import listening
 
 if TYPE_CHECKING:
     import httpx
@@ -53,7 +53,7 @@ class ServerClient:
 
 def find_server(settings: Settings, timeout: float = PROBE_TIMEOUT) -> ServerClient | None:
     """The Mirador server on this machine serving this home, if one is running."""
-    if not _listening(settings.config.server.port, timeout):
+    if not listening(settings.config.server.port, timeout):
         return None  # nothing listens: no need to load an HTTP client to ask
     import httpx
 
@@ -69,15 +69,6 @@ def find_server(settings: Settings, timeout: float = PROBE_TIMEOUT) -> ServerCli
     if not isinstance(health, dict) or health.get("home_id") != home_id(settings.home):
         return None
     return client
-
-
-def _listening(port: int, timeout: float) -> bool:
-    """Whether something accepts connections on 127.0.0.1:`port`."""
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def home_id(home: Path) -> str:
