@@ -35,7 +35,7 @@ from mirador.warmstart import early_digest
 Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes total) while a model is assembled."""
 
-_BLOCK = 1 << 20
+_BLOCK = 16 << 20  # large: a thread hashing waits for the GIL at every block
 
 
 def packaged_gguf(package: str, models_dir: Path, progress: Progress | None = None) -> Path:
