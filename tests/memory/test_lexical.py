@@ -31,6 +31,22 @@ def test_a_shared_word_is_found_read_only_and_only_in_its_namespace(tmp_path: Pa
     assert path.read_bytes() == before  # a look never writes
 
 
+def test_only_what_the_person_told_is_worth_waiting_for(tmp_path: Path) -> None:
+    """A first stage is shown only told facts, so a question asked before, or an answer
+    that used the word, does not make it wait for recall."""
+    path = tmp_path / "lexical.sqlite3"
+    index = LexicalIndex(path)
+    asked = "What should I focus on today?"
+    index.add("default", [Entry("q1", f"{asked}\nFocus on one task today.", asked, 1.0,
+                                _VECTOR, _VECTOR),
+                          Entry("t1", "I sold my bike.\nCars cost more to run.",
+                                "I sold my bike.", 2.0, _VECTOR, _VECTOR)])
+    index.close()
+    assert not shares_a_word(path, "default", "What should I focus on today?")
+    assert not shares_a_word(path, "default", "Which car should I buy?")  # the answer's word
+    assert shares_a_word(path, "default", "Where can I service my bikes?")  # told, a plural
+
+
 def test_no_index_or_a_damaged_one_says_no(tmp_path: Path) -> None:
     assert not shares_a_word(tmp_path / "absent.sqlite3", "default", "my dentist")
     damaged = tmp_path / "damaged.sqlite3"

@@ -19,6 +19,14 @@ MiB = 1 << 20
 SIZED = TinySpec(n_embd=256, n_layer=4, n_ff=1024)  # 17.4 MB of f32 weights
 
 
+async def room_for_one(manager: ModelManager, model: Any) -> int:
+    """A budget that holds `model` alone but not beside what is loaded now: sized from
+    both, since a loaded model's measured bytes vary from run to run (a fixed margin over
+    them was sometimes less than `model` needs on its own)."""
+    need = await manager.estimate(model)
+    return max(manager.used_bytes, need) + MiB
+
+
 @pytest.fixture(scope="session")
 def sized_ggufs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Four tiny models with 17.4 MB of weights each (different seeds, so different files)."""

@@ -11,7 +11,7 @@ from mirador.catalog.manifest import Manifest
 from mirador.errors import ModelFileError, ModelLoadError
 from mirador.models.check import check_manifest
 from mirador.settings import Settings
-from tests.models.conftest import ManagerFactory, MiB, manifest_of
+from tests.models.conftest import ManagerFactory, MiB, manifest_of, room_for_one
 from tests.models.test_manager import answer, request
 from tests.support.tiny_gguf import write_lora_for, write_tiny_lora
 
@@ -59,7 +59,7 @@ async def test_the_adapter_counts_in_the_budget_and_leaves_with_its_base(
     assert manager.used_bytes >= base_only + adapter
     [status] = manager.status()
     assert status.adapters == (str(lora_path),)
-    manager.budget = manager.used_bytes + 12 * MiB
+    manager.budget = await room_for_one(manager, manifest.model("beta"))
     await answer(manager, request(manifest, "other"))  # evicts alpha, adapter and all
     assert [s.model_id for s in manager.status()] == ["beta"]
     assert manager.used_bytes <= manager.budget

@@ -18,7 +18,7 @@ from mirador.models.manager import ModelManager
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.orchestration.stages import ModelStage
 from mirador.settings import Settings
-from tests.models.conftest import ManagerFactory, MiB, manifest_of, until
+from tests.models.conftest import ManagerFactory, MiB, manifest_of, room_for_one, until
 
 PERSONAS = [
     {"id": "a_plan", "model": "alpha", "system": "Plan."},
@@ -150,7 +150,7 @@ async def test_a_load_waits_for_a_busy_model_then_names_it(
     manifest = manifest_of(sized_ggufs, PERSONAS)
     manager = make_manager(manifest, budget=500 * MiB, busy_wait=0.3)
     await manager.ensure_loaded(manifest.model("alpha"))
-    manager.budget = manager.used_bytes + 12 * MiB  # beta fits only once alpha is gone
+    manager.budget = await room_for_one(manager, manifest.model("beta"))  # once alpha goes
     stream = manager.stream_chat(request(manifest, "a_plan", max_tokens=200))
     await anext(stream)  # alpha is answering now
     started = asyncio.get_running_loop().time()
@@ -166,7 +166,7 @@ async def test_a_load_proceeds_once_the_busy_model_finishes(
     manifest = manifest_of(sized_ggufs, PERSONAS)
     manager = make_manager(manifest, budget=500 * MiB, busy_wait=30)
     await manager.ensure_loaded(manifest.model("alpha"))
-    manager.budget = manager.used_bytes + 12 * MiB  # beta fits only once alpha is gone
+    manager.budget = await room_for_one(manager, manifest.model("beta"))  # once alpha goes
     stream = manager.stream_chat(request(manifest, "a_plan", max_tokens=200))
     await anext(stream)
     waiting = asyncio.ensure_future(manager.ensure_loaded(manifest.model("beta")))

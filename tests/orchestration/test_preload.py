@@ -12,7 +12,7 @@ from mirador.orchestration.orchestrator import Orchestrator
 from mirador.orchestration.preload import Predictor, Preloader, attach
 from mirador.orchestration.stages import ModelStage
 from mirador.settings import ModelsConfig, Settings, load_settings
-from tests.models.conftest import ManagerFactory, MiB, manifest_of
+from tests.models.conftest import ManagerFactory, MiB, manifest_of, room_for_one
 from tests.models.test_manager import answer, request
 
 PERSONAS = [
@@ -78,7 +78,7 @@ async def test_a_guess_never_evicts_a_busy_pinned_or_just_warmed_model(
     m = manifest(sized_ggufs)
     manager = make_manager(m, budget=500 * MiB)
     await manager.ensure_loaded(m.model("alpha"))
-    manager.budget = manager.used_bytes + 12 * MiB  # one model at a time
+    manager.budget = await room_for_one(manager, m.model("beta"))  # one model at a time
     stream = manager.stream_chat(request(m, "quick", max_tokens=200))
     await anext(stream)
     assert await manager.preload(m.model("beta")) is False, "alpha is answering"
@@ -98,7 +98,7 @@ async def test_a_wrong_guess_costs_little_and_is_counted(
     m = manifest(sized_ggufs)
     manager = make_manager(m, budget=500 * MiB)
     assert await manager.preload(m.model("beta")) is True
-    manager.budget = manager.used_bytes + 12 * MiB
+    manager.budget = await room_for_one(manager, m.model("gamma"))
     assert await answer(manager, request(m, "coder")) is not None  # needed gamma instead
     assert manager.is_loaded("gamma") and not manager.is_loaded("beta")
     assert manager.preloads.wasted == 1 and manager.preloads.hits == 0

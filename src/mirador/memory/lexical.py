@@ -36,6 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mirador.memory.phrasing import is_told
 from mirador.memory.records import MemoryRecord
 
 _SCHEMA = (
@@ -131,23 +132,36 @@ def match_any(text: str) -> str:
 
 
 def shares_a_word(path: Path, namespace: str, text: str) -> bool:
-    """Whether any memory of `namespace` in the index file at `path` shares a word worth
-    matching with `text`: a read-only look that takes milliseconds and needs no model
-    (False when there is no index yet, or it cannot be read)."""
+    """Whether something the person told (a statement, `phrasing.is_told`) in `namespace`
+    shares a word worth matching with `text`, in their own words: what a first stage may
+    be shown of memory (told facts), so whether it is worth waiting for recall. A
+    read-only look in the index file at `path` that takes milliseconds and needs no model
+    (False when there is no index yet, or it cannot be read). A question asked before,
+    or an answer that used the word, is not worth the wait."""
     match = match_any(text)
     if not match or not path.is_file():
         return False
     try:
         db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=2.0)
         try:
-            row = db.execute("SELECT 1 FROM terms JOIN docs ON docs.rowid = terms.rowid "
-                             "WHERE terms MATCH ? AND docs.namespace = ? LIMIT 1",
-                             (match, namespace)).fetchone()
+            rows = db.execute("SELECT docs.query FROM terms JOIN docs ON docs.rowid = "
+                              "terms.rowid WHERE terms MATCH ? AND docs.namespace = ? "
+                              "LIMIT ?", (match, namespace, _LOOK_AT)).fetchall()
         finally:
             db.close()
     except sqlite3.Error:  # being rebuilt, locked or damaged: recall reports it, not this
         return False
-    return row is not None
+    wanted = {_stem(term) for term in query_terms(text)}
+    return any(is_told(told) and wanted & {_stem(t) for t in query_terms(told)}
+               for (told,) in rows)
+
+
+_LOOK_AT = 2000  # memories sharing a word that the look reads at most
+
+
+def _stem(word: str) -> str:
+    """A crude stem, enough to say two words are one ("appointments", "appointment")."""
+    return word.removesuffix("s")[:6]
 
 
 class LexicalIndex:
