@@ -14,7 +14,6 @@ from mirador.memory.ranking import (
     Candidate,
     RankingParams,
     freshness,
-    leaders,
     lexical_bonus,
     rank,
     relevant,
@@ -174,18 +173,3 @@ def test_what_the_person_told_outranks_what_they_asked() -> None:
     assert [h.record.id for h in rank([asked, told], time.time(),
                                       replace(params, told_weight=0.0))][0] == asked.record.id
 
-
-
-def test_leaders_are_the_statements_among_the_best_few() -> None:
-    """Only statements among the best `update_depth` lead a second hop: a question ranked
-    first does not, nor does a statement ranked below the best few."""
-    params = RankingParams(update_depth=2, told_weight=0.0, lexical_weight=0.0)
-    question = replace(_candidate("q", 0.9, 5, [1, 0, 0]),
-                       record=rec("q", "Which book should I read next?"))
-    told = replace(_candidate("t", 0.8, 5, [1, 0, 0]),
-                   record=rec("t", "I'm reading Emma before bed."))
-    below = replace(_candidate("b", 0.1, 5, [0, 1, 0]),
-                    record=rec("b", "I bought a new kettle."))
-    assert leaders([below, told, question], params) == [1]
-    assert leaders([below, told, question], replace(params, update_depth=3)) == [1, 0]
-    assert leaders([], params) == []

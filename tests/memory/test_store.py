@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from mirador.embeddings.minilm import MiniLMEmbedder
-from mirador.memory import store as store_module
 from mirador.memory.records import MAX_FIELD_CHARS, TRUNCATED, cut
 from mirador.memory.store import MemoryStore, collection_name
 from mirador.settings import Settings
@@ -183,22 +182,3 @@ def test_a_replace_cut_short_never_leaves_old_ranking_fields(settings: Settings,
     again.recall("Which phone do I use?", time.time())  # first use compares and rebuilds
     assert again.lexical.stored("default", ["c"])["c"].record.query == "I switched to a Pixel 8."
     again.close()
-
-
-def test_the_second_hop_fetches_later_updates_of_the_best_statement(
-        store: MemoryStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With the indexes returning three memories each, the statement that answers is found and
-    its update, which no index returned for the question, is fetched from it (nearest to
-    the statement, told after it) and ranks first; an older memory near it is not fetched."""
-    monkeypatch.setattr(store_module, "CANDIDATES", 3)
-    store.add([rec("old", "I'm reading Emma before bed.", days_ago=30),
-               rec("new", "I finished Emma and started Shogun.", days_ago=2),
-               rec("before", "I finished Persuasion and started Emma.", days_ago=60),
-               *[rec(f"o{i}", f"I go to sleep at eleven on day {i} of the week.")
-                 for i in range(7)]])
-    query = "Which novel am I reading in bed at night?"
-    ids = [c.record.id for c in store.candidates(query, "default")]
-    assert "old" in ids and "new" in ids and "before" not in ids
-    assert store.recall(query, time.time(), "default")[0].record.id == "new"
-    monkeypatch.setattr(store_module, "UPDATE_HOP", 0)
-    assert "new" not in [c.record.id for c in store.candidates(query, "default")]

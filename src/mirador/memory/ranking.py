@@ -36,13 +36,12 @@ Every signal is general; none knows any particular memory or question:
   memory below that one (`update_depth`: the best few chosen bring theirs). Only a
   statement updates a statement, and only its nearest later one: an update of any later
   memory merely alike (as templated exchanges are) used to evict memories that were not
-  superseded at all. An update often shares neither words nor meaning with the question
-  ("I finished Emma and started Shogun" for "Which book is on my nightstand?": plain
-  dense rank 98 of 599), so no index returns it; the store therefore takes a second hop
-  (`leaders`, `store.UPDATE_HOP`): the memories whose whole exchange is nearest each
-  leading statement, told after it, join the candidates. On the tuning half this took
-  recall@1 0.720 -> 0.731, recall@5 0.882 -> 0.903, supersession 0.85 -> 0.95 (hop 3, 5
-  or 10 alike; 5 kept), for about 2.4 ms per recall at 10,000 memories.
+  superseded at all. (Tried and dropped: a second hop, fetching into the candidates the
+  later memories nearest each of the best statements, since an update often shares
+  neither words nor meaning with the question and no index returns it. Tuning half:
+  recall@1 0.720 -> 0.731, recall@5 0.882 -> 0.903, supersession 0.85 -> 0.95, for about
+  2.4 ms a recall at 10,000; held-out half, one look: recall@5 0.798 -> 0.775, recall@1
+  and supersession unchanged, so it only helped the tuning half.)
 
 Which memories recall returns is decided by relevance (dense, the lexical bonus and the
 told bonus): the best `limit`, and updates from below. Age and supersession otherwise only
@@ -139,7 +138,10 @@ def rank(candidates: Sequence[Candidate], now: float, params: RankingParams) -> 
     relevance (meaning, and words), ordered by relevance, age and updates."""
     if not candidates:
         return []
-    similarity, told, relevance = _relevance(candidates, params)
+    similarity = np.array([dense(c, params) for c in candidates], dtype=np.float64)
+    told = np.array([is_told(c.record.query) for c in candidates])
+    relevance = (similarity + lexical_bonus([c.lexical for c in candidates], params)
+                 + params.told_weight * told)
     ages = np.array([(now - c.record.timestamp) / SECONDS_PER_DAY for c in candidates])
     fresh = freshness(ages, params)
     aged = relevance - params.age_weight * (1.0 - fresh)
@@ -151,27 +153,6 @@ def rank(candidates: Sequence[Candidate], now: float, params: RankingParams) -> 
                      similarity=float(similarity[i]), decay=float(fresh[i]),
                      superseded=float(superseded[i]), lexical=candidates[i].lexical or 0.0)
             for i in order]
-
-
-def leaders(candidates: Sequence[Candidate], params: RankingParams) -> list[int]:
-    """The statements among the best `update_depth` candidates by relevance: the memories
-    whose updates ranking brings in (the store fetches those updates when no index did)."""
-    if not candidates:
-        return []
-    _, told, relevance = _relevance(candidates, params)
-    best = np.argsort(-relevance, kind="stable")[: params.update_depth]
-    return [int(i) for i in best if told[i]]
-
-
-def _relevance(candidates: Sequence[Candidate], params: RankingParams
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each candidate's dense similarity, whether the person told it, and its relevance
-    (dense, the lexical bonus and the told bonus): what decides which memories answer."""
-    similarity = np.array([dense(c, params) for c in candidates], dtype=np.float64)
-    told = np.array([is_told(c.record.query) for c in candidates])
-    relevance = (similarity + lexical_bonus([c.lexical for c in candidates], params)
-                 + params.told_weight * told)
-    return similarity, told, relevance
 
 
 def relevant(hits: Sequence[Recalled], params: RankingParams) -> list[Recalled]:

@@ -8,9 +8,6 @@ The lexical index (`lexical.py`, memory/lexical.sqlite3) is derived from Chroma
 and rebuilt for a namespace whose contents disagree with it; beside the text it
 keeps what ranking reads of each memory (words, time, both vectors), so a recall
 reads its candidates there in one query, and only the hits it returns from Chroma.
-Candidates come from three searches (the blended vectors, the exchanges' vectors, BM25)
-and a second hop: the later memories nearest the best statements, where their updates
-are (see `ranking`, updates from below).
 
 Forgetting erases: from Chroma's answers, from its write-ahead queue, full-text
 index and free pages (`erase.py`), and from the lexical index.
@@ -43,12 +40,11 @@ from mirador.memory.files import check_store_files
 from mirador.memory.lexical import Entry, LexicalIndex, Stored
 from mirador.memory.phrasing import as_statement
 from mirador.memory.private_apis import close_client
-from mirador.memory.ranking import Candidate, RankingParams, blend, leaders, rank
+from mirador.memory.ranking import Candidate, RankingParams, blend, rank
 from mirador.memory.records import MemoryRecord, Recalled
 from mirador.settings import ChromaServerConfig, Settings
 
 CANDIDATES = 50  # memories each index returns, for ranking to reorder
-UPDATE_HOP = 5  # memories nearest each leading statement fetched as its possible updates
 _KIND = "mirador-memory"
 _BATCH = 500
 
@@ -411,31 +407,10 @@ class MemoryStore:
         # in float64, as with the vectors Chroma's gets return (so scores stay as they were)
         similarity.update((i, float(np.dot(vector, stored[i].search.astype(np.float64))))
                           for i in extra)
-        found_ = [Candidate(record=stored[i].record, similarity=similarity[i],
-                            lexical=lexical.get(i), doc_vector=stored[i].doc,
-                            doc_similarity=float(stored[i].doc @ vector))
-                  for i in [*found["ids"][0], *extra] if i in stored]
-        return found_ + self._updates(namespace, mem, vector, found_)
-
-    def _updates(self, namespace: str, mem: Any, vector: np.ndarray,
-                 candidates: list[Candidate]) -> list[Candidate]:
-        """The second hop: the memories nearest each leading statement (`ranking.leaders`)
-        that no index returned, so ranking can find that statement's update even when the
-        update shares few words or little meaning with the question itself."""
-        doc = self._collection(namespace, "doc", create=False)
-        heads = [candidates[i] for i in leaders(candidates, self.params)]
-        if doc is None or not heads or UPDATE_HOP <= 0:
-            return []
-        near = doc.query(query_embeddings=[h.doc_vector for h in heads], n_results=UPDATE_HOP,
-                         include=[])
-        have = {c.record.id for c in candidates}
-        later = min(h.record.timestamp for h in heads)
-        new = [i for ids in near["ids"] for i in ids if i not in have]
-        stored = self._stored(namespace, mem, new)
-        return [Candidate(record=s.record, lexical=None, doc_vector=s.doc,
-                          similarity=float(np.dot(vector, s.search.astype(np.float64))),
-                          doc_similarity=float(s.doc @ vector))
-                for s in stored.values() if s.record.timestamp > later]
+        return [Candidate(record=stored[i].record, similarity=similarity[i],
+                          lexical=lexical.get(i), doc_vector=stored[i].doc,
+                          doc_similarity=float(stored[i].doc @ vector))
+                for i in [*found["ids"][0], *extra] if i in stored]
 
     def _nearest_docs(self, namespace: str, vector: np.ndarray) -> list[str]:
         """The memories whose whole exchange is nearest the query: plain vector search's
