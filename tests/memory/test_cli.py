@@ -130,3 +130,21 @@ def test_session_resolution(isolated_home: Path) -> None:
         session_for(log, False, "../etc/passwd")
     log.forget(["a1"])
     assert log.turns("s1") == [] and load_settings().config.memory.enabled
+
+
+def test_import_and_search_json_on_a_full_namespace(isolated_home: Path, tmp_path: Path) -> None:
+    """The path a user (and the issue's check) takes: import 599 memories of the recall
+    set's tuning half, then search --json returns the top 5, best first, with scores."""
+    data = json.loads((Path(__file__).parents[2] / "bench" / "data" / "recall_set.json")
+                      .read_text())
+    lines = [m for m in data["memories"] if m["namespace"] == "dev"]
+    path = tmp_path / "dev.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    imported = mirador("memory", "import", str(path))
+    assert imported.returncode == 0 and f"imported {len(lines)} memories" in imported.stdout
+    found = json.loads(mirador("memory", "search", "Which book is on my nightstand?",
+                               "--namespace", "dev", "--json").stdout)
+    scores = [f["score"] for f in found]
+    assert len(found) == 5 and scores == sorted(scores, reverse=True)
+    text = {m["id"]: m["query"] for m in lines}
+    assert "I'm reading Emma before bed." in [text[f["id"]] for f in found]
