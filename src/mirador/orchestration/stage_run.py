@@ -23,6 +23,7 @@ from mirador.models.slots import Admitted
 from mirador.orchestration import quality
 from mirador.orchestration.events import StageEnd, StageStatus, Token, ToolCall, ToolResult
 from mirador.orchestration.hooks import Limits, RequestShaper
+from mirador.orchestration.prompts import NOTED
 from mirador.orchestration.stages import ModelStage
 from mirador.orchestration.tool_loop import run_with_tools
 from mirador.toolspec import Tool
@@ -110,11 +111,16 @@ class StageRunner:
         stream = (run_with_tools(self.manager.stream_chat, request, stage=stage.name,
                                  max_rounds=self.max_tool_rounds)
                   if request.tools else self.manager.stream_chat(request))
+        lead = LeadTrim(NOTED) if _shown_noted(messages) else None
         try:
             async with aclosing(_within_deadlines(stream, stage, run,
                                                   bool(request.tools))) as events:
                 async for event in events:
                     if isinstance(event, TextPiece):
+                        if lead is not None:
+                            event = TextPiece(lead.feed(event.text), event.tokens)
+                            if not event.text:
+                                continue
                         yield _token(event, stage, persona, run)
                         if run.loop is not None or run.copy is not None:
                             break  # a loop only grows, a copy adds nothing: end it here
@@ -124,6 +130,8 @@ class StageRunner:
                         run.status = "cancelled" if event.reason == "cancelled" else run.status
                         run.finished = event
                         run.tokens = event.completion_tokens or run.tokens
+            if lead is not None and (held := lead.flush()):  # a short answer: "Not now."
+                yield _token(TextPiece(held, 0), stage, persona, run)
         except TimeoutError:
             waited = "its first token" if run.ttft is None else "the whole stage"
             run.fail("timeout", f"stage {stage.name} ({persona.model.id}) timed out waiting "
@@ -183,6 +191,41 @@ async def _within_deadlines(stream: AsyncIterator[object], stage: ModelStage,
             yield event
     finally:
         run.seconds = time.perf_counter() - begun
+
+
+def _shown_noted(messages: Sequence[Message]) -> bool:
+    """Whether the chat shows what the person told followed by the reply that repeats it
+    (`prompts.NOTED`): a small model then sometimes begins its answer the same way."""
+    return any(m.role == "assistant" and m.content.startswith(NOTED) for m in messages)
+
+
+@dataclass
+class LeadTrim:
+    """Drops `lead` from the start of a stream of text: pieces are held back while they
+    could still be it, and let through as they were once they cannot."""
+
+    lead: str
+    held: str = ""
+    done: bool = False
+
+    def feed(self, text: str) -> str:
+        """What of `text` to show now."""
+        if self.done:
+            return text
+        self.held += text
+        start = self.held.lstrip()
+        if start.startswith(self.lead):
+            self.done, self.held = True, ""
+            return start[len(self.lead):]
+        if self.lead.startswith(start):
+            return ""  # could still be the lead
+        return self.flush()
+
+    def flush(self) -> str:
+        """What is held back (the stream has ended)."""
+        self.done = True
+        held, self.held = self.held, ""
+        return held
 
 
 def _token(piece: TextPiece, stage: ModelStage, persona: ResolvedPersona,
