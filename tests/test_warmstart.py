@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 from mirador import warmstart
 from mirador.backends.llamacpp import LlamaCppBackend
 from mirador.cli.main import _start_early
-from mirador.compose import open_for_one_answer
+from mirador.compose import first_prompt_prefix, open_for_one_answer
 from mirador.settings import Settings
 
 
@@ -211,3 +212,73 @@ def test_only_a_guess_begins_the_packaged_models_check(tmp_path: Path, tiny_gguf
                                                   embedding=False))
     assert warmstart.start(used, lambda k: None)
     assert warmstart.early_digest(tiny_gguf) is None
+
+
+async def test_a_new_homes_first_prompt_begins_as_the_guess_reads_ahead(settings: Settings
+                                                                      ) -> None:
+    """The guessed prefix is exactly how the backend begins a new home's first prompt, and
+    the hint an answer leaves carries it (the test fails when the quick persona changes)."""
+    orchestrator = await open_for_one_answer(settings)
+    try:
+        await orchestrator.manager.settled()
+        first = orchestrator.resolve(orchestrator.stages[0])
+        backend = orchestrator.manager.backend(first.model.backend)
+        assert isinstance(backend, LlamaCppBackend)
+        assert first_prompt_prefix(orchestrator, backend, first) == warmstart.DEFAULT_PREFIX
+    finally:
+        await orchestrator.aclose()
+    for _ in range(100):  # written by a worker thread once the model is loaded
+        if (settings.home / warmstart.HINT).exists():
+            break
+        await asyncio.sleep(0.05)
+    assert warmstart._read(settings.home)[2] == warmstart.DEFAULT_PREFIX
+
+
+async def test_the_adopted_model_has_read_its_first_prompts_start(settings: Settings) -> None:
+    import llama_cpp
+
+    key, first = await hint_after_one_answer(settings)
+    made: list[Any] = []
+    assert warmstart.start(settings.home, real_load(made))
+    assert warmstart._pending is not None
+    llm = await asyncio.to_thread(warmstart._pending[1].result, 60)  # loaded and read ahead
+    tokens = llm.tokenize(warmstart.DEFAULT_PREFIX.text.encode("utf-8"), add_bos=False,
+                          special=True)
+    assert llm.n_tokens == len(tokens) and list(llm.input_ids[:llm.n_tokens]) == tokens
+    assert llama_cpp.llama_n_threads(llm.ctx) == key.n_threads  # one thread only to read ahead
+    orchestrator = await open_for_one_answer(settings)
+    try:
+        done = await orchestrator.answer("Name a colour.", stages=["quick_response"])
+        backend = orchestrator.manager.backend(first.backend)
+        assert isinstance(backend, LlamaCppBackend)
+        assert backend._models[first.id].llm is llm  # adopted, its prompt read on from there
+        assert done.status == "ok" and done.answer
+    finally:
+        await orchestrator.aclose()
+
+
+def test_reading_ahead_stops_when_the_model_is_wanted(tmp_path: Path, tiny_gguf: Path) -> None:
+    import llama_cpp
+
+    key = warmstart.LoadKey.of(tiny_gguf, n_ctx=256, n_threads=2, n_threads_batch=2,
+                               n_batch=64, embedding=False)
+    long = warmstart.Prefix("A few words to read ahead. " * 80, add_bos=True)
+    made: list[Any] = []
+    llm = real_load(made)(key)
+    try:  # all of it, up to the context's size, then the threads are as configured
+        assert warmstart.read_ahead(llm, long, key, threading.Event()) == 255
+        assert llama_cpp.llama_n_threads(llm.ctx) == 2
+    finally:
+        llm.close()
+    warmstart.remember(tmp_path, key, prefix=long)
+    go = threading.Event()
+    load = real_load(made)
+    assert warmstart.start(tmp_path, lambda k: (go.wait(30), load(k))[1])
+    wanted = threading.Thread(target=lambda: made.append(warmstart.adopt(key)))
+    wanted.start()  # asked for before it has loaded: it reads nothing ahead
+    while warmstart._pending is not None:
+        time.sleep(0.01)
+    go.set()
+    wanted.join(30)
+    assert made[-1] is made[-2] and made[-1].n_tokens == 0
+    made[-1].close()

@@ -12,12 +12,13 @@ import logging
 from typing import TYPE_CHECKING
 
 from mirador import warmstart
-from mirador.catalog.manifest import Manifest, ModelEntry, manifest_for
+from mirador.catalog.manifest import Manifest, ResolvedPersona, manifest_for
 from mirador.errors import LearningStoreError, MiradorError
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.settings import Settings
 
 if TYPE_CHECKING:
+    from mirador.backends.llamacpp import LlamaCppBackend
     from mirador.embeddings import Embedder
     from mirador.learning import Learner
 
@@ -49,11 +50,11 @@ async def open_for_one_answer(settings: Settings, warm: bool = True,
     # a model that cannot be named is not warmed here: the answer itself reports it
     with contextlib.suppress(MiradorError):
         if warm:
-            first = orchestrator.resolve(orchestrator.stages[0], model).model
-            warming = orchestrator.manager.warm(first)
+            persona = orchestrator.resolve(orchestrator.stages[0], model)
+            warming = orchestrator.manager.warm(persona.model)
             if model is None:  # once it is loaded, the next `mirador ask` may start it at once
                 warming.add_done_callback(lambda task: None if task.cancelled() or task.exception()
-                                          else _leave_warm_start_hint(orchestrator, first))
+                                          else _leave_warm_start_hint(orchestrator, persona))
     learning = asyncio.ensure_future(asyncio.to_thread(create_learner, settings, manifest,
                                                        embedder))
     try:
@@ -66,21 +67,36 @@ async def open_for_one_answer(settings: Settings, warm: bool = True,
     return _learn(orchestrator, await learning, embedder, open_memory=False)
 
 
-def _leave_warm_start_hint(orchestrator: Orchestrator, first: ModelEntry) -> None:
-    """Tell the next `mirador ask` which llama.cpp load its first stage will want
-    (`mirador.warmstart`), in a worker thread; for other backends, that it loads nothing
-    in this process."""
+def _leave_warm_start_hint(orchestrator: Orchestrator, first: ResolvedPersona) -> None:
+    """Tell the next `mirador ask` which llama.cpp load its first stage will want and how
+    its prompt begins (`mirador.warmstart`), in a worker thread; for other backends, that
+    it loads nothing in this process."""
     from mirador.backends.llamacpp import LlamaCppBackend
 
-    backend = orchestrator.manager.backend(first.backend)
+    backend = orchestrator.manager.backend(first.model.backend)
 
     def write() -> None:
         with contextlib.suppress(MiradorError, OSError):  # only the head start is lost
-            key = backend.load_key(first) if isinstance(backend, LlamaCppBackend) else None
-            warmstart.remember(orchestrator.settings.home, key,
-                               orchestrator.settings.config.server.port)
+            if not isinstance(backend, LlamaCppBackend):
+                warmstart.remember(orchestrator.settings.home, None)
+                return
+            warmstart.remember(orchestrator.settings.home, backend.load_key(first.model),
+                               orchestrator.settings.config.server.port,
+                               first_prompt_prefix(orchestrator, backend, first))
 
     asyncio.get_running_loop().run_in_executor(None, write)
+
+
+def first_prompt_prefix(orchestrator: Orchestrator, backend: LlamaCppBackend,
+                        first: ResolvedPersona) -> warmstart.Prefix | None:
+    """How the first stage's prompt begins whatever the question (`warmstart.Prefix`);
+    None when its model is not loaded here."""
+    from mirador.orchestration.hooks import Query
+    from mirador.orchestration.speculation import first_messages
+    from mirador.orchestration.stages import Overrides
+
+    messages = first_messages(Query(text="?"), orchestrator.stages[0], first, Overrides())
+    return backend.prompt_prefix(first.model, messages)
 
 
 def _wire(orchestrator: Orchestrator, learner: Learner | None, embedder: Embedder | None,

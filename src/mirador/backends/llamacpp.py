@@ -36,7 +36,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -50,6 +50,7 @@ from mirador.backends.base import (
     Embedded,
     Finished,
     LoadedModel,
+    Message,
     ResponseFormat,
     TextPiece,
 )
@@ -163,6 +164,18 @@ class LlamaCppBackend:
                                     n_ctx=self.context_size(model),
                                     n_threads=threads, n_threads_batch=batch_threads,
                                     n_batch=cfg.n_batch, embedding=model.embedding)
+
+    def prompt_prefix(self, model: ModelEntry, messages: Sequence[Message]
+                      ) -> warmstart.Prefix | None:
+        """How the prompt of `messages` begins, up to the last message's text: for a first
+        stage's chat, what every question's prompt shares (`warmstart.Prefix`). None when
+        `model` is not loaded here or its template does not show that text as it is."""
+        loaded = self._models.get(model.id)
+        if loaded is None or not messages:
+            return None
+        prompt = loaded.formatter(messages)
+        cut = prompt.text.rfind(messages[-1].content)
+        return warmstart.Prefix(prompt.text[:cut], add_bos=not prompt.has_bos) if cut > 0 else None
 
     async def load(self, model: ModelEntry) -> None:
         await self._get(model)
