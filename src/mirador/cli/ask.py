@@ -11,11 +11,11 @@ from typing import Any
 import click
 
 from mirador import warmstart
-from mirador.cli.main import private_streams
+from mirador.cli.main import private_streams, resume_gc
 from mirador.cli.render import JsonRenderer, TerminalRenderer, use_color
 from mirador.cli.text import query_text
 from mirador.errors import ConfigError
-from mirador.orchestration.events import Done, Event, final
+from mirador.orchestration.events import Done, Event, Token, final
 from mirador.orchestration.hooks import Query
 from mirador.orchestration.orchestrator import Orchestrator
 from mirador.server.client import ServerClient, find_server
@@ -108,9 +108,18 @@ async def _ask(settings: Settings, wanted: _Wanted, renderer: Renderer,
 async def stream_answer(orchestrator: Orchestrator, query: Query, renderer: Renderer,
                         **options: Any) -> Done:
     """Show every event of one answer and return its `Done`."""
-    return await final(orchestrator.process(query, **options), renderer.show)
+    return await show_events(orchestrator.process(query, **options), renderer)
 
 
 async def show_events(events: AsyncIterator[Event], renderer: Renderer) -> Done:
-    """Show every event of a stream (from a server or in-process) and return its `Done`."""
-    return await final(events, renderer.show)
+    """Show every event of a stream (from a server or in-process) and return its `Done`;
+    the garbage collector resumes once the first token is shown (`resume_gc`)."""
+    def show(event: Event) -> None:
+        renderer.show(event)
+        if isinstance(event, Token | Done):
+            resume_gc()
+
+    try:
+        return await final(events, show)
+    finally:
+        resume_gc()
