@@ -17,11 +17,16 @@ both alike:
 
 Both are timed from spawning the process to the line with the first token.
 
-    python bench/coldstart.py [--runs N] [--gguf PATH]
+    python bench/coldstart.py [--runs N] [--gguf PATH] [--python PATH]
 
 `--gguf` puts that file in place of the default model (in the fresh homes'
-manifest). The fresh homes' stages keep their defaults except for long
-timeouts, so that a busy machine slows a run down rather than aborting it.
+manifest). `--python` runs both sides with another interpreter (another venv's
+`bin/python`, where Mirador is installed as a user installs it: `pip install .`, which
+compiles its bytecode); by default, this one. An editable install (`pip install -e .`)
+where PYTHONDONTWRITEBYTECODE is set (as in this project's sandbox) compiles every
+Mirador module from source at each start: about 0.1 s more, which the table says. The
+fresh homes' stages keep their defaults except for long timeouts, so that a busy
+machine slows a run down rather than aborting it.
 Prints a table and writes bench/results/coldstart.json.
 """
 
@@ -36,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -82,10 +88,30 @@ def timed_lines(cmd: list[str], env: dict[str, str], marks: dict[str, str]) -> d
     return seen
 
 
+PYTHON = sys.executable  # both sides' interpreter (`--python`)
+
+INSTALL = """
+import importlib.util, json, mirador
+from mirador.warmstart import DEFAULT_PACKAGE, first_gguf, package_folder
+source = mirador.__file__
+print(json.dumps({"source": source, "bytecode": importlib.util.cache_from_source(source),
+                  "gguf": str(first_gguf(package_folder(DEFAULT_PACKAGE)))}))
+"""
+
+
+def installed() -> dict[str, str | bool]:
+    """Where `PYTHON`'s Mirador lives, whether its bytecode is compiled, and the default
+    model's GGUF there."""
+    found = json.loads(subprocess.run([PYTHON, "-c", INSTALL], capture_output=True, text=True,
+                                      check=True, cwd=tempfile.gettempdir()).stdout)
+    return {"source": found["source"], "bytecode": Path(found["bytecode"]).exists(),
+            "gguf": found["gguf"]}
+
+
 def bare_run(model: BenchModel) -> dict[str, float]:
     cfg = {"path": str(model.path), "n_ctx": model.n_ctx, "threads": model.threads,
            "n_batch": model.n_batch, "prefix": list(model.prefix), "question": QUESTION}
-    return timed_lines([sys.executable, "-c", BARE, json.dumps(cfg)], os.environ.copy(),
+    return timed_lines([PYTHON, "-c", BARE, json.dumps(cfg)], os.environ.copy(),
                        {"token": "TOKEN"})
 
 
@@ -99,7 +125,7 @@ def mirador_run(gguf: Path | None, used: bool = False) -> dict[str, float]:
         for stamp in (home / "models").glob("*.verified"):  # as new as a new user's home:
             stamp.unlink()  # its first ask checks the packaged model's SHA-256
         env = {**os.environ, "MIRADOR_HOME": str(home)}
-        ask = [sys.executable, "-m", "mirador", "ask", "--json"]
+        ask = [PYTHON, "-m", "mirador", "ask", "--json"]
         if used:
             subprocess.run([*ask, "Name one habit that helps sleep."], env=env, check=True,
                            capture_output=True, timeout=600)
@@ -145,9 +171,13 @@ def summarise(rows: list[dict[str, float]]) -> dict:
             "rows": rows}
 
 
-def print_table(summary: dict, model: BenchModel) -> None:
+NO_BYTECODE = "NO bytecode: every module compiled from source at each start"
+
+
+def print_table(summary: dict, model: BenchModel, install: dict[str, str | bool]) -> None:
     print(f"\n{model.path.name}, n_ctx {model.n_ctx}, {model.threads} threads, "
-          f"{summary['runs']} runs each, alternating\n")
+          f"{summary['runs']} runs each, alternating; Mirador from {install['source']} "
+          f"({'bytecode compiled' if install['bytecode'] else NO_BYTECODE})\n")
     print("| process start to first model token | median |\n|---|---|")
     print(f"| bare llama-cpp-python script | {summary['bare_median_s']:.2f} s |")
     print(f"| `mirador ask --json` (fresh home, learning and memory on) | "
@@ -167,16 +197,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=8)
     parser.add_argument("--gguf", type=Path, help="a GGUF to run in place of the default model")
+    parser.add_argument("--python", type=Path, help="the interpreter both sides run with")
     args = parser.parse_args()
+    global PYTHON
+    PYTHON = str(args.python or sys.executable)
+    install = installed()
     probe_home = Path(tempfile.mkdtemp(prefix="mirador-cold-probe-"))
     model = prepare_home(probe_home, args.gguf)
+    if args.gguf is None:  # the default model as that interpreter's Mirador finds it
+        model = replace(model, path=Path(str(install["gguf"])))
     bare_run(model)  # the first read of the GGUF from disk counts for neither side
     summary = summarise(measure(args.runs, model, args.gguf))
     shutil.rmtree(probe_home, ignore_errors=True)
-    print_table(summary, model)
+    print_table(summary, model, install)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({**summary, "model": model.path.name, "n_ctx": model.n_ctx,
                                    "threads": model.threads, "cpu_count": os.cpu_count(),
+                                   "python": PYTHON, "mirador": install["source"],
+                                   "bytecode": install["bytecode"],
                                    "question": QUESTION}, indent=2))
     print(f"\nwrote {RESULTS.relative_to(ROOT)}")
 
