@@ -95,7 +95,8 @@ def first_prompt_prefix(orchestrator: Orchestrator, backend: LlamaCppBackend,
     from mirador.orchestration.speculation import first_messages
     from mirador.orchestration.stages import Overrides
 
-    messages = first_messages(Query(text="?"), orchestrator.stages[0], first, Overrides())
+    question = "\u2063question\u2063"  # marked off, so no template text is mistaken for it
+    messages = first_messages(Query(text=question), orchestrator.stages[0], first, Overrides())
     return backend.prompt_prefix(first.model, messages)
 
 
