@@ -109,3 +109,15 @@ def test_quiet_prints_the_chosen_answer_only() -> None:
                 set_aside=["synthesis"])
     TerminalRenderer(quiet=True, out=out, err=io.StringIO()).show(done)
     assert out.getvalue() == "The best one.\n"
+
+
+def test_a_stage_cut_at_its_token_limit_says_so() -> None:
+    out = io.StringIO()
+    renderer = TerminalRenderer(out=out, err=io.StringIO())
+    renderer.show(stage_start())
+    renderer.show(Token(text="It depends on", stage="quick_response", model="m",
+                        confidence=0.6))
+    renderer.show(StageEnd(stage="quick_response", model="m", status="ok", tokens=3,
+                           seconds=0.1, ttft=0.05, tokens_per_second=30.0,
+                           finish_reason="length"))
+    assert out.getvalue().endswith("It depends on\n[quick_response stopped at its token limit]\n")

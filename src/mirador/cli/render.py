@@ -42,6 +42,9 @@ def use_color(setting: str, no_color: bool, stream: TextIO) -> bool:
     return setting == "always" or stream.isatty()
 
 
+LENGTH_NOTE = "stopped at its token limit"  # how a stage cut by max_tokens is marked
+
+
 @dataclass
 class TerminalRenderer:
     """Stage headers, tokens coloured by confidence, errors on stderr, a closing summary.
@@ -128,8 +131,9 @@ class TerminalRenderer:
             return
         if not self._at_line_start:
             self._write("\n")
-        if event.reason:
-            self._write(self._paint(f"[{event.stage} {event.reason}]\n", DIM))
+        why = event.reason or (LENGTH_NOTE if event.finish_reason == "length" else None)
+        if why:  # else a text cut mid-sentence would look like the whole answer
+            self._write(self._paint(f"[{event.stage} {why}]\n", DIM))
 
     def _on_done(self, event: Done) -> None:
         if self.quiet:
