@@ -26,6 +26,7 @@ these into exit codes; the server turns them into JSON bodies.
     │   └── PackageRefusedError  a package failed verification or validation: nothing installed
     ├── MemoryStoreError       the memory store cannot be opened, read or written
     │   ├── MemoryImportError  an import file has a bad line (named in the message)
+    │   ├── EmbedderChanged    memories were embedded by another model: reindex them
     │   └── EmbedderError      the embedding model cannot be loaded or run
     └── MissingExtraError      an optional dependency is not installed
 """
@@ -122,6 +123,10 @@ class PackageRefusedError(MarketError):
 
 class MemoryStoreError(MiradorError):
     """The memory store cannot be opened, read or written."""
+
+
+class EmbedderChanged(MemoryStoreError):
+    """Memories were embedded by another model than the configured embedder."""
 
 
 class MemoryImportError(MemoryStoreError):

@@ -121,3 +121,24 @@ def test_a_stage_cut_at_its_token_limit_says_so() -> None:
                            seconds=0.1, ttft=0.05, tokens_per_second=30.0,
                            finish_reason="length"))
     assert out.getvalue().endswith("It depends on\n[quick_response stopped at its token limit]\n")
+
+
+def test_a_warning_waits_for_the_end_of_the_answers_line() -> None:
+    import logging
+
+    from mirador.cli.render import warnings_between_lines
+
+    out, err = Terminal(), Terminal()
+    renderer = TerminalRenderer(out=out, err=err)
+    with warnings_between_lines(renderer):
+        renderer.show(stage_start())
+        renderer.show(Token(text="The car I drive is a", stage="quick_response", model="m",
+                            confidence=0.6))
+        logging.getLogger("mirador").warning("memory could not be recalled for this answer")
+        assert err.getvalue() == ""  # not inside the sentence
+        renderer.show(Token(text=" Civic.", stage="quick_response", model="m", confidence=0.6))
+        logging.getLogger("mirador.models").warning("a second one")
+    assert out.getvalue().endswith("The car I drive is a Civic.\n")  # the line was ended
+    assert err.getvalue() == ("mirador: memory could not be recalled for this answer\n"
+                              "mirador: a second one\n")
+    assert not logging.getLogger("mirador").handlers  # removed after the answer

@@ -148,3 +148,28 @@ def test_import_and_search_json_on_a_full_namespace(isolated_home: Path, tmp_pat
     assert len(found) == 5 and scores == sorted(scores, reverse=True)
     text = {m["id"]: m["query"] for m in lines}
     assert "I'm reading Emma before bed." in [text[f["id"]] for f in found]
+
+
+def with_letters(*args: str) -> subprocess.CompletedProcess[str]:
+    """`mirador ARGS` in a process where `memory.embedder: letters` names another model
+    (26 dimensions), registered as a plugin would register it."""
+    code = ("import sys; from mirador.embeddings import register_embedder; "
+            "from tests.memory.test_reindex import Letters; "
+            "register_embedder('letters', lambda settings: Letters()); "
+            "from mirador.cli.main import main; sys.argv[0] = 'mirador'; main()")
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          timeout=300, env=os.environ.copy(), stdin=subprocess.DEVNULL)
+
+
+def test_another_embedder_is_refused_until_reindex(imported: Path, isolated_home: Path) -> None:
+    (isolated_home / "config.yaml").write_text("memory:\n  embedder: letters\n")
+    refused = with_letters("memory", "search", "half marathon")
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "run 'mirador memory reindex'" in refused.stderr
+    done = with_letters("memory", "reindex")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["personal: 1 memories embedded again",
+                                        "work: 1 memories embedded again"]
+    found = json.loads(with_letters("memory", "search", "half marathon", "--json").stdout)
+    assert [f["id"] for f in found] == ["m01", "m02"]
+    assert "I'm training for a half marathon." in with_letters("memory", "show", "m01").stdout

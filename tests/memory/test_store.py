@@ -126,6 +126,7 @@ def test_candidates_hold_what_plain_vector_search_returns(store: MemoryStore) ->
     noise = rng.standard_normal((60, q.size)).astype(np.float32)
     noise -= np.outer(noise @ q, q)  # orthogonal to the query: far by the whole exchange
     noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    store.check_embedder = False  # these vectors are made up, not the model's
     store.add_vectors("default", others, np.tile(q, (60, 1)), noise)
     store.add_vectors("default", [rec("x", "My ThinkPad X1 is slow.")], -q[None, :], q[None, :])
     assert "x" in [c.record.id for c in store.candidates(query, "default")]

@@ -12,7 +12,12 @@ import click
 
 from mirador import warmstart
 from mirador.cli.main import private_streams, resume_gc
-from mirador.cli.render import JsonRenderer, TerminalRenderer, use_color
+from mirador.cli.render import (
+    JsonRenderer,
+    TerminalRenderer,
+    use_color,
+    warnings_between_lines,
+)
 from mirador.cli.text import query_text
 from mirador.errors import ConfigError
 from mirador.orchestration.events import Done, Event, Token, final
@@ -63,7 +68,8 @@ def ask(query: tuple[str, ...], stages: str | None, model: str | None, chain: st
     if session_id and continue_last:  # said before any model loads
         raise ConfigError("give either --continue or --session ID, not both")
     wanted = _Wanted(text.strip(), namespace, continue_last, session_id)
-    done = asyncio.run(_ask(settings, wanted, renderer, options, server))
+    with warnings_between_lines(renderer):
+        done = asyncio.run(_ask(settings, wanted, renderer, options, server))
     if done.status == "error":
         if not as_json:
             click.echo(f"mirador: error: {done.error}", file=err)

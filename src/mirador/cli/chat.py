@@ -12,7 +12,7 @@ import click
 
 from mirador.backends import Message
 from mirador.cli.ask import split_stages, stream_answer
-from mirador.cli.render import TerminalRenderer, use_color
+from mirador.cli.render import TerminalRenderer, use_color, warnings_between_lines
 from mirador.cli.text import text_problem
 from mirador.orchestration.events import Done
 from mirador.orchestration.hooks import Query
@@ -47,8 +47,9 @@ def chat(stages: str | None, model: str | None, no_color: bool, no_memory: bool,
         settings = without_memory(settings)
     renderer = TerminalRenderer(color=use_color(settings.config.color, no_color, sys.stdout))
     typing: list[Callable[[str], None]] = []  # told the text as it is typed
-    asyncio.run(_chat(settings, renderer, _line_reader(settings, typing), split_stages(stages),
-                      model, typing, session, namespace))
+    with warnings_between_lines(renderer):
+        asyncio.run(_chat(settings, renderer, _line_reader(settings, typing),
+                          split_stages(stages), model, typing, session, namespace))
 
 
 def _line_reader(settings: Settings,

@@ -192,6 +192,25 @@ def import_memories(file: Path, replace: bool) -> None:
     click.echo(f"imported {len(records)} memories from {file}")
 
 
+@memory.command("reindex")
+@click.option("--namespace", "-n", help=NAMESPACE_HELP)
+def reindex_memories(namespace: str | None) -> None:
+    """Embed every memory again with the embedder configured now.
+
+    Needed after changing memory.embedder or memory.embedder_model: vectors from two
+    models cannot be compared, so until then memory refuses to search or write.
+    """
+    settings, store = _open()
+    started = time.perf_counter()
+    done = _guard(store.reindex, namespace)
+    seconds = time.perf_counter() - started
+    for name, count in done.items():
+        click.echo(f"{name}: {count} memories embedded again")
+    model = settings.config.memory.embedder_model or "its packaged model"
+    click.echo(f"reindexed with {settings.config.memory.embedder} ({model}) in {seconds:.1f} s",
+               err=True)
+
+
 def _line(record: MemoryRecord) -> str:
     query = " ".join(record.query.split())
     short = query if len(query) <= 70 else query[:67] + "..."

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Protocol, TextIO
 
@@ -60,6 +63,7 @@ class TerminalRenderer:
     err: TextIO = field(default_factory=lambda: sys.stderr)
     _at_line_start: bool = True
     _held: list[Event] = field(default_factory=list)
+    _notes: list[str] = field(default_factory=list)  # warnings waiting for a line's end
 
     def show(self, event: Event) -> None:
         if isinstance(event, Ack | StageStart):
@@ -83,6 +87,31 @@ class TerminalRenderer:
         self.out.flush()
         if text:
             self._at_line_start = text.endswith("\n")
+        if self._at_line_start and self._notes:
+            self._say_notes()
+
+    def warnings(self) -> logging.Handler:
+        """A handler for Mirador's logged warnings ("memory could not be recalled...")
+        that shows each on stderr at the end of the answer's current line, never inside
+        it (the terminal shows both streams in one)."""
+        return _NoteHandler(self)
+
+    def note(self, text: str) -> None:
+        self._notes.append(text)
+        if self._at_line_start:
+            self._say_notes()
+
+    def _say_notes(self) -> None:
+        notes, self._notes = self._notes, []
+        for text in notes:
+            self.err.write(self._paint(f"mirador: {text}\n", DIM))
+        self.err.flush()
+
+    def close(self) -> None:
+        """End an open line, so warnings still waiting are shown."""
+        if self._notes and not self._at_line_start:
+            self._write("\n")
+        self._say_notes()
 
     def _on_ack(self, event: Ack) -> None:
         if not self.quiet and self.err.isatty():
@@ -151,6 +180,31 @@ class TerminalRenderer:
                    f"{event.seconds:.1f} s{first})")
         if self.err.isatty():
             self.err.write(self._paint(summary + "\n", DIM))
+
+
+@contextmanager
+def warnings_between_lines(renderer: Renderer) -> Iterator[None]:
+    """While an answer streams to a terminal, Mirador's logged warnings wait for the end
+    of the answer's line (JSON output leaves them to Python's plain stderr handler)."""
+    if not isinstance(renderer, TerminalRenderer):
+        yield
+        return
+    handler, logger = renderer.warnings(), logging.getLogger("mirador")
+    logger.addHandler(handler)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        renderer.close()
+
+
+class _NoteHandler(logging.Handler):
+    def __init__(self, renderer: TerminalRenderer) -> None:
+        super().__init__(logging.WARNING)
+        self._renderer = renderer
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._renderer.note(record.getMessage())
 
 
 def _flags(event: Done) -> str:

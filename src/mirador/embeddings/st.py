@@ -37,6 +37,9 @@ class SentenceTransformerEmbedder:
         if not (path / "modules.json").exists():
             raise EmbedderError(f"{path} is not a sentence-transformers model folder (no "
                                 "modules.json); set memory.embedder_model to one")
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()  # its bar would break into an answer
         model = SentenceTransformer(str(path), device="cpu", local_files_only=True)
         return cls(model)
 

@@ -275,6 +275,16 @@ class LexicalIndex:
                           np.frombuffer(doc, dtype=np.float32))
                 for i, q, ts, search, doc in rows}
 
+    def sample(self, namespace: str) -> tuple[str, np.ndarray] | None:
+        """The shortest memory's whole exchange and its stored vector (None when empty):
+        what the store embeds again to check that its model has not changed."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT terms.text, docs.doc FROM docs JOIN terms ON terms.rowid = docs.rowid "
+                "WHERE docs.namespace = ? ORDER BY length(terms.text), docs.rowid LIMIT 1",
+                (namespace,)).fetchone()
+        return None if row is None else (str(row[0]), np.frombuffer(row[1], dtype=np.float32))
+
     def search(self, namespace: str, text: str, limit: int) -> list[tuple[str, float]]:
         """The best `limit` memories of the namespace for `text`: (id, BM25 score), best first."""
         match = match_any(text)

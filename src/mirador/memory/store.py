@@ -34,8 +34,8 @@ from typing import Any
 import numpy as np
 
 from mirador.embeddings import Embedder
-from mirador.errors import MemoryStoreError
-from mirador.memory import erase
+from mirador.errors import EmbedderChanged, MemoryStoreError
+from mirador.memory import erase, reindex
 from mirador.memory.files import check_store_files
 from mirador.memory.lexical import Entry, LexicalIndex, Stored
 from mirador.memory.phrasing import as_statement
@@ -65,6 +65,8 @@ def open_store(settings: Settings, embedder: Embedder, params: RankingParams) ->
                         erase_dir=directory)
     if erase.pending(directory):
         store.finish_erase()
+    for namespace, records in reindex.pending(directory):
+        store.rewrite(namespace, records)
     return store
 
 
@@ -152,6 +154,8 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._collections: dict[tuple[str, str], Any] = {}
         self._synced: set[str] = set()
+        self._same_model: set[str] = set()  # namespaces whose vectors the embedder made
+        self.check_embedder = True  # off only where vectors are not embeddings (benchmarks)
 
     def close(self) -> None:
         """Release the client (the last client of a path or server closes its connections)."""
@@ -211,6 +215,7 @@ class MemoryStore:
                 self._add_batch(namespace, group[start:start + _BATCH])
 
     def _add_batch(self, namespace: str, records: Sequence[MemoryRecord]) -> None:
+        self._check_model(namespace)
         queries = self.embedder.embed([r.query for r in records])
         docs = self.embedder.embed([r.document for r in records])
         self.add_vectors(namespace, records, queries, docs)
@@ -261,6 +266,54 @@ class MemoryStore:
                       np.asarray(search, dtype=np.float32), docs[i])
                 for i, text, meta, search in zip(got["ids"], got["documents"], got["metadatas"],
                                                  got["embeddings"], strict=True) if i in docs]
+
+    def _check_model(self, namespace: str) -> None:
+        """Refuse a namespace whose memories another model embedded (once per namespace:
+        the shortest stored exchange is embedded again and compared, see `reindex`)."""
+        if namespace in self._same_model or not self.check_embedder:
+            return
+        if self._collection(namespace, "mem", create=False) is not None:
+            self._sync(namespace)
+        sample = self.lexical.sample(namespace)
+        if sample is not None:
+            text, stored = sample
+            now = self.embedder.embed([text])[0]
+            if not reindex.same_model(stored, now):
+                raise EmbedderChanged(
+                    f"the memories in namespace '{namespace}' were embedded by another model "
+                    f"than the one memory.embedder names now (their vectors have "
+                    f"{stored.shape[0]} dimensions, the model's {now.shape[0]}); run "
+                    "'mirador memory reindex' to embed them again with it (every memory is "
+                    "kept), or set memory.embedder and memory.embedder_model back")
+        self._same_model.add(namespace)
+
+    def reindex(self, namespace: str | None = None) -> dict[str, int]:
+        """Embed every memory (of a namespace) again with this store's embedder; returns
+        how many memories each namespace has. A crash midway is finished at the next open."""
+        done = {}
+        for name in [namespace] if namespace else self.namespaces():
+            records = list(self.records(name))
+            if self.erase_dir is not None:
+                reindex.write_journal(self.erase_dir, name, records)
+            self.rewrite(name, records)
+            done[name] = len(records)
+        return done
+
+    def rewrite(self, namespace: str, records: Sequence[MemoryRecord]) -> None:
+        """Make the namespace hold exactly `records`, embedded anew (its collections and
+        index dropped first); the journal of an interrupted reindex is removed after."""
+        for kind in ("mem", "doc"):
+            if self._collection(namespace, kind, create=False) is not None:
+                self.client.delete_collection(collection_name(namespace, kind))
+        with self._lock:
+            self._collections.pop((namespace, "mem"), None)
+            self._collections.pop((namespace, "doc"), None)
+        self.lexical.drop_namespace(namespace)
+        self._synced.discard(namespace)
+        self._same_model.discard(namespace)
+        self.add(records)
+        if self.erase_dir is not None:
+            reindex.remove(reindex.journal_path(self.erase_dir, namespace))
 
     def set_rating(self, memory_id: str, rating: int | None) -> bool:
         """Record a rating (1-5) on a memory; False when no memory has that id."""
@@ -394,7 +447,7 @@ class MemoryStore:
         mem = self._collection(namespace, "mem", create=False)
         if mem is None:
             return []
-        self._sync(namespace)
+        self._check_model(namespace)
         by_blend = _lookups().submit(mem.query, query_embeddings=[vector], n_results=CANDIDATES,
                                      include=["distances"])
         by_words = _lookups().submit(self.lexical.search, namespace, text, CANDIDATES)
