@@ -74,21 +74,37 @@ def half(data: dict[str, Any], name: str) -> list[dict[str, Any]]:
     return [p for p in data["probes"] if p["half"] == name]
 
 
-def vectors(data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
-    """Every memory's query and whole-exchange vectors, computed once and cached in the temp
-    directory (keyed by the texts), since embedding 4,800 texts takes minutes on 2 cores."""
-    import hashlib
+_EMBEDDERS: dict[str, Any] = {}
 
-    from mirador.embeddings.minilm import MiniLMEmbedder
+
+def embedder(model: str | None = None) -> Any:
+    """MiniLM as Mirador runs it by default, or (`--embedder-model`) a sentence-transformers
+    model folder, as `memory.embedder: sentence-transformers` runs it; loaded once."""
+    if (model or "") not in _EMBEDDERS:
+        from mirador.embeddings.minilm import MiniLMEmbedder
+        from mirador.embeddings.st import SentenceTransformerEmbedder
+
+        _EMBEDDERS[model or ""] = (SentenceTransformerEmbedder.load(model) if model
+                                   else MiniLMEmbedder.load())
+    return _EMBEDDERS[model or ""]
+
+
+def vectors(data: dict[str, Any], model: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Every memory's query and whole-exchange vectors, computed once and cached in the temp
+    directory (keyed by the texts and model), since embedding 4,800 texts takes minutes on
+    2 cores."""
+    import hashlib
 
     memories = records(data)
     texts = [r.query for r in memories] + [r.document for r in memories]
-    key = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
+    key = hashlib.sha256("\0".join([*texts, model or ""]).encode()).hexdigest()[:16]
+    if not model:  # the name MiniLM's cache always had
+        key = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
     cache = Path(tempfile.gettempdir()) / f"mirador-recall-{key}.npy"
     if cache.exists():
         both = np.load(cache)
     else:
-        both = MiniLMEmbedder.load().embed(texts)
+        both = embedder(model).embed(texts)
         np.save(cache, both)
     return both[: len(memories)], both[len(memories):]
 
@@ -138,15 +154,14 @@ def objective(figures: dict[str, Any]) -> float:
 class Mirador:
     """The real store over the whole set, with each probe's candidates gathered once."""
 
-    def __init__(self, data: dict[str, Any], home: Path) -> None:
-        from mirador.embeddings.minilm import MiniLMEmbedder
+    def __init__(self, data: dict[str, Any], home: Path, model: str | None = None) -> None:
         from mirador.memory.ranking import RankingParams
         from mirador.memory.records import parse_time
         from mirador.memory.store import open_store
 
         self.now = parse_time(data["now"])
-        self.store = open_store(_settings(home), MiniLMEmbedder.load(), RankingParams())
-        queries, docs = vectors(data)
+        self.store = open_store(_settings(home), embedder(model), RankingParams())
+        queries, docs = vectors(data, model)
         started = time.perf_counter()
         memories = records(data)
         for namespace in sorted({r.namespace for r in memories}):
@@ -180,9 +195,7 @@ class Baseline:
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
-        from mirador.embeddings.minilm import MiniLMEmbedder
-
-        embedder = MiniLMEmbedder.load()
+        minilm = embedder()
         client = chromadb.PersistentClient(path=str(home),
                                            settings=ChromaSettings(anonymized_telemetry=False))
         self.col = client.create_collection("baseline", embedding_function=None,
@@ -196,7 +209,7 @@ class Baseline:
                                     for m in memories[start:start + 1000]])
         self.found = {}
         for p in data["probes"]:
-            got = self.col.query(query_embeddings=embedder.embed([p["query"]]), n_results=5,
+            got = self.col.query(query_embeddings=minilm.embed([p["query"]]), n_results=5,
                                  where={"namespace": p["namespace"]})
             self.found[p["id"]] = [(i, 1.0 - d) for i, d in
                                    zip(got["ids"][0], got["distances"][0], strict=True)]
@@ -258,17 +271,21 @@ def _brief(figures: dict[str, Any]) -> dict[str, Any]:
     return {k: figures[k] for k in ("recall@1", "recall@5", "supersession", "nothing_injected")}
 
 
-def quality(data: dict[str, Any], tuning: bool) -> dict[str, Any]:
+def quality(data: dict[str, Any], tuning: bool, model: str | None = None) -> dict[str, Any]:
     from mirador.memory.ranking import RankingParams
 
     with tempfile.TemporaryDirectory() as home, tempfile.TemporaryDirectory() as base_home:
         print("embedding and importing the set...", file=sys.stderr, flush=True)
-        mirador = Mirador(data, Path(home))
+        mirador = Mirador(data, Path(home), model)
         result: dict[str, Any] = {"import_seconds": round(mirador.import_seconds, 1)}
         if tuning:
             print("tuning...", file=sys.stderr, flush=True)
             result["tune"] = tune(mirador, data)
         params = RankingParams()
+        if model:  # the gate's threshold is the model's own, set by the same rule
+            tuning_half = half(data, "tuning")
+            params = replace(params, inject_similarity=calibrate(
+                mirador.similarities(tuning_half, params), tuning_half))
         baseline = Baseline(data, Path(base_home))
         threshold = calibrate(baseline.found, half(data, "tuning"))
         for name in ("held_out", "tuning"):
@@ -300,10 +317,10 @@ def _examples(mirador: Mirador, data: dict[str, Any], params: Any) -> list[dict[
 
 # -- latency -----------------------------------------------------------------------------
 
-def latency(size: int, data: dict[str, Any], repeats: int) -> dict[str, Any]:
+def latency(size: int, data: dict[str, Any], repeats: int,
+            model: str | None = None) -> dict[str, Any]:
     """Fill one namespace with `size` memories (the set's texts, numbered; random unit
     vectors), then time real recalls, and plain Chroma's query on the same collection."""
-    from mirador.embeddings.minilm import MiniLMEmbedder
     from mirador.memory.ranking import RankingParams
     from mirador.memory.records import MemoryRecord
     from mirador.memory.store import open_store
@@ -312,9 +329,10 @@ def latency(size: int, data: dict[str, Any], repeats: int) -> dict[str, Any]:
     now = time.time()
     texts = [(m["query"], m["response"]) for m in data["memories"]]
     queries = [p["query"] for p in data["probes"]]
-    embedder = MiniLMEmbedder.load()
+    model_in_use = embedder(model)
+    width = model_in_use.dimension
     with tempfile.TemporaryDirectory() as home:
-        store = open_store(_settings(Path(home)), embedder, RankingParams())
+        store = open_store(_settings(Path(home)), model_in_use, RankingParams())
         store.check_embedder = False  # random unit vectors, not MiniLM's
         started = time.perf_counter()
         for start in range(0, size, 5000):
@@ -324,7 +342,8 @@ def latency(size: int, data: dict[str, Any], repeats: int) -> dict[str, Any]:
                                   response=texts[(start + i) % len(texts)][1], namespace="default",
                                   timestamp=now - float(rng.uniform(0, 3e7)))
                      for i in range(count)]
-            store.add_vectors("default", batch, _unit(rng, count), _unit(rng, count))
+            store.add_vectors("default", batch, _unit(rng, count, width),
+                              _unit(rng, count, width))
         fill = time.perf_counter() - started
         store.recall(queries[0], now, "default")  # the first query loads the index
         mine, plain = _timed(store, queries, now, repeats)
@@ -353,8 +372,8 @@ def _ms(times: list[float], q: int) -> float:
     return round(float(np.percentile(times, q)) * 1000, 2)
 
 
-def _unit(rng: np.random.Generator, count: int) -> np.ndarray:
-    vectors = rng.standard_normal((count, 384)).astype(np.float32)
+def _unit(rng: np.random.Generator, count: int, width: int) -> np.ndarray:
+    vectors = rng.standard_normal((count, width)).astype(np.float32)
     return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
 
@@ -388,13 +407,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune", action="store_true", help="Search the constants on the "
                         "tuning half, check them on the held-out half.")
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument("--embedder-model", help="Rank with this sentence-transformers model "
+                        "folder instead of MiniLM (the baseline stays plain Chroma + MiniLM).")
     args = parser.parse_args(argv)
     data = load_set(args.set)
     result: dict[str, Any] = {
         "set": str(args.set.relative_to(ROOT) if args.set.is_relative_to(ROOT) else args.set),
         "memories": len(data["memories"]), "probes": len(data["probes"]),
-        "quality": quality(data, args.tune),
-        "latency": [latency(int(s), data, args.repeats) for s in args.sizes.split(",") if s],
+        "embedder": args.embedder_model or "all-MiniLM-L6-v2 (packaged)",
+        "quality": quality(data, args.tune, args.embedder_model),
+        "latency": [latency(int(s), data, args.repeats, args.embedder_model)
+                    for s in args.sizes.split(",") if s],
         "startup": startup()}
     print_report(result)
     args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -406,7 +429,7 @@ def main(argv: list[str] | None = None) -> int:
 def print_report(result: dict[str, Any]) -> None:
     quality = result["quality"]
     print(f"Recall set: {result['memories']} memories, {result['probes']} probes "
-          f"(import {quality['import_seconds']} s)")
+          f"(import {quality['import_seconds']} s); Mirador embeds with {result['embedder']}")
     header = ("recall@1", "recall@5", "supersession", "nothing_injected", "injected")
     print(f"{'':38}" + "".join(f"{h:>17}" for h in header))
     for name in ("held_out", "tuning"):

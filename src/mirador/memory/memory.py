@@ -246,7 +246,7 @@ class Memory:
             error = self._errors.pop(0)
             self._errors.clear()
             if isinstance(error, MiradorError):
-                raise error
+                raise type(error)(f"not remembered: {error}") from error
             raise MemoryStoreError(f"could not store a memory ({error})") from error
 
     async def aclose(self) -> None:
