@@ -212,6 +212,24 @@ def test_memory_turned_off_is_a_clear_501(make_server: Callable[..., ServerThrea
     assert reply.status_code == 501 and "memory.enabled" in reply.json()["error"]["message"]
 
 
+def test_memory_from_another_embedder_is_a_clear_409(
+        make_server: Callable[..., ServerThread]) -> None:
+    from mirador.memory.memory import ranking_params
+    from mirador.memory.store import open_store
+    from tests.memory.conftest import rec
+    from tests.memory.test_reindex import Letters
+
+    server = make_server()
+    settings = server.app.state.runtime.settings  # type: ignore[attr-defined]
+    other = open_store(settings, Letters(), ranking_params(settings))  # type: ignore[arg-type]
+    other.add([rec("car", "I drive a 2015 Honda Civic.")])
+    reply = httpx.get(f"{server.url}/mirador/memory/search", params={"q": "my car"}, timeout=60)
+    other.close()
+    assert reply.status_code == 409
+    assert reply.json()["error"]["type"] == "embedder_changed"
+    assert "mirador memory reindex" in reply.json()["error"]["message"]
+
+
 def wait_until(condition: Callable[[], bool], seconds: float = 60.0) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:

@@ -25,6 +25,7 @@ from mirador.errors import (
     BackendUnavailableError,
     ConfigError,
     ContextOverflowError,
+    EmbedderChanged,
     MemoryStoreError,
     MiradorError,
     MissingExtraError,
@@ -86,6 +87,7 @@ _STATUS: tuple[tuple[type[MiradorError], int, str], ...] = (
     (BackendError, 502, "backend_error"),
     (ModelError, 500, "model_error"),
     (AllStagesFailedError, 500, "no_answer"),
+    (EmbedderChanged, 409, "embedder_changed"),  # the store, not the request: reindex
     (MemoryStoreError, 500, "memory_error"),
 )
 
