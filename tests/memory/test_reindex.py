@@ -70,8 +70,9 @@ def test_another_model_is_refused_with_what_to_do(written: Settings, minilm: Min
         with pytest.raises(EmbedderChanged, match="mirador memory reindex"):
             store.recall("What car do I drive?", time.time(), "default")
         with pytest.raises(EmbedderChanged, match="namespace 'work'"):
-            store.add([rec("w2", "We test on Thursdays.", namespace="work")])
-        assert store.count() == 3  # nothing written, nothing lost
+            store.add([rec("n1", "A new namespace's first memory.", namespace="new"),
+                       rec("w2", "We test on Thursdays.", namespace="work")])
+        assert store.count() == 3 and store.namespaces() == ["default", "work"]  # all or none
     finally:
         store.close()
 

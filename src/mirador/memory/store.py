@@ -210,12 +210,13 @@ class MemoryStore:
         by_namespace: dict[str, list[MemoryRecord]] = {}
         for record in records:
             by_namespace.setdefault(record.namespace, []).append(record.bounded())
+        for namespace in by_namespace:  # all or nothing: no namespace written, then refused
+            self._check_model(namespace)
         for namespace, group in by_namespace.items():
             for start in range(0, len(group), _BATCH):
                 self._add_batch(namespace, group[start:start + _BATCH])
 
     def _add_batch(self, namespace: str, records: Sequence[MemoryRecord]) -> None:
-        self._check_model(namespace)
         queries = self.embedder.embed([r.query for r in records])
         docs = self.embedder.embed([r.document for r in records])
         self.add_vectors(namespace, records, queries, docs)
