@@ -280,12 +280,14 @@ class MemoryStore:
             text, stored = sample
             now = self.embedder.embed([text])[0]
             if not reindex.same_model(stored, now):
+                why = (f"their vectors have {stored.shape[0]} dimensions, the model's "
+                       f"{now.shape[0]}" if stored.shape != now.shape else
+                       "it gives a stored memory another vector than it was stored with")
                 raise EmbedderChanged(
                     f"the memories in namespace '{namespace}' were embedded by another model "
-                    f"than the one memory.embedder names now (their vectors have "
-                    f"{stored.shape[0]} dimensions, the model's {now.shape[0]}); run "
-                    "'mirador memory reindex' to embed them again with it (every memory is "
-                    "kept), or set memory.embedder and memory.embedder_model back")
+                    f"than the one memory.embedder names now ({why}); run 'mirador memory "
+                    "reindex' to embed them again with it (every memory is kept), or set "
+                    "memory.embedder and memory.embedder_model back")
         self._same_model.add(namespace)
 
     def reindex(self, namespace: str | None = None) -> dict[str, int]:
@@ -448,6 +450,7 @@ class MemoryStore:
         mem = self._collection(namespace, "mem", create=False)
         if mem is None:
             return []
+        self._sync(namespace)
         self._check_model(namespace)
         by_blend = _lookups().submit(mem.query, query_embeddings=[vector], n_results=CANDIDATES,
                                      include=["distances"])
