@@ -245,8 +245,10 @@ class Memory:
         if self._errors:
             error = self._errors.pop(0)
             self._errors.clear()
-            if isinstance(error, MiradorError):
+            if isinstance(error, MemoryStoreError):  # each such error is its message alone
                 raise type(error)(f"not remembered: {error}") from error
+            if isinstance(error, MiradorError):
+                raise error
             raise MemoryStoreError(f"could not store a memory ({error})") from error
 
     async def aclose(self) -> None:
