@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.util
 import time
 from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
 
 from mirador.embeddings.minilm import MiniLMEmbedder
-from mirador.errors import EmbedderChanged
+from mirador.errors import EmbedderChanged, MissingExtraError
 from mirador.memory import reindex
-from mirador.memory.memory import ranking_params
+from mirador.memory.memory import Memory, ranking_params
 from mirador.memory.store import MemoryStore, collection_name, memory_dir, open_store
 from mirador.settings import Settings
 from tests.memory.conftest import rec
@@ -29,18 +32,17 @@ class OtherModel:
         return np.roll(self._minilm.embed(texts), 1, axis=1)
 
 
-class Letters:
-    """A 26-dimensional model (the test plugin's idea): a unit vector of letter counts."""
+def _test_plugin() -> ModuleType:
+    path = Path(__file__).parents[1] / "data" / "plugin_pkg" / "mirador_reverse.py"
+    spec = importlib.util.spec_from_file_location("mirador_reverse", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
-    dimension = 26
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        rows = np.zeros((len(texts), 26), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for ch in text.lower():
-                if "a" <= ch <= "z":
-                    rows[i, ord(ch) - 97] += 1
-        return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-9)
+# a 26-dimensional model: the test plugin's `letters` embedder (letter counts)
+Letters = _test_plugin().LetterEmbedder
 
 
 MEMORIES = [rec("car", "I drive a 2015 Honda Civic.", "Noted.", session_id="s1", rating=5,
@@ -142,3 +144,23 @@ def test_a_journal_never_finished_writing_is_dropped(written: Settings,
         assert store.count() == 3 and not partial.exists()
     finally:
         store.close()
+
+
+class MissingModel:
+    """A fault: an embedder whose optional package is not installed."""
+
+    dimension = 384
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        raise MissingExtraError("sentence-transformers", "st")
+
+
+def test_a_refused_write_says_it_was_not_remembered(written: Settings,
+                                                    minilm: MiniLMEmbedder) -> None:
+    for embedder, error, said in [(OtherModel(minilm), EmbedderChanged, "not remembered: "),
+                                  (MissingModel(), MissingExtraError, "this needs")]:
+        memory = Memory(written, store=_open(written, embedder))
+        memory.remember(rec("new", "I moved to Lisbon."))
+        with pytest.raises(error) as raised:  # its own kind, whatever its constructor takes
+            memory.close()
+        assert str(raised.value).startswith(said)

@@ -308,9 +308,8 @@ class MemoryStore:
         for kind in ("mem", "doc"):
             if self._collection(namespace, kind, create=False) is not None:
                 self.client.delete_collection(collection_name(namespace, kind))
-        with self._lock:
-            self._collections.pop((namespace, "mem"), None)
-            self._collections.pop((namespace, "doc"), None)
+            with self._lock:
+                self._collections.pop((namespace, kind), None)
         self.lexical.drop_namespace(namespace)
         self._synced.discard(namespace)
         self._same_model.discard(namespace)
