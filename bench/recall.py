@@ -97,9 +97,8 @@ def vectors(data: dict[str, Any], model: str | None = None) -> tuple[np.ndarray,
 
     memories = records(data)
     texts = [r.query for r in memories] + [r.document for r in memories]
-    key = hashlib.sha256("\0".join([*texts, model or ""]).encode()).hexdigest()[:16]
-    if not model:  # the name MiniLM's cache always had
-        key = hashlib.sha256("\0".join(texts).encode()).hexdigest()[:16]
+    named = [*texts, model] if model else texts  # MiniLM's cache keeps the name it had
+    key = hashlib.sha256("\0".join(named).encode()).hexdigest()[:16]
     cache = Path(tempfile.gettempdir()) / f"mirador-recall-{key}.npy"
     if cache.exists():
         both = np.load(cache)
